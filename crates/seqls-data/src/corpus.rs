@@ -1,0 +1,219 @@
+//! Which corpus an experiment uses (`[data]` in the TOML config), and loading its splits as text or as
+//! tokenised [`Example`]s.
+
+use crate::batch::Example;
+use crate::error::{DataError, Result};
+use crate::multi30k::{self, LanguagePair};
+use crate::read::{Pair, ParallelText, ReadStats, read_parallel, read_tsv};
+use crate::synth;
+use crate::tokenizer::{EOS, SubwordTokenizer};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[data]`: the corpus, the tokenizer and the batch budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// `synth` (embedded, generated), `multi30k` (needs `data_dir`), or `files` (paths below).
+    pub corpus: String,
+    /// Language pair for `multi30k`, source-target, e.g. `de-en`.
+    pub pair: String,
+    /// Directory of the Multi30k `.gz` files; the `SEQLS_DATA_DIR` environment variable when unset.
+    pub data_dir: Option<PathBuf>,
+    /// Training pairs of the synthetic corpus (validation and test get max(pairs/20, 50) each).
+    pub synth_pairs: usize,
+    /// Seed of the synthetic corpus.
+    pub synth_seed: u64,
+    /// For `files`: per split either `[source, target]` file paths or one TSV path.
+    pub train: Vec<PathBuf>,
+    pub val: Vec<PathBuf>,
+    pub test: Vec<PathBuf>,
+    /// BPE vocabulary size, special tokens included.
+    pub vocab_size: usize,
+    /// Pairs with more subword tokens than this on either side are dropped from training.
+    pub max_len: usize,
+    /// Batch budget in padded tokens (fairseq `--max-tokens`).
+    pub max_tokens: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            corpus: "synth".into(),
+            pair: "de-en".into(),
+            data_dir: None,
+            synth_pairs: 20_000,
+            synth_seed: 1,
+            train: vec![],
+            val: vec![],
+            test: vec![],
+            vocab_size: 8000,
+            max_len: 100,
+            max_tokens: 4096,
+        }
+    }
+}
+
+/// The environment variable naming the Multi30k directory.
+pub const DATA_DIR_ENV: &str = "SEQLS_DATA_DIR";
+
+impl DataConfig {
+    /// Checks values that would otherwise fail later.
+    pub fn validate(&self) -> Result<()> {
+        match self.corpus.as_str() {
+            "synth" => {
+                if self.synth_pairs == 0 {
+                    return Err(DataError::Invalid(
+                        "data.synth_pairs must be positive".into(),
+                    ));
+                }
+            }
+            "multi30k" => {
+                self.pair.parse::<LanguagePair>()?;
+            }
+            "files" => {
+                for (name, paths) in [("train", &self.train), ("val", &self.val)] {
+                    if !(1..=2).contains(&paths.len()) {
+                        return Err(DataError::Invalid(format!(
+                            "data.{name} must be [source, target] or [tsv] for corpus \"files\""
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(DataError::Invalid(format!(
+                    "unknown corpus {other:?}: use synth, multi30k or files"
+                )));
+            }
+        }
+        if self.max_tokens < self.max_len + 1 {
+            return Err(DataError::Invalid(format!(
+                "data.max_tokens ({}) must exceed data.max_len ({})",
+                self.max_tokens, self.max_len
+            )));
+        }
+        Ok(())
+    }
+
+    /// The Multi30k directory: `data_dir`, else `$SEQLS_DATA_DIR`.
+    pub fn multi30k_dir(&self) -> Result<PathBuf> {
+        self.data_dir
+            .clone()
+            .or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from))
+            .ok_or_else(|| {
+                DataError::Invalid(format!(
+                    "corpus multi30k needs --data-dir DIR or {DATA_DIR_ENV} (see `seqls corpus fetch multi30k`)"
+                ))
+            })
+    }
+
+    /// Short name of the corpus for run names: `synth`, `multi30k-de-en`, `files`.
+    pub fn name(&self) -> String {
+        match self.corpus.as_str() {
+            "multi30k" => format!("multi30k-{}", self.pair),
+            other => other.to_string(),
+        }
+    }
+
+    /// Reads one split (`train`, `val` or `test`; for Multi30k `test` is `test_2016_flickr`).
+    pub fn load_split(&self, split: &str) -> Result<ParallelText> {
+        let split = canonical_split(split)?;
+        match self.corpus.as_str() {
+            "synth" => {
+                let pairs: Vec<Pair> = self
+                    .synth_split(split)
+                    .into_iter()
+                    .map(|p| Pair {
+                        src: p.src,
+                        tgt: p.tgt,
+                    })
+                    .collect();
+                let stats = ReadStats {
+                    lines: pairs.len(),
+                    skipped_empty: 0,
+                };
+                Ok(ParallelText { pairs, stats })
+            }
+            "multi30k" => {
+                let name = if split == "test" {
+                    "test_2016_flickr"
+                } else {
+                    split
+                };
+                multi30k::read_split(&self.multi30k_dir()?, &self.pair.parse()?, name)
+            }
+            "files" => {
+                let paths = match split {
+                    "train" => &self.train,
+                    "val" => &self.val,
+                    _ => &self.test,
+                };
+                match paths.as_slice() {
+                    [tsv] => read_tsv(tsv),
+                    [src, tgt] => read_parallel(src, tgt),
+                    _ => Err(DataError::Invalid(format!("data.{split} is not set"))),
+                }
+            }
+            other => Err(DataError::Invalid(format!("unknown corpus {other:?}"))),
+        }
+    }
+
+    /// The synthetic split with its oracle (only for `corpus = "synth"`).
+    pub fn synth_split(&self, split: &str) -> Vec<synth::SynthPair> {
+        let [train, val, test] = synth::generate_splits(self.synth_pairs, self.synth_seed);
+        match split {
+            "train" => train.1,
+            "val" => val.1,
+            _ => test.1,
+        }
+    }
+}
+
+/// Maps accepted split names to `train`, `val` or `test`.
+pub fn canonical_split(split: &str) -> Result<&'static str> {
+    match split {
+        "train" => Ok("train"),
+        "val" | "valid" | "dev" => Ok("val"),
+        "test" | "test_2016_flickr" => Ok("test"),
+        other => Err(DataError::Invalid(format!(
+            "unknown split {other:?}: use train, val or test"
+        ))),
+    }
+}
+
+/// Tokenised pairs plus how many were dropped for length.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedCorpus {
+    pub examples: Vec<Example>,
+    /// Pairs dropped because a side has more than `max_len` tokens.
+    pub filtered_long: usize,
+}
+
+/// Tokenises `pairs`; the source gets a final `</s>`. With `max_len = Some(n)`, pairs whose source or
+/// target has more than `n` subword tokens are dropped and counted.
+pub fn encode_pairs(
+    tokenizer: &SubwordTokenizer,
+    pairs: &[Pair],
+    max_len: Option<usize>,
+) -> Result<EncodedCorpus> {
+    let mut out = EncodedCorpus::default();
+    for (index, pair) in pairs.iter().enumerate() {
+        let mut src = tokenizer.encode(&pair.src)?;
+        let tgt = tokenizer.encode(&pair.tgt)?;
+        if max_len.is_some_and(|n| src.len() > n || tgt.len() > n) {
+            out.filtered_long += 1;
+            continue;
+        }
+        src.push(EOS);
+        out.examples.push(Example { index, src, tgt });
+    }
+    Ok(out)
+}
+
+/// Trains the joint tokenizer on the training pairs (source and target sentences together).
+pub fn train_tokenizer(pairs: &[Pair], vocab_size: usize) -> Result<SubwordTokenizer> {
+    SubwordTokenizer::train(
+        pairs.iter().flat_map(|p| [p.src.as_str(), p.tgt.as_str()]),
+        vocab_size,
+    )
+}

@@ -1,0 +1,17 @@
+//! seqls-data: parallel corpora (files, TSV, Multi30k, the embedded synthetic corpus), the joint BPE
+//! tokenizer and token-budget batching. No tensors here.
+
+pub mod batch;
+pub mod corpus;
+pub mod error;
+pub mod multi30k;
+pub mod read;
+pub mod stats;
+pub mod synth;
+pub mod tokenizer;
+
+pub use batch::{Batch, Example, make_batch, plan_batches};
+pub use corpus::{DataConfig, EncodedCorpus, encode_pairs, train_tokenizer};
+pub use error::{DataError, Result};
+pub use read::{Pair, ParallelText};
+pub use tokenizer::SubwordTokenizer;

@@ -1,0 +1,19 @@
+//! The one thing beam search needs from a model.
+
+/// Scores the next token for a set of partial hypotheses ("rows").
+///
+/// Row `i` of a call corresponds to row `i` of the previous call after [`Scorer::reorder`]. Before the
+/// first call there is one row per source sentence, in input order; the search then grows, shrinks and
+/// permutes the rows with `reorder`.
+pub trait Scorer {
+    /// Size of the vocabulary (the width of each row of log-probabilities).
+    fn vocab_size(&self) -> usize;
+
+    /// Given each row's last token (`<s>` at the first step), returns row-major log-probabilities
+    /// `[rows, vocab]` of the next token, computed from the logits divided by `temperature`.
+    fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32>;
+
+    /// Keeps row `parents[i]` as the new row `i`. Rows may repeat (a hypothesis with several
+    /// continuations) or vanish (pruned hypotheses, finished sentences).
+    fn reorder(&mut self, parents: &[usize]);
+}

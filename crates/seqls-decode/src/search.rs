@@ -1,0 +1,410 @@
+//! Batched beam search over any [`Scorer`].
+//!
+//! **Step.** For every unfinished sentence, each of its active hypotheses `h` (at most `K` = beam size)
+//! is extended by every allowed token `v`: `score(h·v) = score(h) + log p(v | h)`. The best `2K`
+//! candidates of the sentence are ranked; a candidate ending in `</s>` becomes a finished hypothesis if
+//! its rank is below `K` (fairseq and Hugging Face do the same), and the first `K` other candidates form
+//! the next beam. Rows of all sentences are scored in one [`Scorer`] call per step.
+//!
+//! **Length penalty.** A finished hypothesis of `n` tokens (`</s>` included) is ranked by
+//! `score / lp(n)`: `lp(n) = n^A` (`--lenpen A`, fairseq; `A = 0` is unnormalised) or
+//! `lp(n) = ((5 + n) / 6)^A` (`--lenpen-gnmt A`, Wu et al. 2016).
+//!
+//! **Stopping rule (exact).** A sentence is done when it has `K` finished hypotheses and no active
+//! hypothesis can still beat the worst of them: since log-probabilities are ≤ 0 a hypothesis's score
+//! never rises, so its best reachable normalised score is `max(score/lp(n+1), score/lp(L))` over the
+//! lengths still allowed (`lp` is monotone), and the sentence stops when that bound is below the worst
+//! finished normalised score for every active hypothesis. With `K = 1` the search is greedy: the first
+//! finished hypothesis ends the sentence. A sentence also ends when its hypotheses reach the maximum
+//! length `L = a · source_len + b` (tokens before `</s>`), where only `</s>` is allowed.
+//!
+//! **Constraints.** `<pad>` and `<s>` are never produced; `</s>` is forbidden before `min_len` tokens;
+//! `--no-repeat-ngram N` forbids a token that would repeat an `N`-gram of the hypothesis;
+//! `--unk-penalty P` subtracts `P` from the log-probability of `<unk>` when ranking. The reported
+//! `score` of a hypothesis is always the sum of its `token_log_probs` (model log-probabilities at the
+//! chosen temperature, penalties excluded).
+
+use crate::scorer::Scorer;
+use serde::{Deserialize, Serialize};
+
+/// How finished hypotheses are normalised by length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "alpha", rename_all = "lowercase")]
+pub enum LengthPenalty {
+    /// `lp(n) = n^A` (fairseq `--lenpen`). `A = 0` ranks by the raw sum of log-probabilities.
+    Power(f64),
+    /// `lp(n) = ((5 + n) / 6)^A` (GNMT).
+    Gnmt(f64),
+}
+
+impl LengthPenalty {
+    /// `lp(n)` for a hypothesis of `n` tokens.
+    pub fn divisor(self, n: usize) -> f64 {
+        match self {
+            LengthPenalty::Power(a) => (n as f64).powf(a),
+            LengthPenalty::Gnmt(a) => ((5.0 + n as f64) / 6.0).powf(a),
+        }
+    }
+
+    /// `score / lp(n)`.
+    pub fn normalize(self, score: f64, n: usize) -> f64 {
+        score / self.divisor(n)
+    }
+}
+
+/// Ids the search must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialTokens {
+    pub pad: u32,
+    pub bos: u32,
+    pub eos: u32,
+    pub unk: u32,
+}
+
+/// Options of the search (`[decode]` in the config; flags of `seqls decode`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Beam size `K`; 1 is greedy search.
+    pub beam_size: usize,
+    pub length_penalty: LengthPenalty,
+    /// Fewest tokens before `</s>`.
+    pub min_len: usize,
+    /// Maximum tokens before `</s>` = `max_len_a · source_tokens + max_len_b` (source `</s>` not counted).
+    pub max_len_a: f64,
+    pub max_len_b: usize,
+    /// Hypotheses returned per sentence (≤ beam size).
+    pub nbest: usize,
+    /// Forbid repeating any n-gram of this size (0 = off).
+    pub no_repeat_ngram: usize,
+    /// Logits are divided by this before the softmax.
+    pub temperature: f32,
+    /// Subtracted from the log-probability of `<unk>` when ranking (nats).
+    pub unk_penalty: f64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            beam_size: 4,
+            length_penalty: LengthPenalty::Power(1.0),
+            min_len: 0,
+            max_len_a: 1.5,
+            max_len_b: 10,
+            nbest: 1,
+            no_repeat_ngram: 0,
+            temperature: 1.0,
+            unk_penalty: 0.0,
+        }
+    }
+}
+
+impl SearchConfig {
+    /// Checks the options; the message names the offending one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.beam_size == 0 {
+            return Err("beam size must be at least 1".into());
+        }
+        if self.nbest == 0 || self.nbest > self.beam_size {
+            return Err(format!(
+                "nbest ({}) must be between 1 and the beam size ({})",
+                self.nbest, self.beam_size
+            ));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(format!(
+                "temperature must be positive, got {}",
+                self.temperature
+            ));
+        }
+        if !(self.max_len_a >= 0.0) {
+            return Err(format!("max-len-a must be ≥ 0, got {}", self.max_len_a));
+        }
+        Ok(())
+    }
+
+    /// Maximum number of tokens before `</s>` for a source of `source_len` tokens.
+    pub fn max_len(&self, source_len: usize) -> usize {
+        ((self.max_len_a * source_len as f64).floor() as usize + self.max_len_b).max(self.min_len)
+    }
+}
+
+/// One finished translation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hypothesis {
+    /// Produced tokens, `</s>` included as the last one.
+    pub tokens: Vec<u32>,
+    /// Log-probability of each produced token (nats), `</s>` included.
+    pub token_log_probs: Vec<f32>,
+    /// `Σ token_log_probs`.
+    pub score: f64,
+    /// `score / lp(tokens.len())`; hypotheses are ranked by this.
+    pub normalized_score: f64,
+}
+
+/// A partial hypothesis on the beam.
+#[derive(Debug, Clone)]
+struct Active {
+    tokens: Vec<u32>,
+    token_log_probs: Vec<f32>,
+    /// Sum of model log-probabilities.
+    score: f64,
+    /// Score used for ranking (with the `<unk>` penalty).
+    rank_score: f64,
+}
+
+/// The search state of one sentence.
+struct SentenceSearch {
+    max_len: usize,
+    active: Vec<Active>,
+    finished: Vec<(f64, Hypothesis)>,
+    done: bool,
+}
+
+/// One candidate extension: `(rank score, row within the sentence, token, token log-prob)`.
+type Candidate = (f64, usize, u32, f32);
+
+fn banned_by_ngram(tokens: &[u32], n: usize) -> Vec<u32> {
+    if n == 0 || tokens.len() + 1 < n {
+        return vec![];
+    }
+    let prefix = &tokens[tokens.len() + 1 - n..];
+    tokens
+        .windows(n)
+        .filter(|w| &w[..n - 1] == prefix)
+        .map(|w| w[n - 1])
+        .collect()
+}
+
+impl SentenceSearch {
+    /// Appends candidates of row `row` (log-probabilities `log_probs`) to `out`, keeping only the best
+    /// `keep` per row.
+    fn row_candidates(
+        &self,
+        row: usize,
+        log_probs: &[f32],
+        config: &SearchConfig,
+        special: SpecialTokens,
+        keep: usize,
+        out: &mut Vec<Candidate>,
+    ) {
+        let hyp = &self.active[row];
+        let len = hyp.tokens.len();
+        let start = out.len();
+        if len >= self.max_len {
+            let lp = log_probs[special.eos as usize];
+            out.push((hyp.rank_score + lp as f64, row, special.eos, lp));
+            return;
+        }
+        let banned = banned_by_ngram(&hyp.tokens, config.no_repeat_ngram);
+        for (v, &lp) in log_probs.iter().enumerate() {
+            let v = v as u32;
+            if v == special.pad
+                || v == special.bos
+                || (v == special.eos && len < config.min_len)
+                || banned.contains(&v)
+                || lp == f32::NEG_INFINITY
+            {
+                continue;
+            }
+            let penalty = if v == special.unk {
+                config.unk_penalty
+            } else {
+                0.0
+            };
+            out.push((hyp.rank_score + lp as f64 - penalty, row, v, lp));
+        }
+        let added = &mut out[start..];
+        if added.len() > keep {
+            added.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
+            out.truncate(start + keep);
+        }
+    }
+
+    /// Applies one step's ranked candidates; returns the parent row (within the sentence) of each new
+    /// active hypothesis.
+    fn advance(
+        &mut self,
+        mut candidates: Vec<Candidate>,
+        config: &SearchConfig,
+        special: SpecialTokens,
+    ) -> Vec<usize> {
+        let k = config.beam_size;
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut next = Vec::with_capacity(k);
+        let mut parents = Vec::with_capacity(k);
+        for (rank, &(rank_score, row, token, lp)) in candidates.iter().enumerate() {
+            let parent = &self.active[row];
+            if token == special.eos {
+                if rank < k {
+                    let mut tokens = parent.tokens.clone();
+                    tokens.push(token);
+                    let mut token_log_probs = parent.token_log_probs.clone();
+                    token_log_probs.push(lp);
+                    let score = parent.score + lp as f64;
+                    let n = tokens.len();
+                    let rank_normalized = config.length_penalty.normalize(rank_score, n);
+                    let hyp = Hypothesis {
+                        tokens,
+                        token_log_probs,
+                        score,
+                        normalized_score: config.length_penalty.normalize(score, n),
+                    };
+                    self.finished.push((rank_normalized, hyp));
+                }
+            } else if next.len() < k {
+                let mut tokens = parent.tokens.clone();
+                tokens.push(token);
+                let mut token_log_probs = parent.token_log_probs.clone();
+                token_log_probs.push(lp);
+                next.push(Active {
+                    tokens,
+                    token_log_probs,
+                    score: parent.score + lp as f64,
+                    rank_score,
+                });
+                parents.push(row);
+            }
+            if next.len() == k && rank + 1 >= k {
+                break;
+            }
+        }
+        self.active = next;
+        self.done = self.is_done(config);
+        if self.done {
+            self.active.clear();
+            parents.clear();
+        }
+        parents
+    }
+
+    fn is_done(&self, config: &SearchConfig) -> bool {
+        let k = config.beam_size;
+        if self.active.is_empty() {
+            return true;
+        }
+        if self.finished.len() < k {
+            return false;
+        }
+        if k == 1 {
+            return true;
+        }
+        let worst = self
+            .finished
+            .iter()
+            .map(|f| f.0)
+            .fold(f64::INFINITY, f64::min);
+        let lp = config.length_penalty;
+        self.active.iter().all(|h| {
+            let n_next = h.tokens.len() + 1;
+            let n_last = self.max_len + 1;
+            let best = lp
+                .normalize(h.rank_score, n_next)
+                .max(lp.normalize(h.rank_score, n_last));
+            best < worst
+        })
+    }
+
+    fn into_nbest(mut self, nbest: usize) -> Vec<Hypothesis> {
+        self.finished.sort_by(|a, b| b.0.total_cmp(&a.0));
+        self.finished
+            .into_iter()
+            .take(nbest)
+            .map(|(_, h)| h)
+            .collect()
+    }
+}
+
+/// Translates a batch: `source_lens[i]` is the token count of source `i` (without `</s>`), and the
+/// scorer starts with one row per source. Returns, per source, up to `nbest` hypotheses best first.
+pub fn beam_search<S: Scorer + ?Sized>(
+    scorer: &mut S,
+    source_lens: &[usize],
+    config: &SearchConfig,
+    special: SpecialTokens,
+) -> Vec<Vec<Hypothesis>> {
+    let k = config.beam_size;
+    let vocab = scorer.vocab_size();
+    let mut sentences: Vec<SentenceSearch> = source_lens
+        .iter()
+        .map(|&n| SentenceSearch {
+            max_len: config.max_len(n),
+            active: vec![Active {
+                tokens: vec![],
+                token_log_probs: vec![],
+                score: 0.0,
+                rank_score: 0.0,
+            }],
+            finished: vec![],
+            done: false,
+        })
+        .collect();
+    // `rows[r]` = the sentence of scorer row r; rows of one sentence are contiguous, in beam order.
+    let mut rows: Vec<usize> = (0..sentences.len()).collect();
+    let mut candidates = Vec::new();
+    while !rows.is_empty() {
+        let last: Vec<u32> = rows
+            .iter()
+            .enumerate()
+            .map(|(r, &s)| {
+                let first = rows.iter().position(|&x| x == s).expect("row of sentence");
+                sentences[s].active[r - first]
+                    .tokens
+                    .last()
+                    .copied()
+                    .unwrap_or(special.bos)
+            })
+            .collect();
+        let log_probs = scorer.next_log_probs(&last, config.temperature);
+        assert_eq!(
+            log_probs.len(),
+            rows.len() * vocab,
+            "scorer returned the wrong number of scores"
+        );
+        let mut parents = Vec::with_capacity(rows.len() * k);
+        let mut next_rows = Vec::with_capacity(rows.len() * k);
+        let mut first = 0;
+        while first < rows.len() {
+            let s = rows[first];
+            let count = rows[first..].iter().take_while(|&&x| x == s).count();
+            candidates.clear();
+            for row in 0..count {
+                let lp = &log_probs[(first + row) * vocab..(first + row + 1) * vocab];
+                sentences[s].row_candidates(row, lp, config, special, 2 * k, &mut candidates);
+            }
+            let local = sentences[s].advance(std::mem::take(&mut candidates), config, special);
+            for p in local {
+                parents.push(first + p);
+                next_rows.push(s);
+            }
+            first += count;
+        }
+        if !next_rows.is_empty() {
+            scorer.reorder(&parents);
+        }
+        rows = next_rows;
+    }
+    sentences
+        .into_iter()
+        .map(|s| s.into_nbest(config.nbest))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ngram_ban_finds_continuations_of_the_current_suffix() {
+        assert_eq!(banned_by_ngram(&[5, 6, 7, 5], 2), vec![6]);
+        assert_eq!(banned_by_ngram(&[5, 6, 5, 6], 3), vec![5]);
+        assert!(banned_by_ngram(&[5], 3).is_empty());
+    }
+
+    #[test]
+    fn length_penalties() {
+        assert_eq!(LengthPenalty::Power(0.0).normalize(-3.0, 7), -3.0);
+        assert_eq!(LengthPenalty::Power(1.0).normalize(-3.0, 3), -1.0);
+        assert!((LengthPenalty::Gnmt(1.0).divisor(1) - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,8 @@
+//! seqls-model: the transformer translator (burn), its label-smoothed loss, and the bridge that lets
+//! the burn-free beam search in `seqls-decode` drive it.
+
+pub mod loss;
+pub mod transformer;
+
+pub use loss::{Normalize, SmoothingVariant, TokenLoss, label_smoothed_loss};
+pub use transformer::{DecoderCache, DecoderOutput, ModelConfig, Transformer};

@@ -1,0 +1,579 @@
+//! An encoder-decoder transformer (Vaswani et al. 2017), read top to bottom:
+//! config → attention → feed-forward → encoder layer → decoder layer → [`Transformer`].
+//!
+//! Shapes use `B` = batch rows, `S` = source length, `T` = target length, `d` = `d_model`, `H` = heads,
+//! `dh = d / H`, `V` = vocabulary size. Token embeddings are scaled by `sqrt(d)` and added to sinusoidal
+//! positions `PE(p, 2i) = sin(p / 10000^(2i/d))`, `PE(p, 2i+1) = cos(p / 10000^(2i/d))`.
+//! Pre-norm layers compute `x + f(LN(x))` and end with a final LayerNorm; post-norm layers compute
+//! `LN(x + f(x))`. The decoder supports incremental decoding with a key/value cache
+//! ([`DecoderCache`]): self-attention keys/values are appended per step, cross-attention keys/values of
+//! the source are computed once, and the rows of the cache can be reordered for beam search.
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig,
+};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// `[model]`: sizes of the transformer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub d_model: usize,
+    pub heads: usize,
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    /// Inner size of the feed-forward blocks.
+    pub d_ff: usize,
+    /// Dropout probability on attention weights, residual branches and embeddings.
+    pub dropout: f64,
+    /// Longest sequence (in tokens, specials included) the model accepts.
+    pub max_len: usize,
+    /// Pre-norm (default, trains without warm-up tricks) or post-norm (the original paper).
+    pub pre_norm: bool,
+    /// Output projection = target embedding matrix (transposed).
+    pub tie_output: bool,
+    /// One embedding matrix for source and target (joint vocabulary).
+    pub share_embeddings: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            d_model: 256,
+            heads: 4,
+            encoder_layers: 3,
+            decoder_layers: 3,
+            d_ff: 1024,
+            dropout: 0.1,
+            max_len: 256,
+            pre_norm: true,
+            tie_output: true,
+            share_embeddings: true,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks the sizes; returns a message naming the bad key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.d_model == 0 || self.heads == 0 || self.d_model % self.heads != 0 {
+            return Err(format!(
+                "model.d_model ({}) must be a positive multiple of model.heads ({})",
+                self.d_model, self.heads
+            ));
+        }
+        if self.d_model % 2 != 0 {
+            return Err(format!(
+                "model.d_model ({}) must be even (sinusoidal positions)",
+                self.d_model
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!(
+                "model.dropout must be in [0, 1), got {}",
+                self.dropout
+            ));
+        }
+        if self.d_ff == 0 || self.max_len < 2 {
+            return Err("model.d_ff must be positive and model.max_len at least 2".into());
+        }
+        Ok(())
+    }
+
+    /// Builds a freshly initialised model for a vocabulary of `vocab_size` ids.
+    pub fn init(&self, vocab_size: usize, device: &Device) -> Transformer {
+        let d = self.d_model;
+        let embedding = || {
+            EmbeddingConfig::new(vocab_size, d)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: (d as f64).powf(-0.5),
+                })
+                .init(device)
+        };
+        let final_norm = || self.pre_norm.then(|| LayerNormConfig::new(d).init(device));
+        Transformer {
+            src_embedding: embedding(),
+            tgt_embedding: (!self.share_embeddings).then(embedding),
+            encoder: (0..self.encoder_layers)
+                .map(|_| EncoderLayer::new(self, device))
+                .collect(),
+            decoder: (0..self.decoder_layers)
+                .map(|_| DecoderLayer::new(self, device))
+                .collect(),
+            encoder_norm: final_norm(),
+            decoder_norm: final_norm(),
+            output: (!self.tie_output).then(|| linear(d, vocab_size, false, device)),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            d_model: d,
+        }
+    }
+}
+
+fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out)
+        .with_bias(bias)
+        .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+        .init(device)
+}
+
+/// Sinusoidal position encodings for positions `start..start + len`, shape `[len, d]`.
+fn positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
+    let mut values = Vec::with_capacity(len * d);
+    for p in start..start + len {
+        for i in 0..d / 2 {
+            let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / d as f64);
+            values.push(angle.sin() as f32);
+            values.push(angle.cos() as f32);
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [len, d]), device)
+}
+
+/// Multi-head scaled dot-product attention: `softmax(Q Kᵀ / sqrt(dh) + mask) V`.
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    dropout: Dropout,
+    heads: usize,
+}
+
+impl MultiHeadAttention {
+    fn new(config: &ModelConfig, device: &Device) -> Self {
+        let d = config.d_model;
+        MultiHeadAttention {
+            query: linear(d, d, true, device),
+            key: linear(d, d, true, device),
+            value: linear(d, d, true, device),
+            output: linear(d, d, true, device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            heads: config.heads,
+        }
+    }
+
+    /// `[B, L, d]` → `[B, H, L, dh]`.
+    fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [b, l, d] = x.dims();
+        x.reshape([b, l, self.heads, d / self.heads])
+            .swap_dims(1, 2)
+    }
+
+    /// Keys and values of `x` `[B, L, d]`, each `[B, H, L, dh]`.
+    fn keys_values(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+        (
+            self.split_heads(self.key.forward(x.clone())),
+            self.split_heads(self.value.forward(x)),
+        )
+    }
+
+    /// Attends from `x` `[B, Tq, d]` to precomputed keys/values `[B, H, Tk, dh]`. `mask` is `true`
+    /// where attention is forbidden, broadcastable to `[B, H, Tq, Tk]`.
+    fn attend(
+        &self,
+        x: Tensor<3>,
+        keys: Tensor<4>,
+        values: Tensor<4>,
+        mask: Option<Tensor<4, Bool>>,
+    ) -> Tensor<3> {
+        let [b, tq, d] = x.dims();
+        let dh = d / self.heads;
+        let q = self
+            .split_heads(self.query.forward(x))
+            .mul_scalar(1.0 / (dh as f64).sqrt());
+        let mut scores = q.matmul(keys.swap_dims(2, 3));
+        if let Some(mask) = mask {
+            let [_, h, tq, tk] = scores.dims();
+            scores = scores.mask_fill(mask.expand([b, h, tq, tk]), -1e9);
+        }
+        let weights = self.dropout.forward(softmax(scores, 3));
+        let context = weights.matmul(values).swap_dims(1, 2).reshape([b, tq, d]);
+        self.output.forward(context)
+    }
+}
+
+/// Position-wise feed-forward block: `W2 · dropout(relu(W1 x + b1)) + b2`.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    inner: Linear,
+    outer: Linear,
+    dropout: Dropout,
+}
+
+impl FeedForward {
+    fn new(config: &ModelConfig, device: &Device) -> Self {
+        FeedForward {
+            inner: linear(config.d_model, config.d_ff, true, device),
+            outer: linear(config.d_ff, config.d_model, true, device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.outer
+            .forward(self.dropout.forward(relu(self.inner.forward(x))))
+    }
+}
+
+/// A residual sub-layer around `f`: pre-norm `x + drop(f(LN(x)))`, post-norm `LN(x + drop(f(x)))`.
+fn residual(
+    x: Tensor<3>,
+    norm: &LayerNorm,
+    dropout: &Dropout,
+    pre_norm: bool,
+    f: impl FnOnce(Tensor<3>) -> Tensor<3>,
+) -> Tensor<3> {
+    if pre_norm {
+        x.clone() + dropout.forward(f(norm.forward(x)))
+    } else {
+        norm.forward(x.clone() + dropout.forward(f(x)))
+    }
+}
+
+/// Self-attention then feed-forward.
+#[derive(Module, Debug)]
+pub struct EncoderLayer {
+    self_attention: MultiHeadAttention,
+    feed_forward: FeedForward,
+    attention_norm: LayerNorm,
+    feed_forward_norm: LayerNorm,
+    dropout: Dropout,
+    pre_norm: bool,
+}
+
+impl EncoderLayer {
+    fn new(config: &ModelConfig, device: &Device) -> Self {
+        EncoderLayer {
+            self_attention: MultiHeadAttention::new(config, device),
+            feed_forward: FeedForward::new(config, device),
+            attention_norm: LayerNormConfig::new(config.d_model).init(device),
+            feed_forward_norm: LayerNormConfig::new(config.d_model).init(device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            pre_norm: config.pre_norm,
+        }
+    }
+
+    /// `x` `[B, S, d]`, `pad_mask` `[B, 1, 1, S]` (true at source padding).
+    fn forward(&self, x: Tensor<3>, pad_mask: &Tensor<4, Bool>) -> Tensor<3> {
+        let attn = &self.self_attention;
+        let x = residual(x, &self.attention_norm, &self.dropout, self.pre_norm, |h| {
+            let (k, v) = attn.keys_values(h.clone());
+            attn.attend(h, k, v, Some(pad_mask.clone()))
+        });
+        residual(
+            x,
+            &self.feed_forward_norm,
+            &self.dropout,
+            self.pre_norm,
+            |h| self.feed_forward.forward(h),
+        )
+    }
+}
+
+/// Causal self-attention, cross-attention to the source, feed-forward.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    self_attention: MultiHeadAttention,
+    cross_attention: MultiHeadAttention,
+    feed_forward: FeedForward,
+    self_attention_norm: LayerNorm,
+    cross_attention_norm: LayerNorm,
+    feed_forward_norm: LayerNorm,
+    dropout: Dropout,
+    pre_norm: bool,
+}
+
+/// Cached keys/values of one decoder layer, each `[rows, H, len, dh]`.
+#[derive(Clone, Debug)]
+struct LayerCache {
+    self_keys: Option<Tensor<4>>,
+    self_values: Option<Tensor<4>>,
+    cross_keys: Tensor<4>,
+    cross_values: Tensor<4>,
+}
+
+impl DecoderLayer {
+    fn new(config: &ModelConfig, device: &Device) -> Self {
+        let norm = || LayerNormConfig::new(config.d_model).init(device);
+        DecoderLayer {
+            self_attention: MultiHeadAttention::new(config, device),
+            cross_attention: MultiHeadAttention::new(config, device),
+            feed_forward: FeedForward::new(config, device),
+            self_attention_norm: norm(),
+            cross_attention_norm: norm(),
+            feed_forward_norm: norm(),
+            dropout: DropoutConfig::new(config.dropout).init(),
+            pre_norm: config.pre_norm,
+        }
+    }
+
+    /// Teacher-forced pass. `x` `[B, T, d]`, `memory` `[B, S, d]`, `causal` `[1, 1, T, T]`,
+    /// `memory_mask` `[B, 1, 1, S]`.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        memory: Tensor<3>,
+        causal: &Tensor<4, Bool>,
+        memory_mask: &Tensor<4, Bool>,
+    ) -> Tensor<3> {
+        let (sa, ca) = (&self.self_attention, &self.cross_attention);
+        let x = residual(
+            x,
+            &self.self_attention_norm,
+            &self.dropout,
+            self.pre_norm,
+            |h| {
+                let (k, v) = sa.keys_values(h.clone());
+                sa.attend(h, k, v, Some(causal.clone()))
+            },
+        );
+        let (k, v) = ca.keys_values(memory);
+        let x = residual(
+            x,
+            &self.cross_attention_norm,
+            &self.dropout,
+            self.pre_norm,
+            |h| ca.attend(h, k, v, Some(memory_mask.clone())),
+        );
+        residual(
+            x,
+            &self.feed_forward_norm,
+            &self.dropout,
+            self.pre_norm,
+            |h| self.feed_forward.forward(h),
+        )
+    }
+
+    /// One incremental step. `x` `[rows, 1, d]`; appends this position's keys/values to `cache`.
+    fn step(
+        &self,
+        x: Tensor<3>,
+        cache: &mut LayerCache,
+        memory_mask: &Tensor<4, Bool>,
+    ) -> Tensor<3> {
+        let (sa, ca) = (&self.self_attention, &self.cross_attention);
+        let x = residual(
+            x,
+            &self.self_attention_norm,
+            &self.dropout,
+            self.pre_norm,
+            |h| {
+                let (k, v) = sa.keys_values(h.clone());
+                let (k, v) = match (cache.self_keys.take(), cache.self_values.take()) {
+                    (Some(pk), Some(pv)) => {
+                        (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2))
+                    }
+                    _ => (k, v),
+                };
+                cache.self_keys = Some(k.clone());
+                cache.self_values = Some(v.clone());
+                sa.attend(h, k, v, None)
+            },
+        );
+        let (k, v) = (cache.cross_keys.clone(), cache.cross_values.clone());
+        let x = residual(
+            x,
+            &self.cross_attention_norm,
+            &self.dropout,
+            self.pre_norm,
+            |h| ca.attend(h, k, v, Some(memory_mask.clone())),
+        );
+        residual(
+            x,
+            &self.feed_forward_norm,
+            &self.dropout,
+            self.pre_norm,
+            |h| self.feed_forward.forward(h),
+        )
+    }
+}
+
+/// The key/value cache of an incremental decode over `rows` hypotheses.
+#[derive(Clone, Debug)]
+pub struct DecoderCache {
+    layers: Vec<LayerCache>,
+    /// `[rows, 1, 1, S]`, true at source padding.
+    memory_mask: Tensor<4, Bool>,
+    /// Number of target positions already decoded.
+    position: usize,
+}
+
+impl DecoderCache {
+    /// Number of hypothesis rows.
+    pub fn rows(&self) -> usize {
+        self.memory_mask.dims()[0]
+    }
+
+    /// Keeps row `order[i]` as the new row `i` (beam search's "reorder by parent").
+    pub fn reorder(&mut self, order: Tensor<1, Int>) {
+        self.memory_mask = self.memory_mask.clone().select(0, order.clone());
+        for layer in &mut self.layers {
+            layer.cross_keys = layer.cross_keys.clone().select(0, order.clone());
+            layer.cross_values = layer.cross_values.clone().select(0, order.clone());
+            layer.self_keys = layer.self_keys.take().map(|t| t.select(0, order.clone()));
+            layer.self_values = layer.self_values.take().map(|t| t.select(0, order.clone()));
+        }
+    }
+}
+
+/// What a decoder pass returns.
+#[derive(Debug, Clone)]
+pub struct DecoderOutput {
+    /// Unnormalised scores, `[B, T, V]`.
+    pub logits: Tensor<3>,
+    /// Final decoder hidden state before the output projection (the "penultimate layer"), `[B, T, d]`.
+    pub hidden: Tensor<3>,
+}
+
+/// The encoder-decoder translator.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    src_embedding: Embedding,
+    /// `None` when source and target share `src_embedding`.
+    tgt_embedding: Option<Embedding>,
+    encoder: Vec<EncoderLayer>,
+    decoder: Vec<DecoderLayer>,
+    encoder_norm: Option<LayerNorm>,
+    decoder_norm: Option<LayerNorm>,
+    /// `None` when tied to the target embedding.
+    output: Option<Linear>,
+    dropout: Dropout,
+    d_model: usize,
+}
+
+impl Transformer {
+    fn target_embedding(&self) -> &Embedding {
+        self.tgt_embedding.as_ref().unwrap_or(&self.src_embedding)
+    }
+
+    /// `sqrt(d) · E[tokens] + PE`, then dropout. `tokens` `[B, L]`, positions from `start`.
+    fn embed(&self, embedding: &Embedding, tokens: Tensor<2, Int>, start: usize) -> Tensor<3> {
+        let [_, len] = tokens.dims();
+        let device = tokens.device();
+        let x = embedding
+            .forward(tokens)
+            .mul_scalar((self.d_model as f64).sqrt());
+        self.dropout
+            .forward(x + positions(start, len, self.d_model, &device).unsqueeze::<3>())
+    }
+
+    /// The output-projection matrix `[d, V]` (the tied embedding transposed, or the output layer).
+    pub fn output_matrix(&self) -> Tensor<2> {
+        match &self.output {
+            Some(linear) => linear.weight.val(),
+            None => self.target_embedding().weight.val().transpose(),
+        }
+    }
+
+    fn project(&self, hidden: Tensor<3>) -> Tensor<3> {
+        match &self.output {
+            Some(linear) => linear.forward(hidden),
+            None => hidden.matmul(
+                self.target_embedding()
+                    .weight
+                    .val()
+                    .transpose()
+                    .unsqueeze::<3>(),
+            ),
+        }
+    }
+
+    /// `true` at source padding, `[B, 1, 1, S]`.
+    pub fn source_mask(src: &Tensor<2, Int>, pad_id: u32) -> Tensor<4, Bool> {
+        let [b, s] = src.dims();
+        src.clone().equal_elem(pad_id as i64).reshape([b, 1, 1, s])
+    }
+
+    /// Encodes `src` `[B, S]` into `[B, S, d]`.
+    pub fn encode(&self, src: Tensor<2, Int>, src_mask: &Tensor<4, Bool>) -> Tensor<3> {
+        let mut x = self.embed(&self.src_embedding, src, 0);
+        for layer in &self.encoder {
+            x = layer.forward(x, src_mask);
+        }
+        match &self.encoder_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
+    }
+
+    /// Teacher-forced pass: `src` `[B, S]`, `tgt_in` `[B, T]` (`<s>` + target) → logits `[B, T, V]`.
+    pub fn forward(
+        &self,
+        src: Tensor<2, Int>,
+        tgt_in: Tensor<2, Int>,
+        pad_id: u32,
+    ) -> DecoderOutput {
+        let src_mask = Self::source_mask(&src, pad_id);
+        let memory = self.encode(src, &src_mask);
+        let [_, t] = tgt_in.dims();
+        let device = tgt_in.device();
+        let causal = Tensor::<2, Bool>::tril_mask([t, t], 0, &device).unsqueeze::<4>();
+        let mut x = self.embed(self.target_embedding(), tgt_in, 0);
+        for layer in &self.decoder {
+            x = layer.forward(x, memory.clone(), &causal, &src_mask);
+        }
+        let hidden = match &self.decoder_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        DecoderOutput {
+            logits: self.project(hidden.clone()),
+            hidden,
+        }
+    }
+
+    /// Encodes `src` `[rows, S]` and computes every layer's cross-attention keys/values once.
+    pub fn start_decoding(&self, src: Tensor<2, Int>, pad_id: u32) -> DecoderCache {
+        let memory_mask = Self::source_mask(&src, pad_id);
+        let memory = self.encode(src, &memory_mask);
+        let layers = self
+            .decoder
+            .iter()
+            .map(|layer| {
+                let (cross_keys, cross_values) = layer.cross_attention.keys_values(memory.clone());
+                LayerCache {
+                    self_keys: None,
+                    self_values: None,
+                    cross_keys,
+                    cross_values,
+                }
+            })
+            .collect();
+        DecoderCache {
+            layers,
+            memory_mask,
+            position: 0,
+        }
+    }
+
+    /// One incremental step: `tokens` `[rows]` are the last tokens of each row (position
+    /// `cache.position`). Returns logits `[rows, V]` and hidden states `[rows, d]`.
+    pub fn decode_step(
+        &self,
+        tokens: Tensor<1, Int>,
+        cache: &mut DecoderCache,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let [rows] = tokens.dims();
+        let mut x = self.embed(
+            self.target_embedding(),
+            tokens.reshape([rows, 1]),
+            cache.position,
+        );
+        for (layer, layer_cache) in self.decoder.iter().zip(cache.layers.iter_mut()) {
+            x = layer.step(x, layer_cache, &cache.memory_mask);
+        }
+        cache.position += 1;
+        let hidden = match &self.decoder_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        };
+        let logits = self.project(hidden.clone());
+        (logits.squeeze_dim::<2>(1), hidden.squeeze_dim::<2>(1))
+    }
+}

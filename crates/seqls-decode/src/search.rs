@@ -19,7 +19,8 @@
 //! length `L = a · source_len + b` (tokens before `</s>`), where only `</s>` is allowed.
 //!
 //! **Constraints.** `<pad>` and `<s>` are never produced; `</s>` is forbidden before `min_len` tokens;
-//! `--no-repeat-ngram N` forbids a token that would repeat an `N`-gram of the hypothesis;
+//! `--no-repeat-ngram N` forbids a token that would repeat an `N`-gram of the hypothesis (a hypothesis
+//! left with no allowed token ends with `</s>`);
 //! `--unk-penalty P` subtracts `P` from the log-probability of `<unk>` when ranking. The reported
 //! `score` of a hypothesis is always the sum of its `token_log_probs` (model log-probabilities at the
 //! chosen temperature, penalties excluded).
@@ -213,6 +214,12 @@ impl SentenceSearch {
                 0.0
             };
             out.push((hyp.rank_score + lp as f64 - penalty, row, v, lp));
+        }
+        if out.len() == start {
+            // Every token is forbidden (n-gram bans with a tiny vocabulary): end the hypothesis.
+            let lp = log_probs[special.eos as usize];
+            out.push((hyp.rank_score + lp as f64, row, special.eos, lp));
+            return;
         }
         let added = &mut out[start..];
         if added.len() > keep {

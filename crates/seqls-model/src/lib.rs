@@ -1,8 +1,10 @@
 //! seqls-model: the transformer translator (burn), its label-smoothed loss, and the bridge that lets
 //! the burn-free beam search in `seqls-decode` drive it.
 
+pub mod inference;
 pub mod loss;
 pub mod transformer;
 
 pub use loss::{Normalize, SmoothingVariant, TokenLoss, label_smoothed_loss};
 pub use transformer::{DecoderCache, DecoderOutput, ModelConfig, Transformer};
+pub use inference::{ModelScorer, TokenScore, teacher_forced_scores};

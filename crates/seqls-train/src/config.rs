@@ -1,0 +1,161 @@
+//! The experiment config: one TOML file with `[data]`, `[model]`, `[train]`, `[decode]` and `[sweep]`
+//! sections. Command-line flags override keys; the effective config is written next to every output.
+
+use seqls_data::DataConfig;
+use seqls_decode::SearchConfig;
+use seqls_model::{ModelConfig, Normalize, SmoothingVariant};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// `[train]`: optimisation and label smoothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Label-smoothing weight α in [0, 1).
+    pub alpha: f64,
+    pub ls_variant: SmoothingVariant,
+    pub normalize: Normalize,
+    /// Peak learning rate, reached after `warmup_steps` (inverse-square-root schedule).
+    pub lr: f64,
+    pub warmup_steps: usize,
+    /// Adam β₁, β₂ and ε.
+    pub adam_betas: (f32, f32),
+    pub adam_epsilon: f32,
+    /// Gradients are rescaled so that their global L2 norm is at most this (0 = off).
+    pub clip_norm: f64,
+    pub max_epochs: usize,
+    /// Stop after this many updates (0 = no limit).
+    pub max_steps: usize,
+    /// Seed of initialisation, dropout and batch order.
+    pub seed: u64,
+    /// Log the training loss every this many updates.
+    pub log_every: usize,
+    /// Also validate every this many updates (0 = only at the end of each epoch).
+    pub valid_every: usize,
+    /// Write the resumable checkpoint every this many updates (and at each epoch end).
+    pub checkpoint_every: usize,
+    /// Greedy-decode the validation set at each epoch end and log its BLEU.
+    pub valid_bleu: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            alpha: 0.1,
+            ls_variant: SmoothingVariant::Uniform,
+            normalize: Normalize::Tokens,
+            lr: 1e-3,
+            warmup_steps: 1000,
+            adam_betas: (0.9, 0.98),
+            adam_epsilon: 1e-9,
+            clip_norm: 1.0,
+            max_epochs: 10,
+            max_steps: 0,
+            seed: 1,
+            log_every: 50,
+            valid_every: 0,
+            checkpoint_every: 200,
+            valid_bleu: true,
+        }
+    }
+}
+
+/// `[sweep]`: the grid of `seqls sweep`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepConfig {
+    pub alphas: Vec<f64>,
+    pub beams: Vec<usize>,
+    pub seeds: Vec<u64>,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        SweepConfig { alphas: vec![0.0, 0.1, 0.2, 0.3], beams: vec![1, 2, 4, 8, 16], seeds: vec![1] }
+    }
+}
+
+/// The whole experiment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name of the experiment (default run directory `runs/<name>`).
+    pub name: String,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub decode: SearchConfig,
+    pub sweep: SweepConfig,
+}
+
+/// The embedded default (`configs/synth.toml`), so the main job needs no file.
+pub const SYNTH_TOML: &str = include_str!("../../../configs/synth.toml");
+
+impl ExperimentConfig {
+    /// Reads a TOML config; errors name the file and the offending key or line.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The embedded synthetic-corpus default.
+    pub fn synth_default() -> Self {
+        Self::parse(SYNTH_TOML).expect("configs/synth.toml is valid")
+    }
+
+    /// Checks every section.
+    pub fn validate(&self) -> Result<(), String> {
+        self.data.validate().map_err(|e| e.to_string())?;
+        self.model.validate()?;
+        self.decode.validate()?;
+        let t = &self.train;
+        if !(0.0..1.0).contains(&t.alpha) {
+            return Err(format!("train.alpha must be in [0, 1), got {}", t.alpha));
+        }
+        if !(t.lr > 0.0) || t.max_epochs == 0 {
+            return Err("train.lr and train.max_epochs must be positive".into());
+        }
+        if self.data.max_len + 2 > self.model.max_len {
+            return Err(format!("model.max_len ({}) must be at least data.max_len + 2 ({})", self.model.max_len, self.data.max_len + 2));
+        }
+        Ok(())
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_configs_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let config = ExperimentConfig::load(&path).unwrap();
+                config.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let round = ExperimentConfig::parse(&config.to_toml()).unwrap();
+                assert_eq!(round, config);
+                n += 1;
+            }
+        }
+        assert!(n >= 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = ExperimentConfig::parse("[train]\nalpah = 0.1\n").unwrap_err();
+        assert!(err.contains("alpah"), "{err}");
+    }
+}

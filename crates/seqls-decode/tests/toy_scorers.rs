@@ -2,7 +2,12 @@
 
 use seqls_decode::{Hypothesis, LengthPenalty, Scorer, SearchConfig, SpecialTokens, beam_search};
 
-const SPECIAL: SpecialTokens = SpecialTokens { pad: 0, bos: 1, eos: 2, unk: 3 };
+const SPECIAL: SpecialTokens = SpecialTokens {
+    pad: 0,
+    bos: 1,
+    eos: 2,
+    unk: 3,
+};
 
 /// Log-probabilities that depend on the source id and the whole prefix, through a hash.
 #[derive(Clone)]
@@ -15,7 +20,11 @@ struct HashScorer {
 
 impl HashScorer {
     fn new(vocab: usize, sources: &[u64]) -> Self {
-        HashScorer { vocab, rows: sources.iter().map(|&s| (s, vec![])).collect(), calls: 0 }
+        HashScorer {
+            vocab,
+            rows: sources.iter().map(|&s| (s, vec![])).collect(),
+            calls: 0,
+        }
     }
 }
 
@@ -26,7 +35,8 @@ fn log_probs_for(vocab: usize, source: u64, prefix: &[u32], temperature: f32) ->
     }
     let logits: Vec<f64> = (0..vocab)
         .map(|v| {
-            let mut x = (h ^ (v as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let mut x = (h ^ (v as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .wrapping_mul(0xBF58_476D_1CE4_E5B9);
             x ^= x >> 31;
             (x % 10_000) as f64 / 2_000.0 / temperature as f64
         })
@@ -58,7 +68,12 @@ impl Scorer for HashScorer {
 }
 
 /// Every complete hypothesis allowed by `config`, scored exactly.
-fn exhaustive(vocab: usize, source: u64, source_len: usize, config: &SearchConfig) -> Vec<Hypothesis> {
+fn exhaustive(
+    vocab: usize,
+    source: u64,
+    source_len: usize,
+    config: &SearchConfig,
+) -> Vec<Hypothesis> {
     let max_len = config.max_len(source_len);
     let mut out = Vec::new();
     let mut stack: Vec<(Vec<u32>, Vec<f32>)> = vec![(vec![], vec![])];
@@ -72,7 +87,12 @@ fn exhaustive(vocab: usize, source: u64, source_len: usize, config: &SearchConfi
             token_log_probs.push(lp[SPECIAL.eos as usize]);
             let score: f64 = token_log_probs.iter().map(|&x| x as f64).sum();
             let normalized_score = config.length_penalty.normalize(score, tokens.len());
-            out.push(Hypothesis { tokens, token_log_probs, score, normalized_score });
+            out.push(Hypothesis {
+                tokens,
+                token_log_probs,
+                score,
+                normalized_score,
+            });
         }
         if len < max_len {
             for v in 3..vocab as u32 {
@@ -89,14 +109,30 @@ fn exhaustive(vocab: usize, source: u64, source_len: usize, config: &SearchConfi
 }
 
 fn config(beam: usize, lp: LengthPenalty) -> SearchConfig {
-    SearchConfig { beam_size: beam, length_penalty: lp, max_len_a: 0.0, max_len_b: 4, nbest: 1, ..SearchConfig::default() }
+    SearchConfig {
+        beam_size: beam,
+        length_penalty: lp,
+        max_len_a: 0.0,
+        max_len_b: 4,
+        nbest: 1,
+        ..SearchConfig::default()
+    }
 }
 
 #[test]
 fn a_beam_as_wide_as_the_search_space_finds_the_exhaustive_optimum() {
-    for lp in [LengthPenalty::Power(0.0), LengthPenalty::Power(1.0), LengthPenalty::Power(0.6), LengthPenalty::Gnmt(1.0), LengthPenalty::Power(-0.5)] {
+    for lp in [
+        LengthPenalty::Power(0.0),
+        LengthPenalty::Power(1.0),
+        LengthPenalty::Power(0.6),
+        LengthPenalty::Gnmt(1.0),
+        LengthPenalty::Power(-0.5),
+    ] {
         for source in 0..20u64 {
-            let cfg = SearchConfig { nbest: 5, ..config(200, lp) };
+            let cfg = SearchConfig {
+                nbest: 5,
+                ..config(200, lp)
+            };
             let mut scorer = HashScorer::new(6, &[source]);
             let got = &beam_search(&mut scorer, &[3], &cfg, SPECIAL)[0];
             let want = exhaustive(6, source, 3, &cfg);
@@ -112,12 +148,23 @@ fn a_beam_as_wide_as_the_search_space_finds_the_exhaustive_optimum() {
 fn beam_one_is_greedy() {
     for lp in [LengthPenalty::Power(0.0), LengthPenalty::Power(1.0)] {
         for source in 0..30u64 {
-            let cfg = SearchConfig { max_len_b: 8, ..config(1, lp) };
-            let got = beam_search(&mut HashScorer::new(9, &[source]), &[5], &cfg, SPECIAL).remove(0).remove(0);
+            let cfg = SearchConfig {
+                max_len_b: 8,
+                ..config(1, lp)
+            };
+            let got = beam_search(&mut HashScorer::new(9, &[source]), &[5], &cfg, SPECIAL)
+                .remove(0)
+                .remove(0);
             let mut prefix = vec![];
             loop {
                 let lp = log_probs_for(9, source, &prefix, 1.0);
-                let best = if prefix.len() == 8 { 2 } else { (2..9u32).max_by(|&a, &b| lp[a as usize].total_cmp(&lp[b as usize])).unwrap() };
+                let best = if prefix.len() == 8 {
+                    2
+                } else {
+                    (2..9u32)
+                        .max_by(|&a, &b| lp[a as usize].total_cmp(&lp[b as usize]))
+                        .unwrap()
+                };
                 prefix.push(best);
                 if best == SPECIAL.eos {
                     break;
@@ -130,9 +177,19 @@ fn beam_one_is_greedy() {
 
 #[test]
 fn nbest_is_sorted_distinct_and_scores_are_sums_of_token_log_probs() {
-    let cfg = SearchConfig { beam_size: 6, nbest: 6, max_len_b: 7, ..SearchConfig::default() };
+    let cfg = SearchConfig {
+        beam_size: 6,
+        nbest: 6,
+        max_len_b: 7,
+        ..SearchConfig::default()
+    };
     let sources: Vec<u64> = (0..12).collect();
-    let out = beam_search(&mut HashScorer::new(12, &sources), &vec![4; 12], &cfg, SPECIAL);
+    let out = beam_search(
+        &mut HashScorer::new(12, &sources),
+        &vec![4; 12],
+        &cfg,
+        SPECIAL,
+    );
     for nbest in out {
         assert_eq!(nbest.len(), 6);
         for w in nbest.windows(2) {
@@ -148,14 +205,24 @@ fn nbest_is_sorted_distinct_and_scores_are_sums_of_token_log_probs() {
             assert!((sum - h.score).abs() < 1e-9);
             assert_eq!(h.tokens.len(), h.token_log_probs.len());
             assert_eq!(*h.tokens.last().unwrap(), SPECIAL.eos);
-            assert!(h.tokens.iter().all(|&t| t != SPECIAL.pad && t != SPECIAL.bos));
+            assert!(
+                h.tokens
+                    .iter()
+                    .all(|&t| t != SPECIAL.pad && t != SPECIAL.bos)
+            );
         }
     }
 }
 
 #[test]
 fn a_sentence_alone_or_in_a_batch_gives_the_same_output() {
-    let cfg = SearchConfig { beam_size: 4, nbest: 4, max_len_a: 1.0, max_len_b: 3, ..SearchConfig::default() };
+    let cfg = SearchConfig {
+        beam_size: 4,
+        nbest: 4,
+        max_len_a: 1.0,
+        max_len_b: 3,
+        ..SearchConfig::default()
+    };
     let sources: Vec<u64> = (100..116).collect();
     let lens: Vec<usize> = (0..16).map(|i| 1 + i % 6).collect();
     let batched = beam_search(&mut HashScorer::new(10, &sources), &lens, &cfg, SPECIAL);
@@ -168,11 +235,25 @@ fn a_sentence_alone_or_in_a_batch_gives_the_same_output() {
 #[test]
 fn length_limits_are_respected() {
     for (a, b, min) in [(0.0, 2, 0), (1.0, 1, 2), (2.0, 0, 3), (0.5, 5, 5)] {
-        let cfg = SearchConfig { beam_size: 3, nbest: 3, max_len_a: a, max_len_b: b, min_len: min, ..SearchConfig::default() };
+        let cfg = SearchConfig {
+            beam_size: 3,
+            nbest: 3,
+            max_len_a: a,
+            max_len_b: b,
+            min_len: min,
+            ..SearchConfig::default()
+        };
         for source in 0..10u64 {
             let src_len = 1 + source as usize % 4;
             let max = cfg.max_len(src_len);
-            for h in beam_search(&mut HashScorer::new(7, &[source]), &[src_len], &cfg, SPECIAL).remove(0) {
+            for h in beam_search(
+                &mut HashScorer::new(7, &[source]),
+                &[src_len],
+                &cfg,
+                SPECIAL,
+            )
+            .remove(0)
+            {
                 let n = h.tokens.len() - 1;
                 assert!(n <= max && n >= min, "length {n} outside [{min}, {max}]");
             }
@@ -182,9 +263,18 @@ fn length_limits_are_respected() {
 
 #[test]
 fn no_repeat_ngram_and_unk_penalty() {
-    let cfg = SearchConfig { beam_size: 4, no_repeat_ngram: 2, max_len_b: 12, min_len: 8, unk_penalty: 100.0, ..SearchConfig::default() };
+    let cfg = SearchConfig {
+        beam_size: 4,
+        no_repeat_ngram: 2,
+        max_len_b: 12,
+        min_len: 8,
+        unk_penalty: 100.0,
+        ..SearchConfig::default()
+    };
     for source in 0..10u64 {
-        let h = beam_search(&mut HashScorer::new(20, &[source]), &[3], &cfg, SPECIAL).remove(0).remove(0);
+        let h = beam_search(&mut HashScorer::new(20, &[source]), &[3], &cfg, SPECIAL)
+            .remove(0)
+            .remove(0);
         let body = &h.tokens[..h.tokens.len() - 1];
         assert!(!body.contains(&SPECIAL.unk));
         let mut bigrams: Vec<&[u32]> = body.windows(2).collect();
@@ -198,7 +288,13 @@ fn no_repeat_ngram_and_unk_penalty() {
 #[test]
 fn finished_sentences_leave_the_batch() {
     // One short sentence and one long: later calls score fewer rows than a full beam of both.
-    let cfg = SearchConfig { beam_size: 2, max_len_a: 0.0, max_len_b: 1, min_len: 0, ..SearchConfig::default() };
+    let cfg = SearchConfig {
+        beam_size: 2,
+        max_len_a: 0.0,
+        max_len_b: 1,
+        min_len: 0,
+        ..SearchConfig::default()
+    };
     let mut scorer = HashScorer::new(5, &[1, 2]);
     let out = beam_search(&mut scorer, &[1, 1], &cfg, SPECIAL);
     assert_eq!(out.len(), 2);

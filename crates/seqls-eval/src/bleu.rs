@@ -23,7 +23,12 @@ pub struct BleuOptions {
 
 impl Default for BleuOptions {
     fn default() -> Self {
-        BleuOptions { tokenize: "13a".into(), lowercase: false, smooth_method: "exp".into(), smooth_value: None }
+        BleuOptions {
+            tokenize: "13a".into(),
+            lowercase: false,
+            smooth_method: "exp".into(),
+            smooth_value: None,
+        }
     }
 }
 
@@ -45,15 +50,34 @@ pub struct BleuReport {
 
 fn bleu_metric(options: &BleuOptions) -> Result<Bleu, String> {
     if !["13a", "intl", "char", "none"].contains(&options.tokenize.as_str()) {
-        return Err(format!("tokenizer {:?} is not supported (use 13a, intl, char or none)", options.tokenize));
+        return Err(format!(
+            "tokenizer {:?} is not supported (use 13a, intl, char or none)",
+            options.tokenize
+        ));
     }
     if !["exp", "floor", "add-k", "none"].contains(&options.smooth_method.as_str()) {
-        return Err(format!("smoothing {:?} is not supported (use exp, floor, add-k or none)", options.smooth_method));
+        return Err(format!(
+            "smoothing {:?} is not supported (use exp, floor, add-k or none)",
+            options.smooth_method
+        ));
     }
-    if options.smooth_method == "add-k" && options.smooth_value.is_some_and(|k| k.fract() != 0.0 || k < 0.0) {
-        return Err(format!("add-k smoothing needs a whole number k, got {}", options.smooth_value.unwrap()));
+    if options.smooth_method == "add-k"
+        && options
+            .smooth_value
+            .is_some_and(|k| k.fract() != 0.0 || k < 0.0)
+    {
+        return Err(format!(
+            "add-k smoothing needs a whole number k, got {}",
+            options.smooth_value.unwrap()
+        ));
     }
-    Ok(Bleu { lowercase: options.lowercase, smooth_method: options.smooth_method.clone(), smooth_value: options.smooth_value, tokenize: options.tokenize.clone(), ..Bleu::default() })
+    Ok(Bleu {
+        lowercase: options.lowercase,
+        smooth_method: options.smooth_method.clone(),
+        smooth_value: options.smooth_value,
+        tokenize: options.tokenize.clone(),
+        ..Bleu::default()
+    })
 }
 
 /// Checks that every reference stream has one line per hypothesis.
@@ -63,14 +87,23 @@ pub fn check_lengths(hyps: &[String], refs: &[Vec<String>]) -> Result<(), String
     }
     for (i, stream) in refs.iter().enumerate() {
         if stream.len() != hyps.len() {
-            return Err(format!("reference {} has {} lines but the hypotheses have {}", i + 1, stream.len(), hyps.len()));
+            return Err(format!(
+                "reference {} has {} lines but the hypotheses have {}",
+                i + 1,
+                stream.len(),
+                hyps.len()
+            ));
         }
     }
     Ok(())
 }
 
 fn report(score: &BleuScore, signature: String) -> BleuReport {
-    let ratio = if score.ref_len > 0 { score.sys_len as f64 / score.ref_len as f64 } else { 0.0 };
+    let ratio = if score.ref_len > 0 {
+        score.sys_len as f64 / score.ref_len as f64
+    } else {
+        0.0
+    };
     BleuReport {
         score: score.score,
         precisions: score.precisions.clone(),
@@ -84,17 +117,27 @@ fn report(score: &BleuScore, signature: String) -> BleuReport {
 }
 
 /// Corpus BLEU of `hyps` against reference streams `refs[r][i]`.
-pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>], options: &BleuOptions) -> Result<BleuReport, String> {
+pub fn corpus_bleu(
+    hyps: &[String],
+    refs: &[Vec<String>],
+    options: &BleuOptions,
+) -> Result<BleuReport, String> {
     check_lengths(hyps, refs)?;
     let metric = bleu_metric(options)?;
-    Ok(report(&metric.corpus_score(hyps, refs), metric.signature(refs.len() as i64)))
+    Ok(report(
+        &metric.corpus_score(hyps, refs),
+        metric.signature(refs.len() as i64),
+    ))
 }
 
 /// Corpus chrF (β = 2, character 6-grams) and its signature.
 pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> Result<(f64, String), String> {
     check_lengths(hyps, refs)?;
     let chrf = Chrf::default();
-    Ok((chrf.corpus_score(hyps, refs).score, chrf.signature(refs.len() as i64)))
+    Ok((
+        chrf.corpus_score(hyps, refs).score,
+        chrf.signature(refs.len() as i64),
+    ))
 }
 
 /// Result of paired bootstrap resampling of one system against a baseline.
@@ -118,7 +161,14 @@ pub struct PairedBootstrap {
 /// Paired bootstrap resampling (Koehn 2004; sacreBLEU `--paired-bs`): draw `samples` resamples of the
 /// sentence indices (with replacement, seeded), score both systems on each from per-sentence BLEU
 /// statistics, and compare.
-pub fn paired_bootstrap(baseline: &[String], system: &[String], refs: &[Vec<String>], options: &BleuOptions, samples: usize, seed: u64) -> Result<PairedBootstrap, String> {
+pub fn paired_bootstrap(
+    baseline: &[String],
+    system: &[String],
+    refs: &[Vec<String>],
+    options: &BleuOptions,
+    samples: usize,
+    seed: u64,
+) -> Result<PairedBootstrap, String> {
     check_lengths(baseline, refs)?;
     check_lengths(system, refs)?;
     let metric = bleu_metric(options)?;
@@ -127,15 +177,18 @@ pub fn paired_bootstrap(baseline: &[String], system: &[String], refs: &[Vec<Stri
         return Err("no sentences to resample".into());
     }
     let stats = |hyps: &[String]| -> Vec<BleuScore> {
-        (0..n).map(|i| {
-            let seg_refs: Vec<Vec<String>> = refs.iter().map(|s| vec![s[i].clone()]).collect();
-            metric.corpus_score(&[hyps[i].clone()], &seg_refs)
-        }).collect()
+        (0..n)
+            .map(|i| {
+                let seg_refs: Vec<Vec<String>> = refs.iter().map(|s| vec![s[i].clone()]).collect();
+                metric.corpus_score(&[hyps[i].clone()], &seg_refs)
+            })
+            .collect()
     };
     let (base_stats, sys_stats) = (stats(baseline), stats(system));
     let score_of = |all: &[BleuScore], idx: &[usize]| -> f64 {
         let order = metric.max_ngram_order;
-        let (mut correct, mut total, mut sys_len, mut ref_len) = (vec![0i64; order], vec![0i64; order], 0, 0);
+        let (mut correct, mut total, mut sys_len, mut ref_len) =
+            (vec![0i64; order], vec![0i64; order], 0, 0);
         for &i in idx {
             let s = &all[i];
             for k in 0..order {
@@ -145,7 +198,17 @@ pub fn paired_bootstrap(baseline: &[String], system: &[String], refs: &[Vec<Stri
             sys_len += s.sys_len;
             ref_len += s.ref_len;
         }
-        compute_bleu(correct, total, sys_len, ref_len, &metric.smooth_method, metric.smooth_value, false, order).score
+        compute_bleu(
+            correct,
+            total,
+            sys_len,
+            ref_len,
+            &metric.smooth_method,
+            metric.smooth_value,
+            false,
+            order,
+        )
+        .score
     };
     let all: Vec<usize> = (0..n).collect();
     let (real_base, real_sys) = (score_of(&base_stats, &all), score_of(&sys_stats, &all));
@@ -160,7 +223,11 @@ pub fn paired_bootstrap(baseline: &[String], system: &[String], refs: &[Vec<Stri
         base_scores.push(score_of(&base_stats, &idx));
         sys_scores.push(score_of(&sys_stats, &idx));
     }
-    let deltas: Vec<f64> = sys_scores.iter().zip(&base_scores).map(|(s, b)| s - b).collect();
+    let deltas: Vec<f64> = sys_scores
+        .iter()
+        .zip(&base_scores)
+        .map(|(s, b)| s - b)
+        .collect();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let ci = |v: &[f64]| {
         let mut s = v.to_vec();
@@ -170,7 +237,10 @@ pub fn paired_bootstrap(baseline: &[String], system: &[String], refs: &[Vec<Stri
     };
     let real_delta = real_sys - real_base;
     let mean_delta = mean(&deltas);
-    let extreme = deltas.iter().filter(|d| (*d - mean_delta).abs() >= real_delta.abs()).count();
+    let extreme = deltas
+        .iter()
+        .filter(|d| (*d - mean_delta).abs() >= real_delta.abs())
+        .count();
     Ok(PairedBootstrap {
         samples,
         baseline: real_base,
@@ -195,16 +265,35 @@ mod tests {
     /// Expected values computed once with Python sacrebleu 2.6.0 (`sacrebleu.corpus_bleu`).
     #[test]
     fn matches_sacrebleu_on_fixed_examples() {
-        let hyps = s(&["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]);
-        let refs = vec![s(&["The dog bit the man.", "It was not unexpected.", "The man bit him first."])];
+        let hyps = s(&[
+            "The dog bit the man.",
+            "It wasn't surprising.",
+            "The man had just bitten him.",
+        ]);
+        let refs = vec![s(&[
+            "The dog bit the man.",
+            "It was not unexpected.",
+            "The man bit him first.",
+        ])];
         let r = corpus_bleu(&hyps, &refs, &BleuOptions::default()).unwrap();
         assert!((r.score - 45.06750632106114).abs() < 1e-9, "{}", r.score);
-        assert_eq!(r.signature, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
+        assert_eq!(
+            r.signature,
+            "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
+        );
         assert_eq!((r.hyp_len, r.ref_len), (17, 17));
-        assert_eq!(r.line, "BLEU = 45.07 70.6/42.9/36.4/37.5 (BP = 1.000 ratio = 1.000 hyp_len = 17 ref_len = 17)");
+        assert_eq!(
+            r.line,
+            "BLEU = 45.07 70.6/42.9/36.4/37.5 (BP = 1.000 ratio = 1.000 hyp_len = 17 ref_len = 17)"
+        );
         let (chrf, _) = corpus_chrf(&hyps, &refs).unwrap();
         assert!((chrf - 50.043063606582294).abs() < 1e-9, "{chrf}");
-        let other = BleuOptions { tokenize: "intl".into(), lowercase: true, smooth_method: "floor".into(), smooth_value: None };
+        let other = BleuOptions {
+            tokenize: "intl".into(),
+            lowercase: true,
+            smooth_method: "floor".into(),
+            smooth_value: None,
+        };
         let r = corpus_bleu(&hyps, &refs, &other).unwrap();
         assert!((r.score - 38.45246642636116).abs() < 1e-9, "{}", r.score);
     }
@@ -213,12 +302,31 @@ mod tests {
     fn bad_options_and_line_counts_are_refused() {
         let hyps = s(&["a b c"]);
         let refs = vec![s(&["a b c", "d"])];
-        assert!(corpus_bleu(&hyps, &refs, &BleuOptions::default()).unwrap_err().contains("reference 1 has 2 lines"));
+        assert!(
+            corpus_bleu(&hyps, &refs, &BleuOptions::default())
+                .unwrap_err()
+                .contains("reference 1 has 2 lines")
+        );
         let refs = vec![s(&["a b c"])];
-        let zh = BleuOptions { tokenize: "zh".into(), ..BleuOptions::default() };
-        assert!(corpus_bleu(&hyps, &refs, &zh).unwrap_err().contains("\"zh\" is not supported"));
-        let addk = BleuOptions { smooth_method: "add-k".into(), smooth_value: Some(0.5), ..BleuOptions::default() };
-        assert!(corpus_bleu(&hyps, &refs, &addk).unwrap_err().contains("whole number"));
+        let zh = BleuOptions {
+            tokenize: "zh".into(),
+            ..BleuOptions::default()
+        };
+        assert!(
+            corpus_bleu(&hyps, &refs, &zh)
+                .unwrap_err()
+                .contains("\"zh\" is not supported")
+        );
+        let addk = BleuOptions {
+            smooth_method: "add-k".into(),
+            smooth_value: Some(0.5),
+            ..BleuOptions::default()
+        };
+        assert!(
+            corpus_bleu(&hyps, &refs, &addk)
+                .unwrap_err()
+                .contains("whole number")
+        );
     }
 
     #[test]

@@ -32,10 +32,18 @@ pub struct Calibration {
 
 /// Computes [`Calibration`] with `num_bins` bins. `confidence` and `correct` have one entry per token.
 pub fn calibration(confidence: &[f64], correct: &[bool], num_bins: usize) -> Calibration {
-    assert_eq!(confidence.len(), correct.len(), "one correctness flag per confidence");
+    assert_eq!(
+        confidence.len(),
+        correct.len(),
+        "one correctness flag per confidence"
+    );
     assert!(num_bins > 0, "at least one bin");
     let n = confidence.len();
-    let (mut acc_sum, mut conf_sum, mut count) = (vec![0.0; num_bins], vec![0.0; num_bins], vec![0usize; num_bins]);
+    let (mut acc_sum, mut conf_sum, mut count) = (
+        vec![0.0; num_bins],
+        vec![0.0; num_bins],
+        vec![0usize; num_bins],
+    );
     for (&c, &ok) in confidence.iter().zip(correct) {
         if c <= 0.0 {
             continue;
@@ -49,9 +57,13 @@ pub fn calibration(confidence: &[f64], correct: &[bool], num_bins: usize) -> Cal
     let mean = |s: f64, k: usize| if k == 0 { 0.0 } else { s / k as f64 };
     let bin_accuracy: Vec<f64> = (0..num_bins).map(|b| mean(acc_sum[b], count[b])).collect();
     let bin_confidence: Vec<f64> = (0..num_bins).map(|b| mean(conf_sum[b], count[b])).collect();
-    let gaps: Vec<f64> = (0..num_bins).map(|b| (bin_accuracy[b] - bin_confidence[b]).abs()).collect();
+    let gaps: Vec<f64> = (0..num_bins)
+        .map(|b| (bin_accuracy[b] - bin_confidence[b]).abs())
+        .collect();
     let total = n.max(1) as f64;
-    let ece = (0..num_bins).map(|b| count[b] as f64 / total * gaps[b]).sum();
+    let ece = (0..num_bins)
+        .map(|b| count[b] as f64 / total * gaps[b])
+        .sum();
     let mce = gaps.iter().cloned().fold(0.0, f64::max);
 
     let mut order: Vec<usize> = (0..n).collect();
@@ -77,7 +89,12 @@ pub fn calibration(confidence: &[f64], correct: &[bool], num_bins: usize) -> Cal
         ece,
         mce,
         adaptive_ece,
-        brier_top: confidence.iter().zip(correct).map(|(&c, &ok)| (c - ok as u8 as f64).powi(2)).sum::<f64>() / total,
+        brier_top: confidence
+            .iter()
+            .zip(correct)
+            .map(|(&c, &ok)| (c - ok as u8 as f64).powi(2))
+            .sum::<f64>()
+            / total,
         num_bins,
         bin_accuracy,
         bin_confidence,
@@ -94,20 +111,41 @@ mod tests {
     /// `$SEQLS_GOLDEN_DIR/calibration.json`, else the project's copy; every field to 1e-9.
     #[test]
     fn matches_golden_calibration_vectors() {
-        let dir = std::env::var_os("SEQLS_GOLDEN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden"));
+        let dir = std::env::var_os("SEQLS_GOLDEN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden")
+            });
         let path = dir.join("calibration.json");
-        let golden: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap();
+        let golden: Value = serde_json::from_str(
+            &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+        .unwrap();
         let cases = golden["cases"].as_array().unwrap();
         assert!(!cases.is_empty());
         let f = |v: &Value| v.as_f64().unwrap();
         let list = |v: &Value| v.as_array().unwrap().iter().map(f).collect::<Vec<f64>>();
         for (i, case) in cases.iter().enumerate() {
             let conf = list(&case["confidence"]);
-            let correct: Vec<bool> = case["correct"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() != 0.0).collect();
+            let correct: Vec<bool> = case["correct"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() != 0.0)
+                .collect();
             let m = case["num_bins"].as_u64().unwrap() as usize;
             let got = calibration(&conf, &correct, m);
-            let close = |a: f64, b: f64, what: &str| assert!((a - b).abs() <= 1e-9, "case {i} {what}: {a} vs {b}");
-            for (name, value) in [("ece", got.ece), ("mce", got.mce), ("adaptive_ece", got.adaptive_ece), ("accuracy", got.accuracy), ("mean_confidence", got.mean_confidence), ("brier_top", got.brier_top)] {
+            let close = |a: f64, b: f64, what: &str| {
+                assert!((a - b).abs() <= 1e-9, "case {i} {what}: {a} vs {b}")
+            };
+            for (name, value) in [
+                ("ece", got.ece),
+                ("mce", got.mce),
+                ("adaptive_ece", got.adaptive_ece),
+                ("accuracy", got.accuracy),
+                ("mean_confidence", got.mean_confidence),
+                ("brier_top", got.brier_top),
+            ] {
                 close(value, f(&case[name]), name);
             }
             for (b, want) in list(&case["bin_accuracy"]).iter().enumerate() {
@@ -116,7 +154,10 @@ mod tests {
             for (b, want) in list(&case["bin_confidence"]).iter().enumerate() {
                 close(got.bin_confidence[b], *want, "bin_confidence");
             }
-            let counts: Vec<usize> = list(&case["bin_count"]).iter().map(|&x| x as usize).collect();
+            let counts: Vec<usize> = list(&case["bin_count"])
+                .iter()
+                .map(|&x| x as usize)
+                .collect();
             assert_eq!(got.bin_count, counts, "case {i} bin_count");
         }
     }

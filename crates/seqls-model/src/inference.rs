@@ -4,8 +4,8 @@
 use crate::transformer::{DecoderCache, Transformer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use seqls_data::tokenizer::PAD;
 use seqls_data::Batch;
+use seqls_data::tokenizer::PAD;
 use seqls_decode::Scorer;
 
 /// Pads `rows` (token ids) to a `[rows, max_len]` tensor with `<pad>`.
@@ -21,7 +21,11 @@ pub fn padded_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
 }
 
 /// A row-major `u32` buffer as an Int tensor of `shape`.
-pub fn int_tensor<const D: usize>(values: &[u32], shape: [usize; D], device: &Device) -> Tensor<D, Int> {
+pub fn int_tensor<const D: usize>(
+    values: &[u32],
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D, Int> {
     let data: Vec<i64> = values.iter().map(|&v| v as i64).collect();
     Tensor::from_data(TensorData::new(data, shape), device)
 }
@@ -39,7 +43,12 @@ impl<'a> ModelScorer<'a> {
     pub fn new(model: &'a Transformer, sources: &[Vec<u32>], device: &Device) -> Self {
         let cache = model.start_decoding(padded_tensor(sources, device), PAD);
         let vocab_size = model.output_matrix().dims()[1];
-        ModelScorer { model, cache, device: device.clone(), vocab_size }
+        ModelScorer {
+            model,
+            cache,
+            device: device.clone(),
+            vocab_size,
+        }
     }
 }
 
@@ -51,13 +60,21 @@ impl Scorer for ModelScorer<'_> {
     fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32> {
         let tokens = int_tensor(last_tokens, [last_tokens.len()], &self.device);
         let (logits, _) = self.model.decode_step(tokens, &mut self.cache);
-        let logits = if temperature == 1.0 { logits } else { logits.div_scalar(temperature) };
-        log_softmax(logits, 1).into_data().try_to_vec::<f32>().expect("f32 log-probabilities")
+        let logits = if temperature == 1.0 {
+            logits
+        } else {
+            logits.div_scalar(temperature)
+        };
+        log_softmax(logits, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 log-probabilities")
     }
 
     fn reorder(&mut self, parents: &[usize]) {
         let order: Vec<u32> = parents.iter().map(|&p| p as u32).collect();
-        self.cache.reorder(int_tensor(&order, [order.len()], &self.device));
+        self.cache
+            .reorder(int_tensor(&order, [order.len()], &self.device));
     }
 }
 
@@ -76,23 +93,46 @@ pub struct TokenScore {
 
 /// Scores the references of `batch` with teacher forcing at temperature `temperature`. Returns, per row
 /// of the batch, one [`TokenScore`] per target token (`</s>` last).
-pub fn teacher_forced_scores(model: &Transformer, batch: &Batch, temperature: f32, device: &Device) -> Vec<Vec<TokenScore>> {
+pub fn teacher_forced_scores(
+    model: &Transformer,
+    batch: &Batch,
+    temperature: f32,
+    device: &Device,
+) -> Vec<Vec<TokenScore>> {
     let src = int_tensor(&batch.src, [batch.rows, batch.src_len], device);
     let tgt_in = int_tensor(&batch.tgt_in, [batch.rows, batch.tgt_len], device);
     let logits = model.forward(src, tgt_in, PAD).logits;
-    let logits = if temperature == 1.0 { logits } else { logits.div_scalar(temperature) };
+    let logits = if temperature == 1.0 {
+        logits
+    } else {
+        logits.div_scalar(temperature)
+    };
     let log_probs = log_softmax(logits, 2);
     let reference = int_tensor(&batch.tgt_out, [batch.rows, batch.tgt_len, 1], device);
-    let ref_lp: Vec<f32> = log_probs.clone().gather(2, reference).into_data().try_to_vec().expect("f32");
+    let ref_lp: Vec<f32> = log_probs
+        .clone()
+        .gather(2, reference)
+        .into_data()
+        .try_to_vec()
+        .expect("f32");
     let (max_lp, argmax) = log_probs.max_dim_with_indices(2);
     let max_lp: Vec<f32> = max_lp.into_data().try_to_vec().expect("f32");
-    let argmax: Vec<i64> = argmax.into_data().convert::<i64>().try_to_vec().expect("i64");
+    let argmax: Vec<i64> = argmax
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .expect("i64");
     (0..batch.rows)
         .map(|r| {
             (0..batch.tgt_len)
                 .map(|t| r * batch.tgt_len + t)
                 .take_while(|&i| batch.tgt_out[i] != PAD)
-                .map(|i| TokenScore { reference: batch.tgt_out[i], log_prob: ref_lp[i], confidence: max_lp[i].exp(), predicted: argmax[i] as u32 })
+                .map(|i| TokenScore {
+                    reference: batch.tgt_out[i],
+                    log_prob: ref_lp[i],
+                    confidence: max_lp[i].exp(),
+                    predicted: argmax[i] as u32,
+                })
                 .collect()
         })
         .collect()
@@ -107,7 +147,18 @@ mod tests {
     fn tiny(pre_norm: bool) -> (Transformer, Device) {
         let device = Device::flex();
         device.seed(3);
-        let config = ModelConfig { d_model: 16, heads: 2, encoder_layers: 2, decoder_layers: 2, d_ff: 32, dropout: 0.0, max_len: 32, pre_norm, tie_output: pre_norm, share_embeddings: pre_norm };
+        let config = ModelConfig {
+            d_model: 16,
+            heads: 2,
+            encoder_layers: 2,
+            decoder_layers: 2,
+            d_ff: 32,
+            dropout: 0.0,
+            max_len: 32,
+            pre_norm,
+            tie_output: pre_norm,
+            share_embeddings: pre_norm,
+        };
         (config.init(23, &device).valid(), device)
     }
 
@@ -118,7 +169,13 @@ mod tests {
             let (model, device) = tiny(pre_norm);
             let sources = vec![vec![5, 6, 7, 8, 2], vec![9, 10, 2]];
             let targets = vec![vec![1u32, 11, 12, 13, 14], vec![1, 15, 16, 17, 18]];
-            let full = model.forward(padded_tensor(&sources, &device), padded_tensor(&targets, &device), PAD).logits;
+            let full = model
+                .forward(
+                    padded_tensor(&sources, &device),
+                    padded_tensor(&targets, &device),
+                    PAD,
+                )
+                .logits;
             let full: Vec<f32> = full.into_data().try_to_vec().unwrap();
             let (t, v) = (5, 23);
 
@@ -137,7 +194,10 @@ mod tests {
                     for k in 0..v {
                         let a = logits[row * v + k];
                         let b = full[(r * t + step) * v + k];
-                        assert!((a - b).abs() < 1e-4, "pre_norm={pre_norm} step {step} row {r}: {a} vs {b}");
+                        assert!(
+                            (a - b).abs() < 1e-4,
+                            "pre_norm={pre_norm} step {step} row {r}: {a} vs {b}"
+                        );
                     }
                 }
             }

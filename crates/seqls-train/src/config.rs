@@ -71,7 +71,11 @@ pub struct SweepConfig {
 
 impl Default for SweepConfig {
     fn default() -> Self {
-        SweepConfig { alphas: vec![0.0, 0.1, 0.2, 0.3], beams: vec![1, 2, 4, 8, 16], seeds: vec![1] }
+        SweepConfig {
+            alphas: vec![0.0, 0.1, 0.2, 0.3],
+            beams: vec![1, 2, 4, 8, 16],
+            seeds: vec![1],
+        }
     }
 }
 
@@ -121,7 +125,11 @@ impl ExperimentConfig {
             return Err("train.lr and train.max_epochs must be positive".into());
         }
         if self.data.max_len + 2 > self.model.max_len {
-            return Err(format!("model.max_len ({}) must be at least data.max_len + 2 ({})", self.model.max_len, self.data.max_len + 2));
+            return Err(format!(
+                "model.max_len ({}) must be at least data.max_len + 2 ({})",
+                self.model.max_len,
+                self.data.max_len + 2
+            ));
         }
         Ok(())
     }
@@ -144,7 +152,9 @@ mod tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let config = ExperimentConfig::load(&path).unwrap();
-                config.validate().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                config
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 let round = ExperimentConfig::parse(&config.to_toml()).unwrap();
                 assert_eq!(round, config);
                 n += 1;

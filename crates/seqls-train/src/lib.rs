@@ -1,1 +1,13 @@
+//! seqls-train: the training loop of `seqls train` (Adam, inverse-square-root schedule, global-norm
+//! clipping, token-budget batches, validation, best/last checkpoints, exact resume) and the run
+//! directory it writes.
 
+pub mod checkpoint;
+pub mod config;
+pub mod run;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::{ExperimentConfig, SweepConfig, TrainConfig};
+pub use run::RunDir;
+pub use trainer::{TrainOptions, TrainSummary, ValidMetrics, train, validate};

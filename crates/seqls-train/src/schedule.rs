@@ -6,7 +6,11 @@
 pub fn inverse_sqrt_lr(peak: f64, warmup_steps: usize, step: usize) -> f64 {
     let s = step.max(1) as f64;
     let w = warmup_steps.max(1) as f64;
-    if s <= w { peak * s / w } else { peak * (w / s).sqrt() }
+    if s <= w {
+        peak * s / w
+    } else {
+        peak * (w / s).sqrt()
+    }
 }
 
 #[cfg(test)]

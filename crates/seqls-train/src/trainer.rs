@@ -1,0 +1,526 @@
+//! The training loop.
+//!
+//! Each update: pad a token-budget batch, run the teacher-forced forward pass, compute the
+//! label-smoothed loss ([`seqls_model::loss`]) divided by the number of non-pad target tokens (or
+//! sentences), back-propagate, rescale the gradients so that their global L2 norm is at most
+//! `clip_norm`, and take an Adam step at the inverse-square-root learning rate. Dropout masks are drawn
+//! after seeding the device with `(seed, update)`, and the batch order of an epoch is a function of
+//! `(seed, epoch)`, so a run resumed from a checkpoint ends bit-identical to an uninterrupted one on
+//! the CPU.
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::ExperimentConfig;
+use crate::run::{RunDir, load_weights, weights_bytes, write_text};
+use crate::schedule::inverse_sqrt_lr;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use seqls_data::corpus::encode_pairs;
+use seqls_data::tokenizer::PAD;
+use seqls_data::{Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
+use seqls_decode::{LengthPenalty, SearchConfig, SpecialTokens, beam_search};
+use seqls_model::inference::int_tensor;
+use seqls_model::{ModelScorer, Normalize, Transformer, label_smoothed_loss};
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How to run `train` (what is not part of the experiment config).
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub run_dir: PathBuf,
+    /// Continue from the run directory's checkpoint.
+    pub resume: bool,
+    /// No progress bars; log lines only.
+    pub quiet: bool,
+    /// The device to train on (without autodiff; it is added here).
+    pub device: Device,
+    /// Threads used on the CPU (reported only).
+    pub threads: usize,
+}
+
+/// Validation metrics, per non-pad target token (`</s>` included), in nats.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidMetrics {
+    pub smoothed_loss: f64,
+    pub nll: f64,
+    /// `exp(nll)`.
+    pub perplexity: f64,
+    pub accuracy: f64,
+    pub tokens: usize,
+}
+
+/// What `train` returns and writes to `metrics.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub epochs_completed: usize,
+    pub best_valid_nll: Option<f64>,
+    pub best_step: Option<usize>,
+    pub final_valid: Option<ValidMetrics>,
+    pub train_seconds: f64,
+    pub target_tokens_per_sec: f64,
+    pub threads: usize,
+    pub train_pairs: usize,
+    pub filtered_long: usize,
+    pub skipped_empty: usize,
+}
+
+/// One line of `log.jsonl`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum LogLine {
+    Train {
+        step: usize,
+        epoch: usize,
+        lr: f64,
+        loss: f64,
+        nll: f64,
+        tokens_per_sec: f64,
+    },
+    Valid {
+        step: usize,
+        epoch: usize,
+        metrics: ValidMetrics,
+        greedy_bleu: Option<f64>,
+        train_seconds: f64,
+    },
+}
+
+/// Sums the squares of every parameter's gradient.
+struct GradSquares<'a> {
+    grads: &'a GradientsParams,
+    parts: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for GradSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            self.parts.push(g.square().sum());
+        }
+    }
+}
+
+/// Multiplies every parameter's gradient by `factor`.
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl ModuleVisitor for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// Rescales `grads` so that their global L2 norm is at most `max_norm`; returns the norm before.
+fn clip_global_norm(model: &Transformer, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let mut squares = GradSquares {
+        grads,
+        parts: vec![],
+    };
+    model.visit(&mut squares);
+    let norm = Tensor::cat(squares.parts, 0)
+        .sum()
+        .into_scalar::<f64>()
+        .sqrt();
+    if max_norm > 0.0 && norm > max_norm {
+        model.visit(&mut GradScale {
+            grads,
+            factor: max_norm / (norm + 1e-6),
+        });
+    }
+    norm
+}
+
+/// Teacher-forced validation of `model` (without dropout) on `examples`.
+pub fn validate(
+    model: &Transformer,
+    examples: &[Example],
+    config: &ExperimentConfig,
+    device: &Device,
+) -> ValidMetrics {
+    let (mut smoothed, mut nll, mut correct, mut tokens) = (0.0, 0.0, 0i64, 0usize);
+    for group in plan_batches(examples, config.data.max_tokens, None) {
+        let batch = make_batch(examples, &group);
+        let src = int_tensor(&batch.src, [batch.rows, batch.src_len], device);
+        let tgt_in = int_tensor(&batch.tgt_in, [batch.rows, batch.tgt_len], device);
+        let tgt_out = int_tensor(&batch.tgt_out, [batch.rows, batch.tgt_len], device);
+        let logits = model.forward(src, tgt_in, PAD).logits;
+        let loss = label_smoothed_loss(
+            logits,
+            tgt_out,
+            config.train.alpha,
+            config.train.ls_variant,
+            PAD,
+        );
+        smoothed += loss.smoothed_sum.into_scalar::<f64>();
+        nll += loss.nll_sum.into_scalar::<f64>();
+        correct += loss.correct.into_scalar::<i64>();
+        tokens += loss.n_tokens;
+    }
+    let n = tokens.max(1) as f64;
+    ValidMetrics {
+        smoothed_loss: smoothed / n,
+        nll: nll / n,
+        perplexity: (nll / n).exp(),
+        accuracy: correct as f64 / n,
+        tokens,
+    }
+}
+
+/// Greedy-decodes `examples` and returns the sacreBLEU score against `references`.
+fn greedy_bleu(
+    model: &Transformer,
+    tokenizer: &SubwordTokenizer,
+    examples: &[Example],
+    references: &[String],
+    device: &Device,
+) -> Result<f64, String> {
+    let search = SearchConfig {
+        beam_size: 1,
+        length_penalty: LengthPenalty::Power(0.0),
+        ..SearchConfig::default()
+    };
+    let special = SpecialTokens {
+        pad: PAD,
+        bos: seqls_data::tokenizer::BOS,
+        eos: seqls_data::tokenizer::EOS,
+        unk: seqls_data::tokenizer::UNK,
+    };
+    let mut hyps = vec![String::new(); examples.len()];
+    for chunk in (0..examples.len()).collect::<Vec<_>>().chunks(128) {
+        let sources: Vec<Vec<u32>> = chunk.iter().map(|&i| examples[i].src.clone()).collect();
+        let lens: Vec<usize> = sources.iter().map(|s| s.len() - 1).collect();
+        let mut scorer = ModelScorer::new(model, &sources, device);
+        for (&i, nbest) in chunk
+            .iter()
+            .zip(beam_search(&mut scorer, &lens, &search, special))
+        {
+            hyps[i] = tokenizer
+                .decode(&nbest[0].tokens)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let refs: Vec<String> = examples
+        .iter()
+        .map(|e| references[e.index].clone())
+        .collect();
+    Ok(seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())?.score)
+}
+
+fn append_log(path: &std::path::Path, line: &LogLine) -> Result<(), String> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(line).expect("log line"))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Seed of the dropout masks of update `step`.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step as u64)
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9)
+}
+
+/// Trains `config` into `options.run_dir`. See the module documentation.
+pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainSummary, String> {
+    config.validate()?;
+    let run = RunDir::new(&options.run_dir);
+    std::fs::create_dir_all(&run.root).map_err(|e| format!("{}: {e}", run.root.display()))?;
+    let resuming = options.resume && run.checkpoint().exists();
+    if !options.resume && run.checkpoint().exists() {
+        return Err(format!(
+            "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
+            run.root.display()
+        ));
+    }
+    if resuming {
+        let saved = ExperimentConfig::load(&run.config())?;
+        if saved.data != config.data
+            || saved.model != config.model
+            || saved.train.seed != config.train.seed
+            || saved.train.alpha != config.train.alpha
+        {
+            return Err(format!(
+                "{}: the data, model, seed or alpha differ from the run being resumed",
+                run.config().display()
+            ));
+        }
+    }
+    write_text(&run.config(), &config.to_toml())?;
+
+    let log = |msg: String| eprintln!("{msg}");
+    let train_text = config.data.load_split("train").map_err(|e| e.to_string())?;
+    let valid_text = config.data.load_split("val").map_err(|e| e.to_string())?;
+    let tokenizer = if resuming && run.tokenizer().exists() {
+        SubwordTokenizer::load(&run.tokenizer()).map_err(|e| e.to_string())?
+    } else {
+        let t = train_tokenizer(&train_text.pairs, config.data.vocab_size)
+            .map_err(|e| e.to_string())?;
+        t.save(&run.tokenizer()).map_err(|e| e.to_string())?;
+        t
+    };
+    let train_set = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))
+        .map_err(|e| e.to_string())?;
+    let valid_set = encode_pairs(
+        &tokenizer,
+        &valid_text.pairs,
+        Some(config.model.max_len - 2),
+    )
+    .map_err(|e| e.to_string())?;
+    let valid_refs: Vec<String> = valid_text.pairs.iter().map(|p| p.tgt.clone()).collect();
+    if train_set.examples.is_empty() {
+        return Err("the training split has no usable pairs".into());
+    }
+    log(format!(
+        "data: {} train pairs ({} empty skipped, {} longer than {} tokens filtered), {} validation pairs; vocabulary {}",
+        train_set.examples.len(),
+        train_text.stats.skipped_empty,
+        train_set.filtered_long,
+        config.data.max_len,
+        valid_set.examples.len(),
+        tokenizer.vocab_size()
+    ));
+
+    let t = &config.train;
+    let device = options.device.clone().autodiff();
+    device.seed(t.seed);
+    let mut model = config.model.init(tokenizer.vocab_size(), &device);
+    let mut optimizer = AdamConfig::new()
+        .with_beta_1(t.adam_betas.0)
+        .with_beta_2(t.adam_betas.1)
+        .with_epsilon(t.adam_epsilon)
+        .init();
+    let mut state = TrainState {
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        best_valid_nll: None,
+        best_step: None,
+        train_seconds: 0.0,
+        target_tokens: 0,
+    };
+    if resuming {
+        let (saved, model_bytes, optim_bytes) = checkpoint::load(&run.checkpoint())?;
+        model = load_weights(model, model_bytes)?;
+        optimizer = optimizer
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
+            .map_err(|e| format!("{}: {e}", run.checkpoint().display()))?;
+        log(format!(
+            "resuming at update {} (epoch {}, batch {})",
+            saved.step,
+            saved.epoch + 1,
+            saved.batch_in_epoch
+        ));
+        state = saved;
+    }
+    let save_checkpoint = |model: &Transformer,
+                           optimizer: &burn::optim::ModuleOptimizer,
+                           state: &TrainState|
+     -> Result<(), String> {
+        let optim = optimizer.into_bytes().map_err(|e| e.to_string())?;
+        checkpoint::save(&run.checkpoint(), state, &weights_bytes(model), &optim)
+            .map_err(|e| format!("{}: {e}", run.checkpoint().display()))
+    };
+
+    let max_steps = if t.max_steps == 0 {
+        usize::MAX
+    } else {
+        t.max_steps
+    };
+    let mut final_valid = None;
+    let mut last_valid_step = None;
+    let run_validation = |model: &Transformer,
+                          state: &mut TrainState,
+                          with_bleu: bool|
+     -> Result<ValidMetrics, String> {
+        let eval_model = model.valid();
+        let inner = device.clone().inner();
+        let metrics = validate(&eval_model, &valid_set.examples, config, &inner);
+        let bleu = if with_bleu {
+            Some(greedy_bleu(
+                &eval_model,
+                &tokenizer,
+                &valid_set.examples,
+                &valid_refs,
+                &inner,
+            )?)
+        } else {
+            None
+        };
+        log(format!(
+            "valid | epoch {} | update {} | loss {:.4} | nll {:.4} | ppl {:.2} | acc {:.2}%{}",
+            state.epoch + 1,
+            state.step,
+            metrics.smoothed_loss,
+            metrics.nll,
+            metrics.perplexity,
+            100.0 * metrics.accuracy,
+            bleu.map(|b| format!(" | greedy BLEU {b:.2}"))
+                .unwrap_or_default()
+        ));
+        append_log(
+            &run.log(),
+            &LogLine::Valid {
+                step: state.step,
+                epoch: state.epoch + 1,
+                metrics: metrics.clone(),
+                greedy_bleu: bleu,
+                train_seconds: state.train_seconds,
+            },
+        )?;
+        if state.best_valid_nll.is_none_or(|b| metrics.nll < b) {
+            state.best_valid_nll = Some(metrics.nll);
+            state.best_step = Some(state.step);
+            seqls_data::read::write_atomic(&run.best_model(), &weights_bytes(&eval_model))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(metrics)
+    };
+
+    'epochs: while state.epoch < t.max_epochs && state.step < max_steps {
+        let plan = plan_batches(
+            &train_set.examples,
+            config.data.max_tokens,
+            Some((t.seed, state.epoch as u64)),
+        );
+        let bar = if options.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(plan.len() as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ETA {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", state.epoch + 1, t.max_epochs));
+        bar.set_position(state.batch_in_epoch as u64);
+        let (mut window_loss, mut window_nll, mut window_tokens, mut window_start) =
+            (0.0, 0.0, 0usize, Instant::now());
+        while state.batch_in_epoch < plan.len() {
+            if state.step >= max_steps {
+                break 'epochs;
+            }
+            let started = Instant::now();
+            let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
+            device.seed(step_seed(t.seed, state.step));
+            let src = int_tensor(&batch.src, [batch.rows, batch.src_len], &device);
+            let tgt_in = int_tensor(&batch.tgt_in, [batch.rows, batch.tgt_len], &device);
+            let tgt_out = int_tensor(&batch.tgt_out, [batch.rows, batch.tgt_len], &device);
+            let logits = model.forward(src, tgt_in, PAD).logits;
+            let loss = label_smoothed_loss(logits, tgt_out, t.alpha, t.ls_variant, PAD);
+            let denominator = match t.normalize {
+                Normalize::Tokens => loss.n_tokens.max(1),
+                Normalize::Sentences => batch.rows,
+            } as f64;
+            let objective = loss.smoothed_sum.clone().div_scalar(denominator);
+            let (loss_sum, nll_sum) = (
+                loss.smoothed_sum.clone().into_scalar::<f64>(),
+                loss.nll_sum.clone().into_scalar::<f64>(),
+            );
+            if !loss_sum.is_finite() {
+                bar.abandon();
+                return Err(format!(
+                    "non-finite loss ({loss_sum}) at update {}: training stopped; the last good checkpoint is {}",
+                    state.step + 1,
+                    run.checkpoint().display()
+                ));
+            }
+            let mut grads = GradientsParams::from_grads(objective.backward(), &model);
+            clip_global_norm(&model, &mut grads, t.clip_norm);
+            let lr = inverse_sqrt_lr(t.lr, t.warmup_steps, state.step + 1);
+            model = optimizer.step(lr, model, grads);
+
+            state.step += 1;
+            state.batch_in_epoch += 1;
+            state.target_tokens += loss.n_tokens as u64;
+            state.train_seconds += started.elapsed().as_secs_f64();
+            window_loss += loss_sum;
+            window_nll += nll_sum;
+            window_tokens += loss.n_tokens;
+            bar.inc(1);
+            if state.step % t.log_every.max(1) == 0 {
+                let n = window_tokens.max(1) as f64;
+                let tokens_per_sec =
+                    window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "loss {:.3} nll {:.3} {:.0} tok/s",
+                    window_loss / n,
+                    window_nll / n,
+                    tokens_per_sec
+                ));
+                append_log(
+                    &run.log(),
+                    &LogLine::Train {
+                        step: state.step,
+                        epoch: state.epoch + 1,
+                        lr,
+                        loss: window_loss / n,
+                        nll: window_nll / n,
+                        tokens_per_sec,
+                    },
+                )?;
+                if options.quiet {
+                    eprintln!(
+                        "train | epoch {} | update {} | lr {lr:.2e} | loss {:.4} | nll {:.4} | {tokens_per_sec:.0} tok/s",
+                        state.epoch + 1,
+                        state.step,
+                        window_loss / n,
+                        window_nll / n
+                    );
+                }
+                (window_loss, window_nll, window_tokens, window_start) =
+                    (0.0, 0.0, 0, Instant::now());
+            }
+            if t.valid_every > 0 && state.step % t.valid_every == 0 {
+                final_valid = Some(run_validation(&model, &mut state, false)?);
+                last_valid_step = Some(state.step);
+            }
+            if state.step % t.checkpoint_every.max(1) == 0 {
+                save_checkpoint(&model, &optimizer, &state)?;
+            }
+        }
+        bar.finish_and_clear();
+        state.epoch += 1;
+        state.batch_in_epoch = 0;
+        let finished = state.epoch;
+        state.epoch -= 1; // report the epoch just completed
+        final_valid = Some(run_validation(&model, &mut state, t.valid_bleu)?);
+        state.epoch = finished;
+        last_valid_step = Some(state.step);
+        save_checkpoint(&model, &optimizer, &state)?;
+    }
+    if last_valid_step != Some(state.step) {
+        final_valid = Some(run_validation(&model, &mut state, false)?);
+    }
+    save_checkpoint(&model, &optimizer, &state)?;
+    let summary = TrainSummary {
+        steps: state.step,
+        epochs_completed: state.epoch,
+        best_valid_nll: state.best_valid_nll,
+        best_step: state.best_step,
+        final_valid,
+        train_seconds: state.train_seconds,
+        target_tokens_per_sec: state.target_tokens as f64 / state.train_seconds.max(1e-9),
+        threads: options.threads,
+        train_pairs: train_set.examples.len(),
+        filtered_long: train_set.filtered_long,
+        skipped_empty: train_text.stats.skipped_empty,
+    };
+    write_text(
+        &run.metrics(),
+        &serde_json::to_string_pretty(&summary).expect("summary"),
+    )?;
+    Ok(summary)
+}

@@ -1,1 +1,95 @@
-fn main() {}
+//! `seqls`: label smoothing × beam search for neural machine translation. Thin glue over the
+//! `seqls-*` libraries: flags, config merging, printing.
+
+mod bleu;
+mod corpus;
+mod decode;
+mod eval;
+mod sweep;
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "seqls",
+    version,
+    about = "Does label smoothing help beam search? Train, decode and measure BLEU and calibration across α."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a transformer translator with a label-smoothed loss
+    Train(train::TrainArgs),
+    /// Translate with beam search (stdin → stdout by default)
+    Decode(decode::DecodeArgs),
+    /// Teacher-forced log-probability of given translations
+    Score(decode::ScoreArgs),
+    /// Corpus BLEU / chrF like the sacrebleu command line
+    Bleu(bleu::BleuArgs),
+    /// Decode a split, then BLEU, calibration and reliability diagrams into eval.json
+    Eval(eval::EvalArgs),
+    /// The α × beam comparison: train, decode and evaluate every α, then write the report
+    Sweep(sweep::SweepArgs),
+    /// Assemble the report of a sweep directory from finished jobs
+    Report(sweep::ReportArgs),
+    /// Corpus tools: statistics, the synthetic corpus, fetching Multi30k
+    #[command(subcommand)]
+    Corpus(corpus::CorpusCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Decode(args) => decode::run(args),
+        Command::Score(args) => decode::run_score(args),
+        Command::Bleu(args) => bleu::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Report(args) => sweep::run_report(args),
+        Command::Corpus(command) => corpus::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("seqls: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Sets the CPU thread count (before any parallel work starts) and returns the device.
+pub fn cpu_or_gpu(
+    device: &str,
+    threads: Option<usize>,
+) -> anyhow::Result<(burn::tensor::Device, usize)> {
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    // SAFETY: called at the start of `main`'s command, before any other thread exists.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    match device {
+        "cpu" | "flex" => Ok((burn::tensor::Device::flex(), threads)),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok((
+            burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            threads,
+        )),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => anyhow::bail!(
+            "this seqls was built without the GPU backend: rebuild with `--features wgpu`"
+        ),
+        other => anyhow::bail!("unknown device {other:?}: use cpu or wgpu"),
+    }
+}

@@ -5,6 +5,6 @@ pub mod inference;
 pub mod loss;
 pub mod transformer;
 
-pub use inference::{ModelScorer, TokenScore, teacher_forced_scores};
+pub use inference::{ModelScorer, SPECIAL_TOKENS, TokenScore, teacher_forced_scores, translate};
 pub use loss::{Normalize, SmoothingVariant, TokenLoss, label_smoothed_loss};
 pub use transformer::{DecoderCache, DecoderOutput, ModelConfig, Transformer};

@@ -19,9 +19,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::corpus::encode_pairs;
 use seqls_data::tokenizer::PAD;
 use seqls_data::{Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
-use seqls_decode::{LengthPenalty, SearchConfig, SpecialTokens, beam_search};
+use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::inference::int_tensor;
-use seqls_model::{ModelScorer, Normalize, Transformer, label_smoothed_loss};
+use seqls_model::{Normalize, Transformer, label_smoothed_loss, translate};
 use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
@@ -186,26 +186,15 @@ fn greedy_bleu(
         length_penalty: LengthPenalty::Power(0.0),
         ..SearchConfig::default()
     };
-    let special = SpecialTokens {
-        pad: PAD,
-        bos: seqls_data::tokenizer::BOS,
-        eos: seqls_data::tokenizer::EOS,
-        unk: seqls_data::tokenizer::UNK,
-    };
-    let mut hyps = vec![String::new(); examples.len()];
-    for chunk in (0..examples.len()).collect::<Vec<_>>().chunks(128) {
-        let sources: Vec<Vec<u32>> = chunk.iter().map(|&i| examples[i].src.clone()).collect();
-        let lens: Vec<usize> = sources.iter().map(|s| s.len() - 1).collect();
-        let mut scorer = ModelScorer::new(model, &sources, device);
-        for (&i, nbest) in chunk
-            .iter()
-            .zip(beam_search(&mut scorer, &lens, &search, special))
-        {
-            hyps[i] = tokenizer
+    let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.src.clone()).collect();
+    let hyps = translate(model, &sources, &search, device, 128, |_| {})
+        .into_iter()
+        .map(|nbest| {
+            tokenizer
                 .decode(&nbest[0].tokens)
-                .map_err(|e| e.to_string())?;
-        }
-    }
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<String> = examples
         .iter()
         .map(|e| references[e.index].clone())

@@ -1,0 +1,239 @@
+//! `seqls decode` and `seqls score`.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use seqls_data::read::{read_lines, write_atomic};
+use seqls_data::{Batch, Example};
+use seqls_decode::{LengthPenalty, SearchConfig};
+use seqls_model::{teacher_forced_scores, translate};
+use seqls_train::RunDir;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Beam-search options (fairseq / Hugging Face / Marian names); unset ones come from the run's config.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SearchArgs {
+    /// Beam size K (1 = greedy)
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// Length penalty A: final score = Σ log p / length^A (0 = unnormalised; default 1.0)
+    #[arg(long, conflicts_with = "lenpen_gnmt")]
+    pub lenpen: Option<f64>,
+    /// GNMT length penalty A: divide by ((5 + length) / 6)^A
+    #[arg(long)]
+    pub lenpen_gnmt: Option<f64>,
+    /// Fewest tokens before </s>
+    #[arg(long)]
+    pub min_len: Option<usize>,
+    /// Max tokens = a · source tokens + b
+    #[arg(long)]
+    pub max_len_a: Option<f64>,
+    #[arg(long)]
+    pub max_len_b: Option<usize>,
+    /// Hypotheses per sentence (≤ beam)
+    #[arg(long)]
+    pub nbest: Option<usize>,
+    /// Forbid repeating n-grams of this size
+    #[arg(long)]
+    pub no_repeat_ngram: Option<usize>,
+    /// Divide logits by T before the softmax
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Subtract this from log p(<unk>) when ranking (nats)
+    #[arg(long)]
+    pub unk_penalty: Option<f64>,
+}
+
+impl SearchArgs {
+    pub fn apply(&self, mut c: SearchConfig) -> anyhow::Result<SearchConfig> {
+        if let Some(k) = self.beam {
+            c.beam_size = k;
+        }
+        if let Some(a) = self.lenpen {
+            c.length_penalty = LengthPenalty::Power(a);
+        }
+        if let Some(a) = self.lenpen_gnmt {
+            c.length_penalty = LengthPenalty::Gnmt(a);
+        }
+        c.min_len = self.min_len.unwrap_or(c.min_len);
+        c.max_len_a = self.max_len_a.unwrap_or(c.max_len_a);
+        c.max_len_b = self.max_len_b.unwrap_or(c.max_len_b);
+        c.nbest = self.nbest.unwrap_or(c.nbest.min(c.beam_size));
+        c.no_repeat_ngram = self.no_repeat_ngram.unwrap_or(c.no_repeat_ngram);
+        c.temperature = self.temperature.unwrap_or(c.temperature);
+        c.unk_penalty = self.unk_penalty.unwrap_or(c.unk_penalty);
+        c.validate().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DecodeArgs {
+    /// Run directory written by `seqls train`
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    search: SearchArgs,
+    /// Source sentences, one per line (default: stdin)
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Output file (default: stdout); written atomically
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// text (detokenised, one line per input line) or jsonl (per hypothesis: text, tokens, scores)
+    #[arg(long, default_value = "text")]
+    format: String,
+    /// Sentences per model batch
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
+    let (device, _) = crate::cpu_or_gpu(&args.device, args.threads)?;
+    let jsonl = match args.format.as_str() {
+        "text" => false,
+        "jsonl" => true,
+        other => bail!("unknown --format {other:?}: use text or jsonl"),
+    };
+    let run = RunDir::new(&args.model);
+    let (config, tokenizer, model) = run.load_model(&device).map_err(anyhow::Error::msg)?;
+    let search = args.search.apply(config.decode.clone())?;
+    let lines = match &args.input {
+        Some(path) => read_lines(path)?,
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .lock()
+                .read_to_string(&mut text)
+                .context("stdin is not UTF-8 text")?;
+            text.lines().map(str::to_string).collect()
+        }
+    };
+    let sources: Vec<Vec<u32>> = lines
+        .iter()
+        .map(|l| -> anyhow::Result<Vec<u32>> {
+            if l.trim().is_empty() {
+                return Ok(vec![]);
+            }
+            let mut ids = tokenizer.encode(l.trim())?;
+            ids.truncate(config.model.max_len.saturating_sub(2));
+            ids.push(seqls_data::tokenizer::EOS);
+            Ok(ids)
+        })
+        .collect::<Result<_, _>>()?;
+    let bar = if args.input.is_some() {
+        ProgressBar::new(lines.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} sentences ETA {eta}")
+            .expect("template"),
+    );
+    let started = Instant::now();
+    let nbests = translate(&model, &sources, &search, &device, args.batch_size, |n| {
+        bar.inc(n as u64)
+    });
+    bar.finish_and_clear();
+    let mut out = String::new();
+    for nbest in &nbests {
+        if jsonl {
+            let hyps: Vec<serde_json::Value> = nbest
+                .iter()
+                .map(|h| -> anyhow::Result<serde_json::Value> {
+                    Ok(serde_json::json!({
+                        "text": tokenizer.decode(&h.tokens)?,
+                        "tokens": h.tokens.iter().map(|&t| tokenizer.id_to_token(t).unwrap_or_default()).collect::<Vec<_>>(),
+                        "score": h.score,
+                        "normalized_score": h.normalized_score,
+                        "token_logprobs": h.token_log_probs,
+                    }))
+                })
+                .collect::<Result<_, _>>()?;
+            out.push_str(&serde_json::to_string(
+                &serde_json::json!({ "hypotheses": hyps }),
+            )?);
+        } else if let Some(best) = nbest.first() {
+            out.push_str(&tokenizer.decode(&best.tokens)?);
+        }
+        out.push('\n');
+    }
+    match &args.output {
+        Some(path) => write_atomic(path, out.as_bytes())?,
+        None => std::io::stdout().lock().write_all(out.as_bytes())?,
+    }
+    if args.input.is_some() {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "decoded {} sentences in {secs:.2} s ({:.1} sentences/s, beam {})",
+            lines.len(),
+            lines.len() as f64 / secs.max(1e-9),
+            search.beam_size
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Run directory written by `seqls train`
+    #[arg(long)]
+    model: PathBuf,
+    /// Source sentences
+    #[arg(long)]
+    src: PathBuf,
+    /// Translations to score, line-aligned with --src
+    #[arg(long)]
+    hyp: PathBuf,
+    /// Also print every token's log-probability
+    #[arg(long)]
+    per_token: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// `seqls score`: per sentence, `score<TAB>tokens<TAB>score/token` (nats, `</s>` included).
+pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
+    let (device, _) = crate::cpu_or_gpu(&args.device, args.threads)?;
+    let (_, tokenizer, model) = RunDir::new(&args.model)
+        .load_model(&device)
+        .map_err(anyhow::Error::msg)?;
+    let text = seqls_data::read::read_parallel(&args.src, &args.hyp)?;
+    if text.stats.skipped_empty > 0 {
+        bail!(
+            "{}: {} lines have an empty source or translation",
+            args.hyp.display(),
+            text.stats.skipped_empty
+        );
+    }
+    let encoded = seqls_data::encode_pairs(&tokenizer, &text.pairs, None)?;
+    let mut out = String::new();
+    for chunk in encoded.examples.chunks(64) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let batch = Batch::from_examples(&refs);
+        for row in teacher_forced_scores(&model, &batch, 1.0, &device) {
+            let total: f64 = row.iter().map(|t| t.log_prob as f64).sum();
+            out.push_str(&format!(
+                "{total:.6}\t{}\t{:.6}",
+                row.len(),
+                total / row.len() as f64
+            ));
+            if args.per_token {
+                let lps: Vec<String> = row.iter().map(|t| format!("{:.6}", t.log_prob)).collect();
+                out.push('\t');
+                out.push_str(&lps.join(" "));
+            }
+            out.push('\n');
+        }
+    }
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The `seqls` binary on bad input and on Multi30k: clear errors naming file and line, exit code 2,
+//! no output file; Multi30k tests skip without `SEQLS_DATA_DIR` (fail with `SEQLS_REQUIRE_DATA=1`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn seqls(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqls"))
+        .args(args)
+        .output()
+        .expect("run seqls")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// The Multi30k directory, or `None` (with a printed notice) when the data is not configured.
+/// `$SEQLS_DATA_DIR`, with a relative path taken from the workspace root (where `.ci/run` runs).
+fn data_dir_from_env() -> Option<PathBuf> {
+    let d = PathBuf::from(std::env::var_os("SEQLS_DATA_DIR")?);
+    Some(if d.is_relative() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(d)
+    } else {
+        d
+    })
+}
+
+fn multi30k_dir() -> Option<PathBuf> {
+    match data_dir_from_env() {
+        Some(d) if d.join("val.de.gz").exists() => Some(d),
+        other => {
+            if std::env::var("SEQLS_REQUIRE_DATA").as_deref() == Ok("1") {
+                panic!("SEQLS_REQUIRE_DATA=1 but Multi30k is not at SEQLS_DATA_DIR={other:?}");
+            }
+            eprintln!("notice: SEQLS_DATA_DIR is unset; skipping a test that needs Multi30k");
+            None
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = seqls(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "train", "decode", "score", "bleu", "eval", "sweep", "report", "corpus",
+    ] {
+        assert!(text.contains(cmd), "{cmd} missing from --help");
+    }
+}
+
+#[test]
+fn line_count_mismatch_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "x.de", b"a\nb\nc\n");
+    let t = write(dir.path(), "x.en", b"a\nb\n");
+    let out = seqls(&[
+        "corpus",
+        "stats",
+        "--src",
+        s.to_str().unwrap(),
+        "--tgt",
+        t.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("x.de has 3 lines") && err.contains("x.en has 2 lines"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_tsv_and_bad_utf8_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = write(dir.path(), "p.tsv", b"a\tb\nno tab\n");
+    let out = seqls(&["corpus", "stats", "--tsv", tsv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("p.tsv:2: expected exactly one tab"),
+        "{}",
+        stderr(&out)
+    );
+
+    let s = write(dir.path(), "u.de", b"ok\n\xff\xfe\n");
+    let t = write(dir.path(), "u.en", b"ok\nok\n");
+    let out = seqls(&[
+        "corpus",
+        "stats",
+        "--src",
+        s.to_str().unwrap(),
+        "--tgt",
+        t.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("u.de:2: invalid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bleu_refuses_mismatched_lines_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write(dir.path(), "ref.txt", b"a b c d e\n");
+    let h = write(dir.path(), "hyp.txt", b"a b c d e\nd e f\n");
+    let out = seqls(&["bleu", r.to_str().unwrap(), "-i", h.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("reference 1 has 1 lines but the hypotheses have 2"),
+        "{}",
+        stderr(&out)
+    );
+    let out = seqls(&["bleu", r.to_str().unwrap(), "-i", r.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BLEU = 100.00"));
+}
+
+#[test]
+fn missing_run_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.txt");
+    let out = seqls(&[
+        "decode",
+        "--model",
+        "/nonexistent/run",
+        "--input",
+        "/dev/null",
+        "--output",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/run: no such run directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_file.exists());
+}
+
+#[test]
+fn synth_corpus_is_written_with_its_oracle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = seqls(&[
+        "corpus",
+        "synth",
+        "--pairs",
+        "200",
+        "--seed",
+        "4",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in [
+        "train.src",
+        "train.tgt",
+        "train.oracle.jsonl",
+        "val.src",
+        "test.tgt",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    let tgt = std::fs::read_to_string(dir.path().join("train.tgt")).unwrap();
+    assert_eq!(tgt.lines().count(), 200);
+}
+
+#[test]
+fn multi30k_is_read_and_fetched_from_a_mirror() {
+    let Some(data) = multi30k_dir() else { return };
+    let out = seqls(&[
+        "corpus",
+        "stats",
+        "--corpus",
+        "multi30k",
+        "--pair",
+        "de-en",
+        "--split",
+        "val",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--vocab-size",
+        "2000",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["lines"], 1014);
+
+    let dest = tempfile::tempdir().unwrap();
+    let out = seqls(&[
+        "corpus",
+        "fetch",
+        "multi30k",
+        "--mirror",
+        data.to_str().unwrap(),
+        "--out",
+        dest.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 12);
+}

@@ -210,3 +210,79 @@ fn multi30k_is_read_and_fetched_from_a_mirror() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 12);
 }
+
+#[test]
+fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny-sweep.toml");
+    let out_dir = dir.path().to_str().unwrap();
+    let out = seqls(&[
+        "sweep",
+        "--config",
+        config,
+        "--out",
+        out_dir,
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in [
+        "report.md",
+        "report.json",
+        "table.csv",
+        "sweep.toml",
+        "a0-s1/eval-test-beam4.json",
+        "a0.1-s1/eval-test-beam1.hyp.txt",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    let eval: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("a0-s1/eval-test-beam4.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        eval["bleu"]["signature"],
+        "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
+    );
+    let ece = eval["teacher_forced"]["with_eos"]["ece"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ece));
+
+    // A second run finds every job finished and only rewrites the report.
+    let again = seqls(&[
+        "sweep",
+        "--config",
+        config,
+        "--out",
+        out_dir,
+        "--threads",
+        "1",
+    ]);
+    assert!(again.status.success());
+    assert!(
+        !stderr(&again).contains("== training"),
+        "{}",
+        stderr(&again)
+    );
+    // An existing evaluation is not overwritten without --force.
+    let run = dir.path().join("a0-s1");
+    let out = seqls(&["eval", "--model", run.to_str().unwrap(), "--beam", "4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+
+    let plan = seqls(&["sweep", "--config", config, "--out", out_dir, "--plan"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("seqls train"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("seqls eval")).count(),
+        4
+    );
+}

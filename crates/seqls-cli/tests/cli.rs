@@ -22,27 +22,8 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 /// The Multi30k directory, or `None` (with a printed notice) when the data is not configured.
-/// `$SEQLS_DATA_DIR`, with a relative path taken from the workspace root (where `.ci/run` runs).
-fn data_dir_from_env() -> Option<PathBuf> {
-    let d = PathBuf::from(std::env::var_os("SEQLS_DATA_DIR")?);
-    Some(if d.is_relative() {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(d)
-    } else {
-        d
-    })
-}
-
 fn multi30k_dir() -> Option<PathBuf> {
-    match data_dir_from_env() {
-        Some(d) if d.join("val.de.gz").exists() => Some(d),
-        other => {
-            if std::env::var("SEQLS_REQUIRE_DATA").as_deref() == Ok("1") {
-                panic!("SEQLS_REQUIRE_DATA=1 but Multi30k is not at SEQLS_DATA_DIR={other:?}");
-            }
-            eprintln!("notice: SEQLS_DATA_DIR is unset; skipping a test that needs Multi30k");
-            None
-        }
-    }
+    seqls_data::multi30k::test_data_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 #[test]

@@ -163,6 +163,31 @@ pub fn count_lines(path: &Path) -> Result<usize> {
         .count())
 }
 
+/// The Multi30k directory for tests: `$SEQLS_DATA_DIR` (a relative path is taken from `workspace_root`,
+/// where `.ci/run` runs), or `None` with a printed notice when unset. Under `SEQLS_REQUIRE_DATA=1` a
+/// missing corpus panics instead, so CI cannot skip silently.
+pub fn test_data_dir(workspace_root: &Path) -> Option<PathBuf> {
+    let dir = std::env::var_os(crate::corpus::DATA_DIR_ENV)
+        .map(PathBuf::from)
+        .map(|d| {
+            if d.is_relative() {
+                workspace_root.join(d)
+            } else {
+                d
+            }
+        });
+    match dir {
+        Some(d) if d.join("val.de.gz").exists() => Some(d),
+        other => {
+            if std::env::var("SEQLS_REQUIRE_DATA").as_deref() == Ok("1") {
+                panic!("SEQLS_REQUIRE_DATA=1 but Multi30k is not at SEQLS_DATA_DIR={other:?}");
+            }
+            eprintln!("notice: SEQLS_DATA_DIR is unset; skipping a test that needs Multi30k");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,14 +88,12 @@ pub struct DecodeArgs {
     /// Sentences per model batch
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    device: crate::DeviceArgs,
 }
 
 pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
-    let (device, _) = crate::cpu_or_gpu(&args.device, args.threads)?;
+    let (device, _) = args.device.resolve()?;
     let jsonl = match args.format.as_str() {
         "text" => false,
         "jsonl" => true,
@@ -194,15 +192,13 @@ pub struct ScoreArgs {
     /// Also print every token's log-probability
     #[arg(long)]
     per_token: bool,
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    device: crate::DeviceArgs,
 }
 
 /// `seqls score`: per sentence, `score<TAB>tokens<TAB>score/token` (nats, `</s>` included).
 pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
-    let (device, _) = crate::cpu_or_gpu(&args.device, args.threads)?;
+    let (device, _) = args.device.resolve()?;
     let (_, tokenizer, model) = RunDir::new(&args.model)
         .load_model(&device)
         .map_err(anyhow::Error::msg)?;

@@ -32,10 +32,8 @@ pub struct EvalArgs {
     /// Overwrite a finished evaluation
     #[arg(long)]
     force: bool,
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    device: crate::DeviceArgs,
 }
 
 /// Teacher-forced calibration of one split at one temperature.
@@ -194,7 +192,7 @@ pub fn evaluate(
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let (device, _) = crate::cpu_or_gpu(&args.device, args.threads)?;
+    let (device, _) = args.device.resolve()?;
     let run = RunDir::new(&args.model);
     let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
     let search = args.search.apply(config.decode.clone())?;

@@ -1,6 +1,7 @@
 //! `seqls`: label smoothing × beam search for neural machine translation. Thin glue over the
 //! `seqls-*` libraries: flags, config merging, printing.
 
+mod bench;
 mod bleu;
 mod corpus;
 mod decode;
@@ -38,6 +39,9 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Assemble the report of a sweep directory from finished jobs
     Report(sweep::ReportArgs),
+    /// Throughput on the reference shapes, next to PyTorch / Hugging Face / CTranslate2
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Corpus tools: statistics, the synthetic corpus, fetching Multi30k
     #[command(subcommand)]
     Corpus(corpus::CorpusCommand),
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => sweep::run_report(args),
         Command::Corpus(command) => corpus::run(command),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,32 +69,42 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sets the CPU thread count (before any parallel work starts) and returns the device.
-pub fn cpu_or_gpu(
-    device: &str,
-    threads: Option<usize>,
-) -> anyhow::Result<(burn::tensor::Device, usize)> {
-    let threads = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    if threads == 0 {
-        anyhow::bail!("--threads must be at least 1");
-    }
-    // SAFETY: called at the start of `main`'s command, before any other thread exists.
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
-    match device {
-        "cpu" | "flex" => Ok((burn::tensor::Device::flex(), threads)),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok((
-            burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-            threads,
-        )),
-        #[cfg(not(feature = "wgpu"))]
-        "wgpu" => anyhow::bail!(
-            "this seqls was built without the GPU backend: rebuild with `--features wgpu`"
-        ),
-        other => anyhow::bail!("unknown device {other:?}: use cpu or wgpu"),
+/// `--device` and `--threads`, shared by every command that runs the model.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// cpu (burn-flex) or wgpu (needs a build with `--features wgpu`)
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CPU threads (default: all cores)
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl DeviceArgs {
+    /// Sets the CPU thread count (call before any parallel work starts) and returns the device.
+    pub fn resolve(&self) -> anyhow::Result<(burn::tensor::Device, usize)> {
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if threads == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        // SAFETY: called at the start of a command, before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+        match self.device.as_str() {
+            "cpu" | "flex" => Ok((burn::tensor::Device::flex(), threads)),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => Ok((
+                burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+                threads,
+            )),
+            #[cfg(not(feature = "wgpu"))]
+            "wgpu" => anyhow::bail!(
+                "this seqls was built without the GPU backend: rebuild with `--features wgpu`"
+            ),
+            other => anyhow::bail!("unknown device {other:?}: use cpu or wgpu"),
+        }
     }
 }

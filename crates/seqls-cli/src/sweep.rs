@@ -37,10 +37,8 @@ pub struct SweepArgs {
     /// Epochs per α (overrides train.max_epochs)
     #[arg(long)]
     max_epochs: Option<usize>,
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    device: crate::DeviceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -54,7 +52,7 @@ fn run_name(alpha: f64, seed: u64) -> String {
 }
 
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
-    let (device, threads) = crate::cpu_or_gpu(&args.device, args.threads)?;
+    let (device, threads) = args.device.resolve()?;
     let mut config = args.config.load()?;
     if let Some(a) = args.alphas {
         config.sweep.alphas = a;

@@ -60,12 +60,8 @@ pub struct TrainArgs {
     /// No progress bars, log lines only
     #[arg(long)]
     pub quiet: bool,
-    /// cpu (burn-flex) or wgpu (needs `--features wgpu`)
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// CPU threads (default: all cores)
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub device: crate::DeviceArgs,
 }
 
 /// The default run directory of a config and α.
@@ -74,7 +70,7 @@ pub fn default_run_dir(config: &ExperimentConfig) -> PathBuf {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let (device, threads) = crate::cpu_or_gpu(&args.device, args.threads)?;
+    let (device, threads) = args.device.resolve()?;
     let mut config = args.config.load()?;
     let t = &mut config.train;
     if let Some(a) = args.alpha {

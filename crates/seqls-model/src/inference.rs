@@ -30,6 +30,23 @@ pub fn int_tensor<const D: usize>(
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
+/// A padded [`Batch`] as tensors: `src` `[B, S]`, `tgt_in` and `tgt_out` `[B, T]`.
+pub struct BatchTensors {
+    pub src: Tensor<2, Int>,
+    pub tgt_in: Tensor<2, Int>,
+    pub tgt_out: Tensor<2, Int>,
+}
+
+impl BatchTensors {
+    pub fn new(batch: &Batch, device: &Device) -> Self {
+        BatchTensors {
+            src: int_tensor(&batch.src, [batch.rows, batch.src_len], device),
+            tgt_in: int_tensor(&batch.tgt_in, [batch.rows, batch.tgt_len], device),
+            tgt_out: int_tensor(&batch.tgt_out, [batch.rows, batch.tgt_len], device),
+        }
+    }
+}
+
 /// The model as a beam-search scorer over a batch of sources, with an incremental key/value cache.
 pub struct ModelScorer<'a> {
     model: &'a Transformer,
@@ -99,9 +116,8 @@ pub fn teacher_forced_scores(
     temperature: f32,
     device: &Device,
 ) -> Vec<Vec<TokenScore>> {
-    let src = int_tensor(&batch.src, [batch.rows, batch.src_len], device);
-    let tgt_in = int_tensor(&batch.tgt_in, [batch.rows, batch.tgt_len], device);
-    let logits = model.forward(src, tgt_in, PAD).logits;
+    let tensors = BatchTensors::new(batch, device);
+    let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
     let logits = if temperature == 1.0 {
         logits
     } else {

@@ -9,18 +9,18 @@
 //! the CPU.
 
 use crate::checkpoint::{self, TrainState};
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, TrainConfig};
 use crate::run::{RunDir, load_weights, weights_bytes, write_text};
 use crate::schedule::inverse_sqrt_lr;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::corpus::encode_pairs;
 use seqls_data::tokenizer::PAD;
-use seqls_data::{Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
+use seqls_data::{Batch, Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
 use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_model::inference::int_tensor;
+use seqls_model::inference::BatchTensors;
 use seqls_model::{Normalize, Transformer, label_smoothed_loss, translate};
 use serde::Serialize;
 use std::io::Write;
@@ -137,6 +137,46 @@ fn clip_global_norm(model: &Transformer, grads: &mut GradientsParams, max_norm: 
     norm
 }
 
+/// The sums of one update's batch (nats), before the step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOutcome {
+    pub loss_sum: f64,
+    pub nll_sum: f64,
+    pub n_tokens: usize,
+}
+
+/// One update on `batch` at learning rate `lr`: forward, label-smoothed loss, backward, global-norm
+/// clipping, Adam step. `device` must be an autodiff device. A non-finite loss leaves the model
+/// unchanged (the caller stops).
+pub fn update(
+    model: Transformer,
+    optimizer: &mut ModuleOptimizer,
+    batch: &Batch,
+    t: &TrainConfig,
+    lr: f64,
+    device: &Device,
+) -> (Transformer, StepOutcome) {
+    let tensors = BatchTensors::new(batch, device);
+    let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
+    let loss = label_smoothed_loss(logits, tensors.tgt_out, t.alpha, t.ls_variant, PAD);
+    let denominator = match t.normalize {
+        Normalize::Tokens => loss.n_tokens.max(1),
+        Normalize::Sentences => batch.rows,
+    } as f64;
+    let outcome = StepOutcome {
+        loss_sum: loss.smoothed_sum.clone().into_scalar::<f64>(),
+        nll_sum: loss.nll_sum.clone().into_scalar::<f64>(),
+        n_tokens: loss.n_tokens,
+    };
+    if !outcome.loss_sum.is_finite() {
+        return (model, outcome);
+    }
+    let objective = loss.smoothed_sum.div_scalar(denominator);
+    let mut grads = GradientsParams::from_grads(objective.backward(), &model);
+    clip_global_norm(&model, &mut grads, t.clip_norm);
+    (optimizer.step(lr, model, grads), outcome)
+}
+
 /// Teacher-forced validation of `model` (without dropout) on `examples`.
 pub fn validate(
     model: &Transformer,
@@ -146,14 +186,11 @@ pub fn validate(
 ) -> ValidMetrics {
     let (mut smoothed, mut nll, mut correct, mut tokens) = (0.0, 0.0, 0i64, 0usize);
     for group in plan_batches(examples, config.data.max_tokens, None) {
-        let batch = make_batch(examples, &group);
-        let src = int_tensor(&batch.src, [batch.rows, batch.src_len], device);
-        let tgt_in = int_tensor(&batch.tgt_in, [batch.rows, batch.tgt_len], device);
-        let tgt_out = int_tensor(&batch.tgt_out, [batch.rows, batch.tgt_len], device);
-        let logits = model.forward(src, tgt_in, PAD).logits;
+        let batch = BatchTensors::new(&make_batch(examples, &group), device);
+        let logits = model.forward(batch.src, batch.tgt_in, PAD).logits;
         let loss = label_smoothed_loss(
             logits,
-            tgt_out,
+            batch.tgt_out,
             config.train.alpha,
             config.train.ls_variant,
             PAD,
@@ -312,7 +349,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
         state = saved;
     }
     let save_checkpoint = |model: &Transformer,
-                           optimizer: &burn::optim::ModuleOptimizer,
+                           optimizer: &ModuleOptimizer,
                            state: &TrainState|
      -> Result<(), String> {
         let optim = optimizer.into_bytes().map_err(|e| e.to_string())?;
@@ -404,20 +441,14 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             let started = Instant::now();
             let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
             device.seed(step_seed(t.seed, state.step));
-            let src = int_tensor(&batch.src, [batch.rows, batch.src_len], &device);
-            let tgt_in = int_tensor(&batch.tgt_in, [batch.rows, batch.tgt_len], &device);
-            let tgt_out = int_tensor(&batch.tgt_out, [batch.rows, batch.tgt_len], &device);
-            let logits = model.forward(src, tgt_in, PAD).logits;
-            let loss = label_smoothed_loss(logits, tgt_out, t.alpha, t.ls_variant, PAD);
-            let denominator = match t.normalize {
-                Normalize::Tokens => loss.n_tokens.max(1),
-                Normalize::Sentences => batch.rows,
-            } as f64;
-            let objective = loss.smoothed_sum.clone().div_scalar(denominator);
-            let (loss_sum, nll_sum) = (
-                loss.smoothed_sum.clone().into_scalar::<f64>(),
-                loss.nll_sum.clone().into_scalar::<f64>(),
-            );
+            let lr = inverse_sqrt_lr(t.lr, t.warmup_steps, state.step + 1);
+            let (updated, outcome) = update(model, &mut optimizer, &batch, t, lr, &device);
+            model = updated;
+            let StepOutcome {
+                loss_sum,
+                nll_sum,
+                n_tokens,
+            } = outcome;
             if !loss_sum.is_finite() {
                 bar.abandon();
                 return Err(format!(
@@ -426,18 +457,14 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                     run.checkpoint().display()
                 ));
             }
-            let mut grads = GradientsParams::from_grads(objective.backward(), &model);
-            clip_global_norm(&model, &mut grads, t.clip_norm);
-            let lr = inverse_sqrt_lr(t.lr, t.warmup_steps, state.step + 1);
-            model = optimizer.step(lr, model, grads);
 
             state.step += 1;
             state.batch_in_epoch += 1;
-            state.target_tokens += loss.n_tokens as u64;
+            state.target_tokens += n_tokens as u64;
             state.train_seconds += started.elapsed().as_secs_f64();
             window_loss += loss_sum;
             window_nll += nll_sum;
-            window_tokens += loss.n_tokens;
+            window_tokens += n_tokens;
             bar.inc(1);
             if state.step % t.log_every.max(1) == 0 {
                 let n = window_tokens.max(1) as f64;

@@ -1,0 +1,234 @@
+//! seqls-bench: throughput of training and beam-search decoding on the shapes of the PyTorch reference
+//! (`../shared/bench/ref_bench.py`), and a runner for that reference so both figures come from the same
+//! run on the same machine.
+//!
+//! Training: one step = forward, label-smoothed loss (α = 0.1), backward, global-norm clipping, Adam
+//! update, on random tokens (`batch × src_len` sources, `batch × tgt_len` targets, no padding); the
+//! figure is target tokens per second at the median step time. Decoding: beam search over `batch`
+//! random sources of `src_len` tokens, forced to exactly `steps` decoder steps (as `min_new_tokens =
+//! max_new_tokens` in Hugging Face `generate`); the figure is sentences per second at the median.
+
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use burn::tensor::Device;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use seqls_data::tokenizer::{EOS, PAD};
+use seqls_data::{Example, make_batch};
+use seqls_decode::{LengthPenalty, SearchConfig};
+use seqls_model::{ModelConfig, translate};
+use seqls_train::TrainConfig;
+use serde::Serialize;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// A model shape of the reference benchmark.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Shape {
+    pub name: &'static str,
+    pub vocab: usize,
+    pub d_model: usize,
+    /// Encoder layers = decoder layers.
+    pub layers: usize,
+    pub heads: usize,
+    pub d_ff: usize,
+}
+
+/// The shapes of `ref_bench.py`.
+pub const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "XS",
+        vocab: 4000,
+        d_model: 128,
+        layers: 2,
+        heads: 4,
+        d_ff: 512,
+    },
+    Shape {
+        name: "S",
+        vocab: 8000,
+        d_model: 256,
+        layers: 3,
+        heads: 4,
+        d_ff: 1024,
+    },
+];
+
+impl Shape {
+    pub fn by_name(name: &str) -> Result<Shape, String> {
+        SHAPES
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .copied()
+            .ok_or_else(|| format!("unknown shape {name:?}: use XS or S"))
+    }
+
+    /// The reference's `nn.Transformer`: post-norm, dropout 0.1, one embedding for source and target,
+    /// an untied output projection.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            d_model: self.d_model,
+            heads: self.heads,
+            encoder_layers: self.layers,
+            decoder_layers: self.layers,
+            d_ff: self.d_ff,
+            dropout: 0.1,
+            max_len: 512,
+            pre_norm: false,
+            tie_output: false,
+            share_embeddings: true,
+        }
+    }
+}
+
+/// Seconds per step (median) and the throughput derived from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    pub median_s: f64,
+    pub runs: usize,
+    /// Target tokens/s (training) or sentences/s (decoding).
+    pub per_second: f64,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Random token ids in `[4, vocab)` (no specials).
+fn random_tokens(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
+    (0..n).map(|_| rng.random_range(4..vocab as u32)).collect()
+}
+
+/// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`.
+pub fn time_training(
+    shape: Shape,
+    batch: usize,
+    src_len: usize,
+    tgt_len: usize,
+    runs: usize,
+    device: &Device,
+) -> Timing {
+    let device = device.clone().autodiff();
+    device.seed(0);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let examples: Vec<Example> = (0..batch)
+        .map(|index| {
+            // `src` ends in `</s>`; `make_batch` adds `<s>` / `</s>` to `tgt`: both sides get exactly
+            // `src_len` / `tgt_len` positions.
+            let mut src = random_tokens(&mut rng, src_len - 1, shape.vocab);
+            src.push(EOS);
+            Example {
+                index,
+                src,
+                tgt: random_tokens(&mut rng, tgt_len - 1, shape.vocab),
+            }
+        })
+        .collect();
+    let rows: Vec<usize> = (0..batch).collect();
+    let padded = make_batch(&examples, &rows);
+    let train = TrainConfig {
+        alpha: 0.1,
+        ..TrainConfig::default()
+    };
+    let mut model = shape.model_config().init(shape.vocab, &device);
+    let mut optimizer = AdamConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.98)
+        .with_epsilon(1e-9)
+        .init();
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs + 2 {
+        let started = Instant::now();
+        let (updated, outcome) =
+            seqls_train::trainer::update(model, &mut optimizer, &padded, &train, 1e-4, &device);
+        model = updated;
+        assert!(outcome.loss_sum.is_finite(), "benchmark loss diverged");
+        if i >= 2 {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let median_s = median(times);
+    Timing {
+        median_s,
+        runs,
+        per_second: (batch * padded.tgt_len) as f64 / median_s,
+    }
+}
+
+/// Times `runs` beam searches (after 1 warm-up) of `batch` random sources of `src_len` tokens (`</s>`
+/// included), each
+/// forced to `steps` decoder steps (`steps − 1` tokens, then `</s>`).
+pub fn time_decoding(
+    shape: Shape,
+    batch: usize,
+    src_len: usize,
+    steps: usize,
+    beam: usize,
+    runs: usize,
+    device: &Device,
+) -> Timing {
+    device.seed(0);
+    let model = shape.model_config().init(shape.vocab, device).valid();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let sources: Vec<Vec<u32>> = (0..batch)
+        .map(|_| {
+            let mut s = random_tokens(&mut rng, src_len - 1, shape.vocab);
+            s.push(EOS);
+            s
+        })
+        .collect();
+    let search = SearchConfig {
+        beam_size: beam,
+        length_penalty: LengthPenalty::Power(1.0),
+        min_len: steps - 1,
+        max_len_a: 0.0,
+        max_len_b: steps - 1,
+        ..SearchConfig::default()
+    };
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs + 1 {
+        let started = Instant::now();
+        let out = translate(&model, &sources, &search, device, batch, |_| {});
+        assert!(out.iter().all(|n| n[0].tokens.len() == steps - 1 && !n[0].tokens.contains(&PAD)));
+        if i >= 1 {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let median_s = median(times);
+    Timing {
+        median_s,
+        runs,
+        per_second: batch as f64 / median_s,
+    }
+}
+
+/// Runs a Python reference script and returns its last stdout line parsed as JSON.
+pub fn run_reference(python: &Path, script: &Path, args: &[String]) -> Result<serde_json::Value, String> {
+    let output = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} {} failed ({}): {}",
+            python.display(),
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rfind(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| format!("{}: no JSON line in its output", script.display()))?;
+    serde_json::from_str(line).map_err(|e| format!("{}: {e}", script.display()))
+}

@@ -192,6 +192,10 @@ pub struct ScoreArgs {
     /// Also print every token's log-probability
     #[arg(long)]
     per_token: bool,
+    /// --hyp holds subword tokens separated by spaces (the `tokens` of `decode --format jsonl`; a final
+    /// `</s>` is optional) instead of text, so a decoded hypothesis is scored exactly as produced
+    #[arg(long)]
+    hyp_tokens: bool,
     #[command(flatten)]
     device: crate::DeviceArgs,
 }
@@ -199,7 +203,7 @@ pub struct ScoreArgs {
 /// `seqls score`: per sentence, `score<TAB>tokens<TAB>score/token` (nats, `</s>` included).
 pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
     let (device, _) = args.device.resolve()?;
-    let (_, tokenizer, model) = RunDir::new(&args.model)
+    let (config, tokenizer, model) = RunDir::new(&args.model)
         .load_model(&device)
         .map_err(anyhow::Error::msg)?;
     let text = seqls_data::read::read_parallel(&args.src, &args.hyp)?;
@@ -210,9 +214,38 @@ pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
             text.stats.skipped_empty
         );
     }
-    let encoded = seqls_data::encode_pairs(&tokenizer, &text.pairs, None)?;
+    let examples = if args.hyp_tokens {
+        text.pairs
+            .iter()
+            .enumerate()
+            .map(|(index, pair)| -> anyhow::Result<Example> {
+                let mut src = tokenizer.encode(&pair.src)?;
+                src.truncate(config.model.max_len.saturating_sub(2));
+                src.push(seqls_data::tokenizer::EOS);
+                let mut pieces: Vec<&str> = pair.tgt.split_whitespace().collect();
+                if pieces.last() == Some(&"</s>") {
+                    pieces.pop();
+                }
+                let tgt = pieces
+                    .iter()
+                    .map(|p| {
+                        tokenizer.token_to_id(p).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "{}:{}: {p:?} is not a token of the model's vocabulary",
+                                args.hyp.display(),
+                                index + 1
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<u32>>>()?;
+                Ok(Example { index, src, tgt })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        seqls_data::encode_pairs(&tokenizer, &text.pairs, None)?.examples
+    };
     let mut out = String::new();
-    for chunk in encoded.examples.chunks(64) {
+    for chunk in examples.chunks(64) {
         let refs: Vec<&Example> = chunk.iter().collect();
         let batch = Batch::from_examples(&refs);
         for row in teacher_forced_scores(&model, &batch, 1.0, &device) {

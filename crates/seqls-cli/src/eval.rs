@@ -1,17 +1,20 @@
-//! `seqls eval`: decode a split, then BLEU, chrF, length ratio and teacher-forced calibration (before
-//! and after temperature scaling fitted on the validation split) into `eval.json`.
+//! `seqls eval`: decode a split, then BLEU, chrF, length ratio, inference calibration and
+//! teacher-forced calibration (before and after temperature scaling) into `eval-<split>-beam<K>.json`,
+//! with reliability diagrams. The work is [`seqls_sweep::evaluate`].
 
 use anyhow::bail;
-use clap::Args;
-use seqls_data::corpus::encode_pairs;
-use seqls_data::{Batch, Example, ParallelText};
-use seqls_decode::SearchConfig;
-use seqls_eval::calibration::{Calibration, calibration};
-use seqls_eval::{BleuOptions, BleuReport, corpus_bleu, corpus_chrf};
-use seqls_model::{TokenScore, Transformer, teacher_forced_scores, translate};
+use clap::{Args, ValueEnum};
+use seqls_sweep::evaluate;
 use seqls_train::RunDir;
-use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutputFormat {
+    /// A short table
+    Text,
+    /// The whole report as JSON on stdout
+    Json,
+}
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -32,163 +35,11 @@ pub struct EvalArgs {
     /// Overwrite a finished evaluation
     #[arg(long)]
     force: bool,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
     #[command(flatten)]
     device: crate::DeviceArgs,
-}
-
-/// Teacher-forced calibration of one split at one temperature.
-#[derive(Debug, Clone, Serialize)]
-pub struct TeacherForced {
-    pub temperature: f64,
-    /// NLL per reference token (nats), `</s>` included.
-    pub nll: f64,
-    pub with_eos: Calibration,
-    pub without_eos: Calibration,
-}
-
-/// Everything `eval.json` holds.
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalReport {
-    pub split: String,
-    pub sentences: usize,
-    pub search: SearchConfig,
-    pub bleu: BleuReport,
-    pub chrf: f64,
-    pub chrf_signature: String,
-    /// Hypothesis / reference length in 13a tokens.
-    pub length_ratio: f64,
-    pub sentences_per_sec: f64,
-    pub teacher_forced: TeacherForced,
-    /// Temperature minimising validation NLL (golden-section search on [0.05, 10], to 1e-4).
-    pub fitted_temperature: f64,
-    pub teacher_forced_at_fitted_temperature: TeacherForced,
-    pub hypotheses_file: String,
-}
-
-fn scores_of(
-    model: &Transformer,
-    examples: &[Example],
-    temperature: f32,
-    device: &burn::tensor::Device,
-) -> Vec<TokenScore> {
-    let mut all = Vec::new();
-    for chunk in examples.chunks(64) {
-        let rows: Vec<&Example> = chunk.iter().collect();
-        for row in teacher_forced_scores(model, &Batch::from_examples(&rows), temperature, device) {
-            all.extend(row);
-        }
-    }
-    all
-}
-
-fn teacher_forced(
-    model: &Transformer,
-    examples: &[Example],
-    temperature: f64,
-    bins: usize,
-    device: &burn::tensor::Device,
-) -> TeacherForced {
-    let scores = scores_of(model, examples, temperature as f32, device);
-    let eos = seqls_data::tokenizer::EOS;
-    let calib = |keep: &dyn Fn(&TokenScore) -> bool| {
-        let kept: Vec<&TokenScore> = scores.iter().filter(|s| keep(s)).collect();
-        let conf: Vec<f64> = kept.iter().map(|s| s.confidence as f64).collect();
-        let ok: Vec<bool> = kept.iter().map(|s| s.predicted == s.reference).collect();
-        calibration(&conf, &ok, bins)
-    };
-    TeacherForced {
-        temperature,
-        nll: -scores.iter().map(|s| s.log_prob as f64).sum::<f64>() / scores.len().max(1) as f64,
-        with_eos: calib(&|_| true),
-        without_eos: calib(&|s| s.reference != eos),
-    }
-}
-
-/// The temperature minimising the NLL of `examples` (golden-section search over [0.05, 10]).
-fn fit_temperature(
-    model: &Transformer,
-    examples: &[Example],
-    device: &burn::tensor::Device,
-) -> f64 {
-    let nll = |t: f64| {
-        let s = scores_of(model, examples, t as f32, device);
-        -s.iter().map(|x| x.log_prob as f64).sum::<f64>() / s.len().max(1) as f64
-    };
-    let (mut a, mut b) = (0.05f64, 10.0f64);
-    let g = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
-    let (mut fc, mut fd) = (nll(c), nll(d));
-    while b - a > 1e-4 {
-        if fc < fd {
-            (b, d, fd) = (d, c, fc);
-            c = b - g * (b - a);
-            fc = nll(c);
-        } else {
-            (a, c, fc) = (c, d, fd);
-            d = a + g * (b - a);
-            fd = nll(d);
-        }
-    }
-    (a + b) / 2.0
-}
-
-/// Evaluates a trained run on `split` with `search`; writes the hypotheses next to `output`.
-pub fn evaluate(
-    run: &RunDir,
-    split: &str,
-    search: &SearchConfig,
-    bins: usize,
-    output: &Path,
-    device: &burn::tensor::Device,
-) -> anyhow::Result<EvalReport> {
-    let (config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
-    let text: ParallelText = config.data.load_split(split)?;
-    if text.pairs.is_empty() {
-        bail!("split {split} is empty");
-    }
-    let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
-    let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
-    let started = std::time::Instant::now();
-    let nbests = translate(&model, &sources, search, device, 64, |_| {});
-    let secs = started.elapsed().as_secs_f64();
-    let hyps: Vec<String> = nbests
-        .iter()
-        .map(|n| tokenizer.decode(&n[0].tokens))
-        .collect::<Result<_, _>>()?;
-    let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
-    let bleu = corpus_bleu(&hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
-    let (chrf, chrf_signature) = corpus_chrf(&hyps, &refs).map_err(anyhow::Error::msg)?;
-    let hyp_path = output.with_extension("hyp.txt");
-    seqls_data::read::write_lines(&hyp_path, hyps.iter().map(String::as_str))?;
-
-    let valid = encode_pairs(&tokenizer, &config.data.load_split("val")?.pairs, None)?;
-    let fitted_temperature = fit_temperature(&model, &valid.examples, device);
-    let report = EvalReport {
-        split: split.to_string(),
-        sentences: hyps.len(),
-        search: search.clone(),
-        length_ratio: bleu.ratio,
-        chrf,
-        chrf_signature,
-        sentences_per_sec: hyps.len() as f64 / secs.max(1e-9),
-        teacher_forced: teacher_forced(&model, &encoded.examples, 1.0, bins, device),
-        teacher_forced_at_fitted_temperature: teacher_forced(
-            &model,
-            &encoded.examples,
-            fitted_temperature,
-            bins,
-            device,
-        ),
-        fitted_temperature,
-        hypotheses_file: hyp_path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned(),
-        bleu,
-    };
-    seqls_data::read::write_atomic(output, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    Ok(report)
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -208,6 +59,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     let r = evaluate(&run, split, &search, args.bins, &output, &device)?;
+    if let OutputFormat::Json = args.format {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
     let tf = &r.teacher_forced.with_eos;
     let ts = &r.teacher_forced_at_fitted_temperature.with_eos;
     println!("{}\n{}", r.bleu.line, r.bleu.signature);
@@ -233,6 +88,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         ts.mce,
         ts.adaptive_ece
     );
-    println!("wrote {}", output.display());
+    let inf = &r.inference;
+    println!(
+        "inference (beam {}) acc {:.2}% | conf {:.2}% | ECE {:.4}",
+        r.search.beam_size,
+        100.0 * inf.accuracy,
+        100.0 * inf.mean_confidence,
+        inf.ece
+    );
+    if let Some(o) = &r.oracle {
+        println!(
+            "oracle  mean |p − q| {:.4} | ECE vs true probabilities {:.4} ({} words)",
+            o.mean_abs_gap, o.ece, o.tokens
+        );
+    }
+    println!(
+        "wrote {} (+ {}, {})",
+        output.display(),
+        r.hypotheses_file,
+        r.figures.join(", ")
+    );
     Ok(())
 }

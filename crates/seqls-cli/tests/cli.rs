@@ -213,14 +213,33 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         "table.csv",
         "sweep.toml",
         "a0-s1/eval-test-beam4.json",
+        "a0-s1/eval-test-beam4-reliability.png",
+        "a0-s1/eval-test-beam4-reliability.svg",
         "a0.1-s1/eval-test-beam1.hyp.txt",
+        "figures/bleu-vs-beam.png",
+        "figures/bleu-vs-beam.svg",
+        "figures/length-ratio-vs-beam.png",
+        "figures/ece-vs-alpha.svg",
+        "figures/bleu-vs-alpha.png",
+        "figures/valid-nll-per-epoch.png",
+        "figures/valid-bleu-per-epoch.png",
+        "figures/reliability-grid.png",
+        "figures/penultimate.png",
+        "figures/penultimate.svg",
     ] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
-    let rows: serde_json::Value =
+    let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 2);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["beams"].as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["epochs"].as_array().unwrap().len(), 2);
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for needle in ["inference ECE b4", "oracle ECE", "paired bootstrap", "![", "Penultimate"] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}");
+    }
     let eval: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("a0-s1/eval-test-beam4.json")).unwrap(),
     )
@@ -229,8 +248,15 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         eval["bleu"]["signature"],
         "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
     );
-    let ece = eval["teacher_forced"]["with_eos"]["ece"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&ece));
+    for key in [
+        &eval["teacher_forced"]["with_eos"]["ece"],
+        &eval["inference"]["ece"],
+        &eval["oracle"]["ece"],
+        &eval["oracle"]["mean_abs_gap"],
+    ] {
+        let v = key.as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key}");
+    }
 
     // A second run finds every job finished and only rewrites the report.
     let again = seqls(&[
@@ -253,6 +279,88 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     let out = seqls(&["eval", "--model", run.to_str().unwrap(), "--beam", "4"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+
+    // `--format json` prints the whole report.
+    let json_out = dir.path().join("again.json");
+    let out = seqls(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--beam",
+        "2",
+        "--output",
+        json_out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["search"]["beam_size"], 2);
+
+    // Every decoded score equals the teacher-forced score of the same tokens (`seqls score`).
+    let src = dir.path().join("src.txt");
+    let lines: Vec<String> = seqls_data::synth::generate_splits(40, 7)[2]
+        .1
+        .iter()
+        .take(12)
+        .map(|p| p.src.clone())
+        .collect();
+    std::fs::write(&src, lines.join("\n") + "\n").unwrap();
+    let out = seqls(&[
+        "decode",
+        "--model",
+        run.to_str().unwrap(),
+        "--input",
+        src.to_str().unwrap(),
+        "--beam",
+        "3",
+        "--nbest",
+        "3",
+        "--format",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut srcs, mut hyps, mut scores, mut per_token) = (vec![], vec![], vec![], vec![]);
+    for (line, src_line) in String::from_utf8_lossy(&out.stdout).lines().zip(&lines) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for h in v["hypotheses"].as_array().unwrap() {
+            let tokens: Vec<&str> = h["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+            let lps: Vec<f64> = h["token_logprobs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert_eq!(tokens.len(), lps.len());
+            let score = h["score"].as_f64().unwrap();
+            assert!((score - lps.iter().sum::<f64>()).abs() < 1e-4);
+            srcs.push(src_line.clone());
+            hyps.push(tokens.join(" "));
+            scores.push(score);
+            per_token.push(lps);
+        }
+    }
+    assert_eq!(hyps.len(), 36);
+    let (s_file, h_file) = (dir.path().join("s.txt"), dir.path().join("h.txt"));
+    std::fs::write(&s_file, srcs.join("\n") + "\n").unwrap();
+    std::fs::write(&h_file, hyps.join("\n") + "\n").unwrap();
+    let out = seqls(&[
+        "score",
+        "--model",
+        run.to_str().unwrap(),
+        "--src",
+        s_file.to_str().unwrap(),
+        "--hyp",
+        h_file.to_str().unwrap(),
+        "--hyp-tokens",
+        "--per-token",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scored = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(scored.lines().count(), hyps.len());
+    for ((line, want), want_tokens) in scored.lines().zip(&scores).zip(&per_token) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let got: f64 = fields[0].parse().unwrap();
+        assert!((got - want).abs() < 1e-4, "score {got} vs decoded {want}");
+        for (g, w) in fields[3].split(' ').zip(want_tokens) {
+            assert!((g.parse::<f64>().unwrap() - w).abs() < 1e-4);
+        }
+    }
 
     let plan = seqls(&["sweep", "--config", config, "--out", out_dir, "--plan"]);
     let text = String::from_utf8_lossy(&plan.stdout);

@@ -11,10 +11,10 @@
 //! - Brier score of the top class `mean((c − correct)²)`, accuracy and mean confidence.
 //! All values lie in [0, 1]; `N` counts every token given, including any with confidence 0.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Calibration metrics of a set of predictions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub tokens: usize,
     pub accuracy: f64,

@@ -13,7 +13,7 @@
 //! (bin `b` holds `p ∈ (b/M, (b+1)/M]`), i.e. the usual ECE with the empirical accuracy replaced by the
 //! true probability.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// For each token of `hypothesis`, whether a minimum-edit-distance alignment to `reference` matches it
 /// with an identical token. Among optimal alignments, the backtrace prefers a match/substitution, then
@@ -56,7 +56,7 @@ pub fn aligned_matches<T: PartialEq>(hypothesis: &[T], reference: &[T]) -> Vec<b
 }
 
 /// Model probabilities against true probabilities (see the module documentation).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OracleCalibration {
     pub tokens: usize,
     /// `mean |p − q|`.

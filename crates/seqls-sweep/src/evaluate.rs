@@ -1,0 +1,314 @@
+//! One evaluation of a trained run on a split: decode with a search configuration, then
+//!
+//! - BLEU (sacreBLEU 13a, cased, detokenised output) with its signature, chrF, and the
+//!   hypothesis/reference length ratio;
+//! - inference calibration of the beam output (Wang et al. 2020; see [`seqls_eval::inference`]):
+//!   every produced token, `</s>` included, with the probability the decoder gave it, correct when an
+//!   edit-distance alignment to the reference token ids matches it;
+//! - teacher-forced calibration of the reference tokens (top-class confidence; with and without
+//!   `</s>`), at T = 1 and at the temperature T* that minimises validation NLL (golden-section search
+//!   on [0.05, 10] to 1e-4); on the synthetic corpus, oracle calibration of each reference word's
+//!   model probability (the product of its subword probabilities) against its true probability.
+//!
+//! The teacher-forced part does not depend on the search, so it is computed once per run, split and
+//! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json`.
+
+use anyhow::bail;
+use burn::tensor::Device;
+use seqls_data::corpus::encode_pairs;
+use seqls_data::tokenizer::EOS;
+use seqls_data::{Batch, Example, ParallelText, SubwordTokenizer};
+use seqls_decode::SearchConfig;
+use seqls_eval::calibration::{Calibration, calibration};
+use seqls_eval::{
+    BleuOptions, BleuReport, OracleCalibration, aligned_matches, corpus_bleu, corpus_chrf,
+    oracle_calibration,
+};
+use seqls_model::{TokenScore, Transformer, teacher_forced_scores, translate};
+use seqls_plot::{Reliability, ReliabilityGrid};
+use seqls_train::{ExperimentConfig, RunDir};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Teacher-forced calibration of one split at one temperature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeacherForced {
+    pub temperature: f64,
+    /// NLL per reference token (nats), `</s>` included.
+    pub nll: f64,
+    pub with_eos: Calibration,
+    pub without_eos: Calibration,
+}
+
+/// The search-independent part of an evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeacherForcedReport {
+    pub at_1: TeacherForced,
+    /// Temperature minimising validation NLL.
+    pub fitted_temperature: f64,
+    pub at_fitted: TeacherForced,
+    /// Synthetic corpus only: model vs true probability of each reference word.
+    pub oracle: Option<OracleCalibration>,
+    /// Synthetic corpus only: sentences whose subwords could not be grouped into the oracle's words.
+    pub oracle_skipped_sentences: usize,
+}
+
+/// Everything `eval-<split>-beam<K>.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub split: String,
+    pub sentences: usize,
+    pub search: SearchConfig,
+    pub bleu: BleuReport,
+    pub chrf: f64,
+    pub chrf_signature: String,
+    /// Hypothesis / reference length in 13a tokens.
+    pub length_ratio: f64,
+    pub sentences_per_sec: f64,
+    /// Calibration of the tokens the search produced (best hypothesis of each sentence).
+    pub inference: Calibration,
+    pub teacher_forced: TeacherForced,
+    pub fitted_temperature: f64,
+    pub teacher_forced_at_fitted_temperature: TeacherForced,
+    pub oracle: Option<OracleCalibration>,
+    pub hypotheses_file: String,
+    /// Reliability diagrams (teacher-forced, at T*, inference), PNG and SVG.
+    pub figures: Vec<String>,
+}
+
+/// Teacher-forced token scores of `examples` at `temperature`, one vector per example.
+fn scores_of(
+    model: &Transformer,
+    examples: &[Example],
+    temperature: f32,
+    device: &Device,
+) -> Vec<Vec<TokenScore>> {
+    let mut all = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(64) {
+        let rows: Vec<&Example> = chunk.iter().collect();
+        all.extend(teacher_forced_scores(
+            model,
+            &Batch::from_examples(&rows),
+            temperature,
+            device,
+        ));
+    }
+    all
+}
+
+fn mean_nll(scores: &[Vec<TokenScore>]) -> f64 {
+    let (sum, n) = scores
+        .iter()
+        .flatten()
+        .fold((0.0, 0usize), |(s, n), t| (s - t.log_prob as f64, n + 1));
+    sum / n.max(1) as f64
+}
+
+fn teacher_forced(scores: &[Vec<TokenScore>], temperature: f64, bins: usize) -> TeacherForced {
+    let calib = |keep: &dyn Fn(&TokenScore) -> bool| {
+        let kept: Vec<&TokenScore> = scores.iter().flatten().filter(|s| keep(s)).collect();
+        let conf: Vec<f64> = kept.iter().map(|s| s.confidence as f64).collect();
+        let ok: Vec<bool> = kept.iter().map(|s| s.predicted == s.reference).collect();
+        calibration(&conf, &ok, bins)
+    };
+    TeacherForced {
+        temperature,
+        nll: mean_nll(scores),
+        with_eos: calib(&|_| true),
+        without_eos: calib(&|s| s.reference != EOS),
+    }
+}
+
+/// The temperature minimising the NLL of `examples` (golden-section search over [0.05, 10] to 1e-4).
+pub fn fit_temperature(model: &Transformer, examples: &[Example], device: &Device) -> f64 {
+    let nll = |t: f64| mean_nll(&scores_of(model, examples, t as f32, device));
+    let (mut a, mut b) = (0.05f64, 10.0f64);
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+    let (mut fc, mut fd) = (nll(c), nll(d));
+    while b - a > 1e-4 {
+        if fc < fd {
+            (b, d, fd) = (d, c, fc);
+            c = b - g * (b - a);
+            fc = nll(c);
+        } else {
+            (a, c, fc) = (c, d, fd);
+            d = a + g * (b - a);
+            fd = nll(d);
+        }
+    }
+    (a + b) / 2.0
+}
+
+/// Word-level oracle calibration on the synthetic corpus: groups each reference's subwords into words
+/// (a token starting with `▁` starts a word), multiplies their probabilities, and compares with the
+/// generator's true probability of the word. `</s>` is left out (it is certain).
+fn oracle(
+    config: &ExperimentConfig,
+    split: &str,
+    tokenizer: &SubwordTokenizer,
+    examples: &[Example],
+    scores: &[Vec<TokenScore>],
+    bins: usize,
+) -> (Option<OracleCalibration>, usize) {
+    if config.data.corpus != "synth" {
+        return (None, 0);
+    }
+    let pairs = config.data.synth_split(split);
+    let (mut model_p, mut true_p, mut skipped) = (Vec::new(), Vec::new(), 0);
+    for (example, tokens) in examples.iter().zip(scores) {
+        let words = &pairs[example.index].oracle;
+        let mut grouped: Vec<f64> = Vec::with_capacity(words.len());
+        for s in tokens.iter().filter(|s| s.reference != EOS) {
+            let starts_word = tokenizer
+                .id_to_token(s.reference)
+                .is_some_and(|t| t.starts_with('▁'));
+            if starts_word || grouped.is_empty() {
+                grouped.push(0.0);
+            }
+            *grouped.last_mut().expect("a word") += s.log_prob as f64;
+        }
+        if grouped.len() != words.len() {
+            skipped += 1;
+            continue;
+        }
+        model_p.extend(grouped.iter().map(|lp| lp.exp()));
+        true_p.extend(words.iter().map(|w| w.prob));
+    }
+    (Some(oracle_calibration(&model_p, &true_p, bins)), skipped)
+}
+
+/// The teacher-forced report of `run` on `split`, from its cache file or computed (and cached).
+pub fn teacher_forced_report(
+    run: &RunDir,
+    split: &str,
+    bins: usize,
+    device: &Device,
+) -> anyhow::Result<TeacherForcedReport> {
+    let cache = run
+        .root
+        .join(format!("teacher-forced-{split}-bins{bins}.json"));
+    if let Ok(text) = std::fs::read_to_string(&cache)
+        && let Ok(report) = serde_json::from_str(&text)
+    {
+        return Ok(report);
+    }
+    let (config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
+    let text = config.data.load_split(split)?;
+    let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
+    let valid = encode_pairs(&tokenizer, &config.data.load_split("val")?.pairs, None)?;
+    let fitted_temperature = fit_temperature(&model, &valid.examples, device);
+    let scores = scores_of(&model, &encoded.examples, 1.0, device);
+    let fitted_scores = scores_of(&model, &encoded.examples, fitted_temperature as f32, device);
+    let (oracle, oracle_skipped_sentences) =
+        oracle(&config, split, &tokenizer, &encoded.examples, &scores, bins);
+    let report = TeacherForcedReport {
+        at_1: teacher_forced(&scores, 1.0, bins),
+        fitted_temperature,
+        at_fitted: teacher_forced(&fitted_scores, fitted_temperature, bins),
+        oracle,
+        oracle_skipped_sentences,
+    };
+    seqls_data::read::write_atomic(&cache, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    Ok(report)
+}
+
+/// Evaluates `run` on `split` with `search`; writes `output` (JSON), the hypotheses next to it
+/// (`.hyp.txt`) and the reliability diagrams (`-reliability.png/.svg`).
+pub fn evaluate(
+    run: &RunDir,
+    split: &str,
+    search: &SearchConfig,
+    bins: usize,
+    output: &Path,
+    device: &Device,
+) -> anyhow::Result<EvalReport> {
+    search.validate().map_err(anyhow::Error::msg)?;
+    let (config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
+    let text: ParallelText = config.data.load_split(split)?;
+    if text.pairs.is_empty() {
+        bail!("split {split} is empty");
+    }
+    let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
+    let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
+    let started = std::time::Instant::now();
+    let nbests = translate(&model, &sources, search, device, 64, |_| {});
+    let secs = started.elapsed().as_secs_f64();
+    let hyps: Vec<String> = nbests
+        .iter()
+        .map(|n| tokenizer.decode(&n[0].tokens))
+        .collect::<Result<_, _>>()?;
+    // Pairs with an empty side are not encoded; their references still count, with empty hypotheses.
+    let mut all_hyps = vec![String::new(); text.pairs.len()];
+    for (example, hyp) in encoded.examples.iter().zip(&hyps) {
+        all_hyps[example.index] = hyp.clone();
+    }
+    let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
+    let bleu =
+        corpus_bleu(&all_hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+    let (chrf, chrf_signature) = corpus_chrf(&all_hyps, &refs).map_err(anyhow::Error::msg)?;
+    let hyp_path = output.with_extension("hyp.txt");
+    seqls_data::read::write_lines(&hyp_path, all_hyps.iter().map(String::as_str))?;
+
+    let (mut conf, mut correct) = (Vec::new(), Vec::new());
+    for (example, nbest) in encoded.examples.iter().zip(&nbests) {
+        let best = &nbest[0];
+        let mut reference = example.tgt.clone();
+        reference.push(EOS);
+        correct.extend(aligned_matches(&best.tokens, &reference));
+        conf.extend(best.token_log_probs.iter().map(|&lp| (lp as f64).exp()));
+    }
+    let inference = calibration(&conf, &correct, bins);
+    let tf = teacher_forced_report(run, split, bins, device)?;
+
+    let stem = output.with_extension("");
+    let stem = stem.with_file_name(format!(
+        "{}-reliability",
+        stem.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let figure = ReliabilityGrid {
+        panels: vec![
+            Reliability {
+                title: "teacher-forced, T = 1".into(),
+                calibration: &tf.at_1.with_eos,
+            },
+            Reliability {
+                title: format!("teacher-forced, T* = {:.3}", tf.fitted_temperature),
+                calibration: &tf.at_fitted.with_eos,
+            },
+            Reliability {
+                title: format!("inference, beam {}", search.beam_size),
+                calibration: &inference,
+            },
+        ],
+        columns: 3,
+    };
+    let figures = seqls_plot::save(&figure, &stem)
+        .map_err(anyhow::Error::msg)?
+        .iter()
+        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .collect();
+    let report = EvalReport {
+        split: split.to_string(),
+        sentences: all_hyps.len(),
+        search: search.clone(),
+        length_ratio: bleu.ratio,
+        chrf,
+        chrf_signature,
+        sentences_per_sec: hyps.len() as f64 / secs.max(1e-9),
+        inference,
+        teacher_forced: tf.at_1,
+        fitted_temperature: tf.fitted_temperature,
+        teacher_forced_at_fitted_temperature: tf.at_fitted,
+        oracle: tf.oracle,
+        hypotheses_file: hyp_path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        figures,
+        bleu,
+    };
+    seqls_data::read::write_atomic(output, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    Ok(report)
+}

@@ -117,6 +117,7 @@ pub fn time_training(
 ) -> Timing {
     let device = device.clone().autodiff();
     device.seed(0);
+    seqls_model::dropout::seed(0);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let examples: Vec<Example> = (0..batch)
         .map(|index| {

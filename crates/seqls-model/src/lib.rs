@@ -1,6 +1,7 @@
 //! seqls-model: the transformer translator (burn), its label-smoothed loss, and the bridge that lets
 //! the burn-free beam search in `seqls-decode` drive it.
 
+pub mod dropout;
 pub mod inference;
 pub mod loss;
 pub mod transformer;

@@ -9,9 +9,10 @@
 //! ([`DecoderCache`]): self-attention keys/values are appended per step, cross-attention keys/values of
 //! the source are computed once, and the rows of the cache can be reordered for beam search.
 
+use crate::dropout::Dropout;
 use burn::module::Module;
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
     Linear, LinearConfig,
 };
 use burn::tensor::activation::{relu, softmax};
@@ -108,7 +109,7 @@ impl ModelConfig {
             encoder_norm: final_norm(),
             decoder_norm: final_norm(),
             output: (!self.tie_output).then(|| linear(d, vocab_size, false, device)),
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout),
             d_model: d,
         }
     }
@@ -153,7 +154,7 @@ impl MultiHeadAttention {
             key: linear(d, d, true, device),
             value: linear(d, d, true, device),
             output: linear(d, d, true, device),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
             heads: config.heads,
         }
     }
@@ -211,7 +212,7 @@ impl FeedForward {
         FeedForward {
             inner: linear(config.d_model, config.d_ff, true, device),
             outer: linear(config.d_ff, config.d_model, true, device),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
         }
     }
 
@@ -254,7 +255,7 @@ impl EncoderLayer {
             feed_forward: FeedForward::new(config, device),
             attention_norm: LayerNormConfig::new(config.d_model).init(device),
             feed_forward_norm: LayerNormConfig::new(config.d_model).init(device),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
             pre_norm: config.pre_norm,
         }
     }
@@ -308,7 +309,7 @@ impl DecoderLayer {
             self_attention_norm: norm(),
             cross_attention_norm: norm(),
             feed_forward_norm: norm(),
-            dropout: DropoutConfig::new(config.dropout).init(),
+            dropout: Dropout::new(config.dropout),
             pre_norm: config.pre_norm,
         }
     }

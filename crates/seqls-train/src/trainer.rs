@@ -441,6 +441,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             let started = Instant::now();
             let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
             device.seed(step_seed(t.seed, state.step));
+            seqls_model::dropout::seed(step_seed(t.seed, state.step));
             let lr = inverse_sqrt_lr(t.lr, t.warmup_steps, state.step + 1);
             let (updated, outcome) = update(model, &mut optimizer, &batch, t, lr, &device);
             model = updated;

@@ -165,7 +165,7 @@ pub fn time_training(
 
 /// Times `runs` beam searches (after 1 warm-up) of `batch` random sources of `src_len` tokens (`</s>`
 /// included), each
-/// forced to `steps` decoder steps (`steps − 1` tokens, then `</s>`).
+/// forced to `steps` decoder steps (`steps − 1` tokens, then `</s>`, so `steps` produced tokens).
 pub fn time_decoding(
     shape: Shape,
     batch: usize,
@@ -197,7 +197,7 @@ pub fn time_decoding(
     for i in 0..runs + 1 {
         let started = Instant::now();
         let out = translate(&model, &sources, &search, device, batch, |_| {});
-        assert!(out.iter().all(|n| n[0].tokens.len() == steps - 1 && !n[0].tokens.contains(&PAD)));
+        assert!(out.iter().all(|n| n[0].tokens.len() == steps && !n[0].tokens.contains(&PAD)));
         if i >= 1 {
             times.push(started.elapsed().as_secs_f64());
         }

@@ -191,41 +191,58 @@ impl SentenceSearch {
     ) {
         let hyp = &self.active[row];
         let len = hyp.tokens.len();
-        let start = out.len();
         if len >= self.max_len {
             let lp = log_probs[special.eos as usize];
             out.push((hyp.rank_score + lp as f64, row, special.eos, lp));
             return;
         }
         let banned = banned_by_ngram(&hyp.tokens, config.no_repeat_ngram);
+        // Within a row the order is that of `lp − penalty`: keep the best `keep` with a buffer of
+        // `2·keep` that is cut back to `keep` whenever it fills, skipping anything below the cut.
+        let mut best: Vec<(f32, u32, f32)> = Vec::with_capacity(2 * keep);
+        let mut cut = f32::NEG_INFINITY;
+        let by_value_desc = |a: &(f32, u32, f32), b: &(f32, u32, f32)| b.0.total_cmp(&a.0);
         for (v, &lp) in log_probs.iter().enumerate() {
             let v = v as u32;
-            if v == special.pad
+            let value = if v == special.unk {
+                lp - config.unk_penalty as f32
+            } else {
+                lp
+            };
+            if value < cut
+                || v == special.pad
                 || v == special.bos
                 || (v == special.eos && len < config.min_len)
-                || banned.contains(&v)
                 || lp == f32::NEG_INFINITY
+                || banned.contains(&v)
             {
                 continue;
             }
-            let penalty = if v == special.unk {
-                config.unk_penalty
-            } else {
-                0.0
-            };
-            out.push((hyp.rank_score + lp as f64 - penalty, row, v, lp));
+            best.push((value, v, lp));
+            if best.len() == 2 * keep {
+                best.select_nth_unstable_by(keep - 1, by_value_desc);
+                best.truncate(keep);
+                cut = best[keep - 1].0;
+            }
         }
-        if out.len() == start {
+        if best.is_empty() {
             // Every token is forbidden (n-gram bans with a tiny vocabulary): end the hypothesis.
             let lp = log_probs[special.eos as usize];
             out.push((hyp.rank_score + lp as f64, row, special.eos, lp));
             return;
         }
-        let added = &mut out[start..];
-        if added.len() > keep {
-            added.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
-            out.truncate(start + keep);
+        if best.len() > keep {
+            best.select_nth_unstable_by(keep - 1, by_value_desc);
+            best.truncate(keep);
         }
+        out.extend(best.into_iter().map(|(_, v, lp)| {
+            let penalty = if v == special.unk {
+                config.unk_penalty
+            } else {
+                0.0
+            };
+            (hyp.rank_score + lp as f64 - penalty, row, v, lp)
+        }));
     }
 
     /// Applies one step's ranked candidates; returns the parent row (within the sentence) of each new

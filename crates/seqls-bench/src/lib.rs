@@ -101,6 +101,25 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// Runs `step` `warmup + runs` times and returns the median seconds of the last `runs`, as a
+/// [`Timing`] of `units` per step.
+fn time_steps(warmup: usize, runs: usize, units: f64, mut step: impl FnMut()) -> Timing {
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..warmup + runs {
+        let started = Instant::now();
+        step();
+        if i >= warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let median_s = median(times);
+    Timing {
+        median_s,
+        runs,
+        per_second: units / median_s,
+    }
+}
+
 /// Random token ids in `[4, vocab)` (no specials).
 fn random_tokens(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|_| rng.random_range(4..vocab as u32)).collect()
@@ -138,34 +157,29 @@ pub fn time_training(
         alpha: 0.1,
         ..TrainConfig::default()
     };
-    let mut model = shape.model_config().init(shape.vocab, &device);
+    let model = shape.model_config().init(shape.vocab, &device);
     let mut optimizer = AdamConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.98)
         .with_epsilon(1e-9)
         .init();
-    let mut times = Vec::with_capacity(runs);
-    for i in 0..runs + 2 {
-        let started = Instant::now();
-        let (updated, outcome) =
-            seqls_train::trainer::update(model, &mut optimizer, &padded, &train, 1e-4, &device);
-        model = updated;
+    let mut model = Some(model);
+    time_steps(2, runs, (batch * padded.tgt_len) as f64, || {
+        let (updated, outcome) = seqls_train::trainer::update(
+            model.take().expect("model"),
+            &mut optimizer,
+            &padded,
+            &train,
+            1e-4,
+            &device,
+        );
+        model = Some(updated);
         assert!(outcome.loss_sum.is_finite(), "benchmark loss diverged");
-        if i >= 2 {
-            times.push(started.elapsed().as_secs_f64());
-        }
-    }
-    let median_s = median(times);
-    Timing {
-        median_s,
-        runs,
-        per_second: (batch * padded.tgt_len) as f64 / median_s,
-    }
+    })
 }
 
 /// Times `runs` beam searches (after 1 warm-up) of `batch` random sources of `src_len` tokens (`</s>`
-/// included), each
-/// forced to `steps` decoder steps (`steps − 1` tokens, then `</s>`, so `steps` produced tokens).
+/// included), each forced to `steps` decoder steps (`steps − 1` tokens, then `</s>`, so `steps` produced tokens).
 pub fn time_decoding(
     shape: Shape,
     batch: usize,
@@ -193,25 +207,21 @@ pub fn time_decoding(
         max_len_b: steps - 1,
         ..SearchConfig::default()
     };
-    let mut times = Vec::with_capacity(runs);
-    for i in 0..runs + 1 {
-        let started = Instant::now();
+    time_steps(1, runs, batch as f64, || {
         let out = translate(&model, &sources, &search, device, batch, |_| {});
-        assert!(out.iter().all(|n| n[0].tokens.len() == steps && !n[0].tokens.contains(&PAD)));
-        if i >= 1 {
-            times.push(started.elapsed().as_secs_f64());
-        }
-    }
-    let median_s = median(times);
-    Timing {
-        median_s,
-        runs,
-        per_second: batch as f64 / median_s,
-    }
+        assert!(
+            out.iter()
+                .all(|n| n[0].tokens.len() == steps && !n[0].tokens.contains(&PAD))
+        );
+    })
 }
 
 /// Runs a Python reference script and returns its last stdout line parsed as JSON.
-pub fn run_reference(python: &Path, script: &Path, args: &[String]) -> Result<serde_json::Value, String> {
+pub fn run_reference(
+    python: &Path,
+    script: &Path,
+    args: &[String],
+) -> Result<serde_json::Value, String> {
     let output = Command::new(python)
         .arg(script)
         .args(args)
@@ -223,7 +233,10 @@ pub fn run_reference(python: &Path, script: &Path, args: &[String]) -> Result<se
             python.display(),
             script.display(),
             output.status,
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         ));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);

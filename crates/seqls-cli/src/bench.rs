@@ -69,6 +69,34 @@ fn shapes(name: &Option<String>) -> anyhow::Result<Vec<Shape>> {
     })
 }
 
+/// Command-line arguments of `ref_bench.py`.
+#[allow(clippy::too_many_arguments)]
+fn ref_bench_args(
+    what: &str,
+    shape: &str,
+    threads: usize,
+    batch: usize,
+    src_len: usize,
+    tgt_len: usize,
+    beam: Option<usize>,
+    runs: usize,
+) -> Vec<String> {
+    let mut args: Vec<String> = [what, "--config", shape].map(String::from).to_vec();
+    for (flag, value) in [
+        ("--threads", threads),
+        ("--batch", batch),
+        ("--src-len", src_len),
+        ("--tgt-len", tgt_len),
+        ("--runs", runs),
+    ] {
+        args.extend([flag.to_string(), value.to_string()]);
+    }
+    if let Some(beam) = beam {
+        args.extend(["--beam".to_string(), beam.to_string()]);
+    }
+    args
+}
+
 fn ratio(ours: f64, theirs: Option<f64>) -> String {
     theirs.map_or(String::new(), |t| format!(" ({:.2}×)", ours / t))
 }
@@ -82,23 +110,10 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                 let ours = time_training(shape, a.batch, a.src_len, a.tgt_len, r.runs, &device);
                 let torch = match &r.python {
                     Some(python) => {
-                        let args: Vec<String> = [
-                            "train",
-                            "--config",
-                            shape.name,
-                            "--threads",
-                            &threads.to_string(),
-                            "--batch",
-                            &a.batch.to_string(),
-                            "--src-len",
-                            &a.src_len.to_string(),
-                            "--tgt-len",
-                            &a.tgt_len.to_string(),
-                            "--runs",
-                            &r.runs.to_string(),
-                        ]
-                        .map(String::from)
-                        .to_vec();
+                        let args = ref_bench_args(
+                            "train", shape.name, threads, a.batch, a.src_len, a.tgt_len, None,
+                            r.runs,
+                        );
                         let v = run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
                             .map_err(anyhow::Error::msg)?;
                         v["tgt_tok_per_s"].as_f64()
@@ -124,34 +139,22 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             let r = &a.reference;
             let (device, threads) = r.device.resolve()?;
             for shape in shapes(&a.shape)? {
-                let ours = time_decoding(
-                    shape, a.batch, a.src_len, a.steps, a.beam, r.runs, &device,
-                );
+                let ours =
+                    time_decoding(shape, a.batch, a.src_len, a.steps, a.beam, r.runs, &device);
                 let (mut hf, mut ct2) = (None, None);
                 if let Some(python) = &r.python {
-                    let v = run_reference(
-                        python,
-                        &r.reference_dir.join("ref_bench.py"),
-                        &[
-                            "decode",
-                            "--config",
-                            shape.name,
-                            "--threads",
-                            &threads.to_string(),
-                            "--batch",
-                            &a.batch.to_string(),
-                            "--src-len",
-                            &a.src_len.to_string(),
-                            "--tgt-len",
-                            &a.steps.to_string(),
-                            "--beam",
-                            &a.beam.to_string(),
-                            "--runs",
-                            &r.runs.to_string(),
-                        ]
-                        .map(String::from),
-                    )
-                    .map_err(anyhow::Error::msg)?;
+                    let args = ref_bench_args(
+                        "decode",
+                        shape.name,
+                        threads,
+                        a.batch,
+                        a.src_len,
+                        a.steps,
+                        Some(a.beam),
+                        r.runs,
+                    );
+                    let v = run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
+                        .map_err(anyhow::Error::msg)?;
                     hf = v["sent_per_s"].as_f64();
                     match run_reference(
                         python,
@@ -180,8 +183,14 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                     a.steps,
                     threads,
                     ours.per_second,
-                    hf.map_or(String::new(), |h| format!(" | HF generate {h:.1} sent/s{}", ratio(ours.per_second, Some(h)))),
-                    ct2.map_or(String::new(), |c| format!(" | CTranslate2 fp32 {c:.1} sent/s{}", ratio(ours.per_second, Some(c)))),
+                    hf.map_or(String::new(), |h| format!(
+                        " | HF generate {h:.1} sent/s{}",
+                        ratio(ours.per_second, Some(h))
+                    )),
+                    ct2.map_or(String::new(), |c| format!(
+                        " | CTranslate2 fp32 {c:.1} sent/s{}",
+                        ratio(ours.per_second, Some(c))
+                    )),
                 );
             }
         }

@@ -134,4 +134,3 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
     println!("{}", write_report(&args.dir, &device)?);
     Ok(())
 }
-

@@ -237,7 +237,13 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     assert_eq!(rows[0]["beams"].as_array().unwrap().len(), 2);
     assert_eq!(rows[0]["epochs"].as_array().unwrap().len(), 2);
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    for needle in ["inference ECE b4", "oracle ECE", "paired bootstrap", "![", "Penultimate"] {
+    for needle in [
+        "inference ECE b4",
+        "oracle ECE",
+        "paired bootstrap",
+        "![",
+        "Penultimate",
+    ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
     let eval: serde_json::Value = serde_json::from_str(
@@ -324,8 +330,18 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     for (line, src_line) in String::from_utf8_lossy(&out.stdout).lines().zip(&lines) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         for h in v["hypotheses"].as_array().unwrap() {
-            let tokens: Vec<&str> = h["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-            let lps: Vec<f64> = h["token_logprobs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let tokens: Vec<&str> = h["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            let lps: Vec<f64> = h["token_logprobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
             assert_eq!(tokens.len(), lps.len());
             let score = h["score"].as_f64().unwrap();
             assert!((score - lps.iter().sum::<f64>()).abs() < 1e-4);

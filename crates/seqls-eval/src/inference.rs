@@ -72,11 +72,19 @@ pub struct OracleCalibration {
 
 /// Computes [`OracleCalibration`] from `(model_prob, true_prob)` per reference token.
 pub fn oracle_calibration(model: &[f64], truth: &[f64], num_bins: usize) -> OracleCalibration {
-    assert_eq!(model.len(), truth.len(), "one true probability per model probability");
+    assert_eq!(
+        model.len(),
+        truth.len(),
+        "one true probability per model probability"
+    );
     assert!(num_bins > 0, "at least one bin");
     let n = model.len();
     let total = n.max(1) as f64;
-    let (mut p_sum, mut q_sum, mut count) = (vec![0.0; num_bins], vec![0.0; num_bins], vec![0usize; num_bins]);
+    let (mut p_sum, mut q_sum, mut count) = (
+        vec![0.0; num_bins],
+        vec![0.0; num_bins],
+        vec![0usize; num_bins],
+    );
     for (&p, &q) in model.iter().zip(truth) {
         if p <= 0.0 {
             continue;
@@ -92,7 +100,12 @@ pub fn oracle_calibration(model: &[f64], truth: &[f64], num_bins: usize) -> Orac
         .sum();
     OracleCalibration {
         tokens: n,
-        mean_abs_gap: model.iter().zip(truth).map(|(p, q)| (p - q).abs()).sum::<f64>() / total,
+        mean_abs_gap: model
+            .iter()
+            .zip(truth)
+            .map(|(p, q)| (p - q).abs())
+            .sum::<f64>()
+            / total,
         ece,
         num_bins,
         mean_model_prob: model.iter().sum::<f64>() / total,

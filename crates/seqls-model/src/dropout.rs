@@ -52,7 +52,10 @@ pub struct Dropout {
 
 impl Dropout {
     pub fn new(prob: f64) -> Self {
-        assert!((0.0..1.0).contains(&prob), "dropout must be in [0, 1), got {prob}");
+        assert!(
+            (0.0..1.0).contains(&prob),
+            "dropout must be in [0, 1), got {prob}"
+        );
         Dropout { prob }
     }
 

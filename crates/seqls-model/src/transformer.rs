@@ -12,8 +12,7 @@
 use crate::dropout::Dropout;
 use burn::module::Module;
 use burn::nn::{
-    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig,
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};

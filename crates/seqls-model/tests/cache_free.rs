@@ -39,8 +39,14 @@ impl Scorer for Recompute<'_> {
             )
             .logits;
         let [b, _, v] = logits.dims();
-        let last = logits.narrow(1, len - 1, 1).reshape([b, v]).div_scalar(temperature);
-        log_softmax(last, 1).into_data().try_to_vec::<f32>().unwrap()
+        let last = logits
+            .narrow(1, len - 1, 1)
+            .reshape([b, v])
+            .div_scalar(temperature);
+        log_softmax(last, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
     }
 
     fn reorder(&mut self, parents: &[usize]) {
@@ -72,7 +78,11 @@ fn cached_and_cache_free_beam_search_agree() {
         vec![11, 12, 13, 14, 15, 16, 2],
     ];
     let lens: Vec<usize> = sources.iter().map(|s| s.len() - 1).collect();
-    for (beam, penalty) in [(1, LengthPenalty::Power(0.0)), (4, LengthPenalty::Power(1.0)), (5, LengthPenalty::Gnmt(0.6))] {
+    for (beam, penalty) in [
+        (1, LengthPenalty::Power(0.0)),
+        (4, LengthPenalty::Power(1.0)),
+        (5, LengthPenalty::Gnmt(0.6)),
+    ] {
         let search = SearchConfig {
             beam_size: beam,
             nbest: beam,
@@ -95,7 +105,12 @@ fn cached_and_cache_free_beam_search_agree() {
             assert_eq!(a.len(), b.len(), "beam {beam}");
             for (x, y) in a.iter().zip(b) {
                 assert_eq!(x.tokens, y.tokens, "beam {beam}");
-                assert!((x.score - y.score).abs() < 1e-4, "beam {beam}: {} vs {}", x.score, y.score);
+                assert!(
+                    (x.score - y.score).abs() < 1e-4,
+                    "beam {beam}: {} vs {}",
+                    x.score,
+                    y.score
+                );
             }
         }
     }

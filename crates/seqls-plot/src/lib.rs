@@ -96,10 +96,7 @@ impl Reliability<'_> {
         let m = c.num_bins.max(1) as f64;
         let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 * 3 / 4);
         let mut chart = ChartBuilder::on(&top)
-            .caption(
-                format!("{} (ECE {:.4})", self.title, c.ece),
-                (FONT, 16),
-            )
+            .caption(format!("{} (ECE {:.4})", self.title, c.ece), (FONT, 16))
             .margin(8)
             .x_label_area_size(20)
             .y_label_area_size(42)
@@ -123,28 +120,35 @@ impl Reliability<'_> {
         chart.draw_series(bins.clone().filter(filled).map(|b| {
             let (acc, conf) = (c.bin_accuracy[b], c.bin_confidence[b]);
             Rectangle::new(
-                [(b as f64 / m, acc.min(conf)), ((b + 1) as f64 / m, acc.max(conf))],
+                [
+                    (b as f64 / m, acc.min(conf)),
+                    ((b + 1) as f64 / m, acc.max(conf)),
+                ],
                 RED.mix(0.35).filled(),
             )
         }))?;
         chart
-            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.stroke_width(1)))?
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                BLACK.stroke_width(1),
+            ))?
             .label("perfect calibration")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK));
         chart
             .draw_series(
-                bins.clone()
-                    .filter(filled)
-                    .map(|b| Circle::new((c.bin_confidence[b], c.bin_accuracy[b]), 3, BLACK.filled())),
+                bins.clone().filter(filled).map(|b| {
+                    Circle::new((c.bin_confidence[b], c.bin_accuracy[b]), 3, BLACK.filled())
+                }),
             )?
             .label("(mean confidence, accuracy)")
             .legend(|(x, y)| Circle::new((x + 8, y), 3, BLACK.filled()));
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(0.0, 0.0), (0.0, 0.0)],
-            RED.mix(0.35).filled(),
-        )))?
-        .label("gap")
-        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], RED.mix(0.35).filled()));
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, 0.0), (0.0, 0.0)],
+                RED.mix(0.35).filled(),
+            )))?
+            .label("gap")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], RED.mix(0.35).filled()));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
@@ -176,7 +180,10 @@ impl Reliability<'_> {
             .draw()?;
         hist.draw_series(bins.filter(filled).map(|b| {
             Rectangle::new(
-                [(b as f64 / m, 0.0), ((b + 1) as f64 / m, c.bin_count[b] as f64 / total)],
+                [
+                    (b as f64 / m, 0.0),
+                    ((b + 1) as f64 / m, c.bin_count[b] as f64 / total),
+                ],
                 RGBColor(90, 90, 90).filled(),
             )
         }))?;
@@ -240,7 +247,9 @@ pub struct LineChart {
 fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     if !lo.is_finite() {
         return 0.0..1.0;
     }
@@ -286,7 +295,9 @@ impl Figure for LineChart {
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
                 .label(&s.label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                });
             chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
         }
         chart
@@ -419,7 +430,10 @@ mod tests {
             ("one", save(&one, &dir.path().join("one")).unwrap()),
             ("grid", save(&grid, &dir.path().join("grid")).unwrap()),
             ("lines", save(&lines, &dir.path().join("lines")).unwrap()),
-            ("scatter", save(&scatter, &dir.path().join("scatter")).unwrap()),
+            (
+                "scatter",
+                save(&scatter, &dir.path().join("scatter")).unwrap(),
+            ),
         ] {
             let png = std::fs::read(&paths[0]).unwrap();
             assert_eq!(&png[1..4], b"PNG", "{name}");

@@ -286,7 +286,12 @@ pub fn evaluate(
     let figures = seqls_plot::save(&figure, &stem)
         .map_err(anyhow::Error::msg)?
         .iter()
-        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     let report = EvalReport {
         split: split.to_string(),

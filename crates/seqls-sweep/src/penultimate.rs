@@ -44,7 +44,12 @@ pub fn project(
     per_class: usize,
     device: &Device,
 ) -> Vec<(f64, f64, usize)> {
-    let w: Vec<f32> = model.output_matrix().into_data().convert::<f32>().try_to_vec().expect("f32");
+    let w: Vec<f32> = model
+        .output_matrix()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .expect("f32");
     let d = model.output_matrix().dims()[0];
     let v = w.len() / d;
     let column = |k: u32| -> Vec<f64> { (0..d).map(|i| w[i * v + k as usize] as f64).collect() };
@@ -82,7 +87,10 @@ pub fn project(
                 continue;
             }
             taken[class] += 1;
-            let h: Vec<f64> = hidden[i * d..(i + 1) * d].iter().map(|&x| x as f64).collect();
+            let h: Vec<f64> = hidden[i * d..(i + 1) * d]
+                .iter()
+                .map(|&x| x as f64)
+                .collect();
             let centred = sub(&h, &w1);
             points.push((dot(&centred, &e1), dot(&centred, &e2), class));
         }

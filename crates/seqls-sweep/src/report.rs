@@ -143,7 +143,10 @@ fn read_row(run: &RunDir, alpha: f64, seed: u64, beams: &[usize]) -> anyhow::Res
                 length_ratio: num(&e["length_ratio"]),
                 inference_ece: num(&e["inference"]["ece"]),
                 sentences_per_sec: num(&e["sentences_per_sec"]),
-                hypotheses_file: e["hypotheses_file"].as_str().unwrap_or_default().to_string(),
+                hypotheses_file: e["hypotheses_file"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             })
             .collect(),
         epochs,
@@ -160,17 +163,37 @@ type Column = (String, Box<dyn Fn(&Row) -> Option<f64>>, usize);
 fn columns(beams: &[usize]) -> Vec<Column> {
     let mut cols: Vec<Column> = vec![
         ("valid NLL".into(), Box::new(|r: &Row| r.valid_nll), 4),
-        ("valid ppl".into(), Box::new(|r: &Row| r.valid_perplexity), 2),
-        ("valid acc %".into(), Box::new(|r: &Row| r.valid_accuracy.map(|a| 100.0 * a)), 2),
+        (
+            "valid ppl".into(),
+            Box::new(|r: &Row| r.valid_perplexity),
+            2,
+        ),
+        (
+            "valid acc %".into(),
+            Box::new(|r: &Row| r.valid_accuracy.map(|a| 100.0 * a)),
+            2,
+        ),
         ("test NLL".into(), Box::new(|r: &Row| Some(r.test_nll)), 4),
         ("ECE".into(), Box::new(|r: &Row| Some(r.ece)), 4),
         ("MCE".into(), Box::new(|r: &Row| Some(r.mce)), 4),
-        ("adaptive ECE".into(), Box::new(|r: &Row| Some(r.adaptive_ece)), 4),
+        (
+            "adaptive ECE".into(),
+            Box::new(|r: &Row| Some(r.adaptive_ece)),
+            4,
+        ),
         ("T*".into(), Box::new(|r: &Row| Some(r.temperature)), 3),
-        ("ECE@T*".into(), Box::new(|r: &Row| Some(r.ece_at_temperature)), 4),
+        (
+            "ECE@T*".into(),
+            Box::new(|r: &Row| Some(r.ece_at_temperature)),
+            4,
+        ),
     ];
     for &b in beams {
-        cols.push((format!("BLEU b{b}"), Box::new(move |r: &Row| r.at(b).map(|x| x.bleu)), 2));
+        cols.push((
+            format!("BLEU b{b}"),
+            Box::new(move |r: &Row| r.at(b).map(|x| x.bleu)),
+            2,
+        ));
     }
     cols.push((
         "Δ b4−b1".into(),
@@ -189,9 +212,17 @@ fn columns(beams: &[usize]) -> Vec<Column> {
         Box::new(|r: &Row| r.at(4).map(|x| x.inference_ece)),
         4,
     ));
-    cols.push(("oracle gap".into(), Box::new(|r: &Row| r.oracle_mean_abs_gap), 4));
+    cols.push((
+        "oracle gap".into(),
+        Box::new(|r: &Row| r.oracle_mean_abs_gap),
+        4,
+    ));
     cols.push(("oracle ECE".into(), Box::new(|r: &Row| r.oracle_ece), 4));
-    cols.push(("train s".into(), Box::new(|r: &Row| Some(r.train_seconds)), 0));
+    cols.push((
+        "train s".into(),
+        Box::new(|r: &Row| Some(r.train_seconds)),
+        0,
+    ));
     cols
 }
 
@@ -216,7 +247,10 @@ fn write_figures(
     let fig_dir = dir.join("figures");
     std::fs::create_dir_all(&fig_dir).with_context(|| fig_dir.display().to_string())?;
     let mut written = Vec::new();
-    let mut save = |name: &str, title: &str, figure: &dyn Fn(&Path) -> Result<[std::path::PathBuf; 2], String>| -> anyhow::Result<()> {
+    let mut save = |name: &str,
+                    title: &str,
+                    figure: &dyn Fn(&Path) -> Result<[std::path::PathBuf; 2], String>|
+     -> anyhow::Result<()> {
         figure(&fig_dir.join(name)).map_err(anyhow::Error::msg)?;
         written.push((title.to_string(), format!("figures/{name}")));
         Ok(())
@@ -240,8 +274,16 @@ fn write_figures(
         series,
         log2_x,
     };
-    let c = chart("Test BLEU vs beam size", "beam size", "BLEU", per_beam(|b| b.bleu), true);
-    save("bleu-vs-beam", "BLEU vs beam size, one line per α", &|p| seqls_plot::save(&c, p))?;
+    let c = chart(
+        "Test BLEU vs beam size",
+        "beam size",
+        "BLEU",
+        per_beam(|b| b.bleu),
+        true,
+    );
+    save("bleu-vs-beam", "BLEU vs beam size, one line per α", &|p| {
+        seqls_plot::save(&c, p)
+    })?;
     let c = chart(
         "Length ratio (hyp/ref) vs beam size",
         "beam size",
@@ -249,18 +291,34 @@ fn write_figures(
         per_beam(|b| b.length_ratio),
         true,
     );
-    save("length-ratio-vs-beam", "Hypothesis/reference length ratio vs beam size (length bias)", &|p| seqls_plot::save(&c, p))?;
+    save(
+        "length-ratio-vs-beam",
+        "Hypothesis/reference length ratio vs beam size (length bias)",
+        &|p| seqls_plot::save(&c, p),
+    )?;
     let vs_alpha = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
-        first_seed.iter().filter_map(|r| Some((r.alpha, f(r)?))).collect()
+        first_seed
+            .iter()
+            .filter_map(|r| Some((r.alpha, f(r)?)))
+            .collect()
     };
     let c = chart(
         "Calibration vs α (test, teacher-forced)",
         "α",
         "ECE",
         vec![
-            Series { label: "ECE".into(), points: vs_alpha(&|r| Some(r.ece)) },
-            Series { label: "ECE at T*".into(), points: vs_alpha(&|r| Some(r.ece_at_temperature)) },
-            Series { label: "inference ECE (beam 4)".into(), points: vs_alpha(&|r| r.at(4).map(|b| b.inference_ece)) },
+            Series {
+                label: "ECE".into(),
+                points: vs_alpha(&|r| Some(r.ece)),
+            },
+            Series {
+                label: "ECE at T*".into(),
+                points: vs_alpha(&|r| Some(r.ece_at_temperature)),
+            },
+            Series {
+                label: "inference ECE (beam 4)".into(),
+                points: vs_alpha(&|r| r.at(4).map(|b| b.inference_ece)),
+            },
         ],
         false,
     );
@@ -280,20 +338,48 @@ fn write_figures(
             .collect(),
         false,
     );
-    save("bleu-vs-alpha", "BLEU vs α, one line per beam size", &|p| seqls_plot::save(&c, p))?;
+    save(
+        "bleu-vs-alpha",
+        "BLEU vs α, one line per beam size",
+        &|p| seqls_plot::save(&c, p),
+    )?;
     let per_epoch = |f: fn(&EpochResult) -> Option<f64>| -> Vec<Series> {
         first_seed
             .iter()
             .map(|r| Series {
                 label: label(r),
-                points: r.epochs.iter().filter_map(|e| Some((e.epoch as f64, f(e)?))).collect(),
+                points: r
+                    .epochs
+                    .iter()
+                    .filter_map(|e| Some((e.epoch as f64, f(e)?)))
+                    .collect(),
             })
             .collect()
     };
-    let c = chart("Validation NLL per epoch", "epoch", "NLL (nats/token)", per_epoch(|e| Some(e.nll)), false);
-    save("valid-nll-per-epoch", "Validation NLL per epoch (learning speed)", &|p| seqls_plot::save(&c, p))?;
-    let c = chart("Validation BLEU (greedy) per epoch", "epoch", "BLEU", per_epoch(|e| e.greedy_bleu), false);
-    save("valid-bleu-per-epoch", "Greedy validation BLEU per epoch", &|p| seqls_plot::save(&c, p))?;
+    let c = chart(
+        "Validation NLL per epoch",
+        "epoch",
+        "NLL (nats/token)",
+        per_epoch(|e| Some(e.nll)),
+        false,
+    );
+    save(
+        "valid-nll-per-epoch",
+        "Validation NLL per epoch (learning speed)",
+        &|p| seqls_plot::save(&c, p),
+    )?;
+    let c = chart(
+        "Validation BLEU (greedy) per epoch",
+        "epoch",
+        "BLEU",
+        per_epoch(|e| e.greedy_bleu),
+        false,
+    );
+    save(
+        "valid-bleu-per-epoch",
+        "Greedy validation BLEU per epoch",
+        &|p| seqls_plot::save(&c, p),
+    )?;
 
     let mut panels: Vec<Reliability> = first_seed
         .iter()
@@ -312,8 +398,15 @@ fn write_figures(
             calibration: cal,
         });
     }
-    let grid = ReliabilityGrid { columns: panels.len().min(4), panels };
-    save("reliability-grid", "Teacher-forced reliability diagrams, one per α, and α = 0 after temperature scaling", &|p| seqls_plot::save(&grid, p))?;
+    let grid = ReliabilityGrid {
+        columns: panels.len().min(4),
+        panels,
+    };
+    save(
+        "reliability-grid",
+        "Teacher-forced reliability diagrams, one per α, and α = 0 after temperature scaling",
+        &|p| seqls_plot::save(&grid, p),
+    )?;
 
     // Penultimate layer: α = 0 (or the smallest α) and the largest α.
     let smallest = first_seed.iter().min_by(|a, b| a.alpha.total_cmp(&b.alpha));
@@ -325,7 +418,8 @@ fn write_figures(
         let mut classes = Vec::new();
         for r in [lo, hi] {
             let run = RunDir::new(dir.join(run_name(r.alpha, r.seed)));
-            let (run_config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
+            let (run_config, tokenizer, model) =
+                run.load_model(device).map_err(anyhow::Error::msg)?;
             let text = run_config.data.load_split("test")?;
             let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
             if classes.is_empty() {
@@ -349,12 +443,17 @@ fn write_figures(
         }
         if panels.len() == 2 {
             let figure = Scatter {
-                classes: classes.iter().map(|c| format!("\"{}\"", c.trim_start_matches('▁'))).collect(),
+                classes: classes
+                    .iter()
+                    .map(|c| format!("\"{}\"", c.trim_start_matches('▁')))
+                    .collect(),
                 panels,
                 x_label: "e1".into(),
                 y_label: "e2".into(),
             };
-            save("penultimate", "Penultimate-layer picture", &|p| seqls_plot::save(&figure, p))?;
+            save("penultimate", "Penultimate-layer picture", &|p| {
+                seqls_plot::save(&figure, p)
+            })?;
         }
     }
     Ok(written)
@@ -382,7 +481,10 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
         _ => "–".into(),
     };
     // Drop columns that no row has (oracle columns outside the synthetic corpus).
-    let cols: Vec<&Column> = cols.iter().filter(|c| rows.iter().any(|r| (c.1)(r).is_some())).collect();
+    let cols: Vec<&Column> = cols
+        .iter()
+        .filter(|c| rows.iter().any(|r| (c.1)(r).is_some()))
+        .collect();
 
     let mut md = String::new();
     let mut csv = String::from("alpha,seed");
@@ -400,7 +502,11 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
         for c in &cols {
             let v = (c.1)(r);
             if c.0 == "Δ b4−b1" {
-                write!(md, " {} |", v.map(|g| format!("{g:+.2}")).unwrap_or("–".into()))?;
+                write!(
+                    md,
+                    " {} |",
+                    v.map(|g| format!("{g:+.2}")).unwrap_or("–".into())
+                )?;
             } else {
                 write!(md, " {} |", f(v, c.2))?;
             }
@@ -448,7 +554,10 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
     )?;
 
     writeln!(md, "## Training time and validation per epoch\n")?;
-    writeln!(md, "| α | seed | threads | train s | greedy valid BLEU per epoch | valid NLL per epoch |\n|---|---|---|---|---|---|")?;
+    writeln!(
+        md,
+        "| α | seed | threads | train s | greedy valid BLEU per epoch | valid NLL per epoch |\n|---|---|---|---|---|---|"
+    )?;
     for r in &rows {
         let join = |xs: Vec<String>| xs.join(", ");
         writeln!(
@@ -471,7 +580,9 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
         let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
         let hyps = |r: &Row| -> anyhow::Result<Vec<String>> {
             let file = &r.at(4).expect("beam 4").hypotheses_file;
-            Ok(seqls_data::read::read_lines(&dir.join(run_name(r.alpha, r.seed)).join(file))?)
+            Ok(seqls_data::read::read_lines(
+                &dir.join(run_name(r.alpha, r.seed)).join(file),
+            )?)
         };
         let base_hyps = hyps(base)?;
         writeln!(
@@ -479,13 +590,23 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
             "\n## Beam 4: each α against α = {} (seed {}), paired bootstrap (1000 resamples)\n",
             base.alpha, base.seed
         )?;
-        writeln!(md, "| α | seed | BLEU | Δ | 95% CI of Δ | p |\n|---|---|---|---|---|---|")?;
+        writeln!(
+            md,
+            "| α | seed | BLEU | Δ | 95% CI of Δ | p |\n|---|---|---|---|---|---|"
+        )?;
         for r in &with_4 {
             if std::ptr::eq(*r, *base) {
                 continue;
             }
-            let bs = paired_bootstrap(&base_hyps, &hyps(r)?, &refs, &BleuOptions::default(), 1000, 12345)
-                .map_err(anyhow::Error::msg)?;
+            let bs = paired_bootstrap(
+                &base_hyps,
+                &hyps(r)?,
+                &refs,
+                &BleuOptions::default(),
+                1000,
+                12345,
+            )
+            .map_err(anyhow::Error::msg)?;
             writeln!(
                 md,
                 "| {} | {} | {:.2} | {:+.2} | [{:+.2}, {:+.2}] | {:.4} |",
@@ -503,7 +624,10 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
     let figures = write_figures(dir, &config, &rows, device)?;
     writeln!(md, "\n## Figures\n")?;
     for (title, stem) in &figures {
-        writeln!(md, "### {title}\n\n![{title}]({stem}.png) ([SVG]({stem}.svg))\n")?;
+        writeln!(
+            md,
+            "### {title}\n\n![{title}]({stem}.png) ([SVG]({stem}.svg))\n"
+        )?;
     }
     writeln!(
         md,

@@ -9,6 +9,7 @@
 //!   them into `M` contiguous chunks whose sizes differ by at most one (larger chunks first, as
 //!   `numpy.array_split`),
 //! - Brier score of the top class `mean((c − correct)²)`, accuracy and mean confidence.
+//!
 //! All values lie in [0, 1]; `N` counts every token given, including any with confidence 0.
 
 use serde::{Deserialize, Serialize};

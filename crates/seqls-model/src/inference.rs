@@ -154,6 +154,46 @@ pub fn teacher_forced_scores(
         .collect()
 }
 
+/// The special-token ids of the project's tokenizer, for the search.
+pub const SPECIAL_TOKENS: seqls_decode::SpecialTokens = seqls_decode::SpecialTokens {
+    pad: PAD,
+    bos: seqls_data::tokenizer::BOS,
+    eos: seqls_data::tokenizer::EOS,
+    unk: seqls_data::tokenizer::UNK,
+};
+
+/// Beam-searches every source (token ids ending in `</s>`; an empty vector gives no hypotheses),
+/// `sentences_per_batch` at a time, grouped by length. Returns the n-best lists in input order.
+pub fn translate(
+    model: &Transformer,
+    sources: &[Vec<u32>],
+    search: &seqls_decode::SearchConfig,
+    device: &Device,
+    sentences_per_batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Vec<Vec<seqls_decode::Hypothesis>> {
+    let mut order: Vec<usize> = (0..sources.len())
+        .filter(|&i| !sources[i].is_empty())
+        .collect();
+    order.sort_by_key(|&i| sources[i].len());
+    let mut out = vec![Vec::new(); sources.len()];
+    for chunk in order.chunks(sentences_per_batch.max(1)) {
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| sources[i].clone()).collect();
+        let lens: Vec<usize> = batch.iter().map(|s| s.len() - 1).collect();
+        let mut scorer = ModelScorer::new(model, &batch, device);
+        for (&i, nbest) in chunk.iter().zip(seqls_decode::beam_search(
+            &mut scorer,
+            &lens,
+            search,
+            SPECIAL_TOKENS,
+        )) {
+            out[i] = nbest;
+        }
+        progress(chunk.len());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,44 +259,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The special-token ids of the project's tokenizer, for the search.
-pub const SPECIAL_TOKENS: seqls_decode::SpecialTokens = seqls_decode::SpecialTokens {
-    pad: PAD,
-    bos: seqls_data::tokenizer::BOS,
-    eos: seqls_data::tokenizer::EOS,
-    unk: seqls_data::tokenizer::UNK,
-};
-
-/// Beam-searches every source (token ids ending in `</s>`; an empty vector gives no hypotheses),
-/// `sentences_per_batch` at a time, grouped by length. Returns the n-best lists in input order.
-pub fn translate(
-    model: &Transformer,
-    sources: &[Vec<u32>],
-    search: &seqls_decode::SearchConfig,
-    device: &Device,
-    sentences_per_batch: usize,
-    mut progress: impl FnMut(usize),
-) -> Vec<Vec<seqls_decode::Hypothesis>> {
-    let mut order: Vec<usize> = (0..sources.len())
-        .filter(|&i| !sources[i].is_empty())
-        .collect();
-    order.sort_by_key(|&i| sources[i].len());
-    let mut out = vec![Vec::new(); sources.len()];
-    for chunk in order.chunks(sentences_per_batch.max(1)) {
-        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| sources[i].clone()).collect();
-        let lens: Vec<usize> = batch.iter().map(|s| s.len() - 1).collect();
-        let mut scorer = ModelScorer::new(model, &batch, device);
-        for (&i, nbest) in chunk.iter().zip(seqls_decode::beam_search(
-            &mut scorer,
-            &lens,
-            search,
-            SPECIAL_TOKENS,
-        )) {
-            out[i] = nbest;
-        }
-        progress(chunk.len());
-    }
-    out
 }

@@ -60,13 +60,13 @@ impl Default for ModelConfig {
 impl ModelConfig {
     /// Checks the sizes; returns a message naming the bad key.
     pub fn validate(&self) -> Result<(), String> {
-        if self.d_model == 0 || self.heads == 0 || self.d_model % self.heads != 0 {
+        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
             return Err(format!(
                 "model.d_model ({}) must be a positive multiple of model.heads ({})",
                 self.d_model, self.heads
             ));
         }
-        if self.d_model % 2 != 0 {
+        if !self.d_model.is_multiple_of(2) {
             return Err(format!(
                 "model.d_model ({}) must be even (sinusoidal positions)",
                 self.d_model

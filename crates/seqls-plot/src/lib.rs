@@ -269,6 +269,13 @@ impl Figure for LineChart {
         let all = || self.series.iter().flat_map(|s| s.points.iter());
         let xr = padded_range(all().map(|p| tx(p.0)));
         let yr = padded_range(all().map(|p| p.1));
+        // Head room for the legend (upper right).
+        let yr = yr.start..yr.end + 0.3 * (yr.end - yr.start);
+        let x_ticks = if self.log2_x {
+            (xr.end.floor() - xr.start.ceil()) as usize + 1
+        } else {
+            8
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(&self.title, (FONT, 18))
             .margin(10)
@@ -281,11 +288,15 @@ impl Figure for LineChart {
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .label_style((FONT, 12))
+            .x_labels(x_ticks)
+            .light_line_style(WHITE.mix(0.0))
             .x_label_formatter(&|x| {
-                if log2 {
-                    format!("{}", 2f64.powf(*x).round())
-                } else {
+                if !log2 {
                     format!("{x:.2}")
+                } else if (x - x.round()).abs() < 1e-6 {
+                    format!("{}", 2f64.powf(x.round()))
+                } else {
+                    String::new()
                 }
             })
             .draw()?;
@@ -302,7 +313,7 @@ impl Figure for LineChart {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .label_font((FONT, 12))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
@@ -311,10 +322,12 @@ impl Figure for LineChart {
     }
 }
 
-/// One panel of a [`Scatter`]: points with a class index into `classes`.
+/// One panel of a [`Scatter`]: points with a class index into `classes`, and optionally one anchor per
+/// class (drawn as a large outlined cross).
 pub struct ScatterPanel {
     pub title: String,
     pub points: Vec<(f64, f64, usize)>,
+    pub anchors: Vec<(f64, f64)>,
 }
 
 /// Point clouds, one panel each, side by side, coloured by class.
@@ -335,8 +348,17 @@ impl Figure for Scatter {
     {
         let cells = area.split_evenly((1, self.panels.len().max(1)));
         for (panel, cell) in self.panels.iter().zip(cells) {
-            let xr = padded_range(panel.points.iter().map(|p| p.0));
-            let yr = padded_range(panel.points.iter().map(|p| p.1));
+            let xs = panel
+                .points
+                .iter()
+                .map(|p| p.0)
+                .chain(panel.anchors.iter().map(|a| a.0));
+            let ys = panel
+                .points
+                .iter()
+                .map(|p| p.1)
+                .chain(panel.anchors.iter().map(|a| a.1));
+            let (xr, yr) = (padded_range(xs), padded_range(ys));
             let mut chart = ChartBuilder::on(&cell)
                 .caption(&panel.title, (FONT, 16))
                 .margin(10)
@@ -362,6 +384,18 @@ impl Figure for Scatter {
                     )?
                     .label(name)
                     .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+                if let Some(&anchor) = panel.anchors.get(k) {
+                    chart.draw_series(std::iter::once(Cross::new(
+                        anchor,
+                        9,
+                        color.stroke_width(4),
+                    )))?;
+                    chart.draw_series(std::iter::once(Cross::new(
+                        anchor,
+                        9,
+                        BLACK.stroke_width(1),
+                    )))?;
+                }
             }
             chart
                 .configure_series_labels()
@@ -422,6 +456,7 @@ mod tests {
             panels: vec![ScatterPanel {
                 title: "α = 0".into(),
                 points: vec![(0.0, 1.0, 0), (1.0, 0.5, 1)],
+                anchors: vec![(0.0, 0.0), (1.0, 0.0)],
             }],
             x_label: "e1".into(),
             y_label: "e2".into(),

@@ -36,14 +36,22 @@ pub fn frequent_word_tokens(examples: &[Example], tokenizer: &SubwordTokenizer) 
     ranked.into_iter().take(3).map(|(t, _)| t).collect()
 }
 
-/// Projected hidden states `(x, y, class)` (class = index into `tokens`), at most `per_class` each.
+/// The projection of the chosen tokens' hidden states and of their templates.
+pub struct Projection {
+    /// `(x, y, class)` per hidden state (class = index into the tokens), at most `per_class` each.
+    pub points: Vec<(f64, f64, usize)>,
+    /// The templates `w_k1, w_k2, w_k3` in the same coordinates: `(0, 0)`, `(|u|, 0)`, `(v·e1, v·e2)`.
+    pub templates: Vec<(f64, f64)>,
+}
+
+/// Projects hidden states onto the plane of the three tokens' templates (see the module docs).
 pub fn project(
     model: &Transformer,
     examples: &[Example],
     tokens: [u32; 3],
     per_class: usize,
     device: &Device,
-) -> Vec<(f64, f64, usize)> {
+) -> Projection {
     let w: Vec<f32> = model
         .output_matrix()
         .into_data()
@@ -95,5 +103,8 @@ pub fn project(
             points.push((dot(&centred, &e1), dot(&centred, &e2), class));
         }
     }
-    points
+    Projection {
+        points,
+        templates: vec![(0.0, 0.0), (dot(&u, &e1), 0.0), (along, dot(&vv, &e2))],
+    }
 }

@@ -436,9 +436,11 @@ fn write_figures(
             let Ok(ids) = <[u32; 3]>::try_from(ids) else {
                 break;
             };
+            let projection = penultimate::project(&model, &encoded.examples, ids, 300, device);
             panels.push(ScatterPanel {
                 title: format!("α = {}", r.alpha),
-                points: penultimate::project(&model, &encoded.examples, ids, 300, device),
+                points: projection.points,
+                anchors: projection.templates,
             });
         }
         if panels.len() == 2 {
@@ -636,7 +638,7 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
          three output-embedding vectors gets an orthonormal basis (e1 along w2 − w1, e2 the \
          Gram–Schmidt remainder of w3 − w1); the decoder's final hidden state at each test position \
          whose reference is one of the three tokens (teacher forced, up to 300 per token) is projected \
-         onto it, relative to w1. Left: the smallest α, right: the largest.\n"
+         onto it, relative to w1; crosses mark the three templates. Left: the smallest α, right: the largest.\n"
     )?;
     writeln!(
         md,

@@ -162,8 +162,21 @@ pub const SPECIAL_TOKENS: seqls_decode::SpecialTokens = seqls_decode::SpecialTok
     unk: seqls_data::tokenizer::UNK,
 };
 
+/// Worker threads for [`translate`]: `RAYON_NUM_THREADS` (set by `--threads`), else the cores.
+fn decode_workers() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
 /// Beam-searches every source (token ids ending in `</s>`; an empty vector gives no hypotheses),
-/// `sentences_per_batch` at a time, grouped by length. Returns the n-best lists in input order.
+/// at most `sentences_per_batch` at a time, grouped by length, and returns the n-best lists in input
+/// order. The batches are shared out to one worker thread per CPU thread (each batch is decoded
+/// independently, so the output does not depend on the number of workers); burn-flex gains little from
+/// a second thread inside one decoder step, but two independent batches use both cores.
+/// `progress` is called with the number of sentences of each finished batch.
 pub fn translate(
     model: &Transformer,
     sources: &[Vec<u32>],
@@ -176,21 +189,42 @@ pub fn translate(
         .filter(|&i| !sources[i].is_empty())
         .collect();
     order.sort_by_key(|&i| sources[i].len());
+    let workers = decode_workers();
+    let per_batch = sentences_per_batch
+        .min(order.len().div_ceil(workers))
+        .max(1);
+    let batches: Vec<&[usize]> = order.chunks(per_batch).collect();
+    let decode = |model: &Transformer, batch: &[usize]| {
+        let rows: Vec<Vec<u32>> = batch.iter().map(|&i| sources[i].clone()).collect();
+        let lens: Vec<usize> = rows.iter().map(|s| s.len() - 1).collect();
+        let mut scorer = ModelScorer::new(model, &rows, device);
+        seqls_decode::beam_search(&mut scorer, &lens, search, SPECIAL_TOKENS)
+    };
     let mut out = vec![Vec::new(); sources.len()];
-    for chunk in order.chunks(sentences_per_batch.max(1)) {
-        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| sources[i].clone()).collect();
-        let lens: Vec<usize> = batch.iter().map(|s| s.len() - 1).collect();
-        let mut scorer = ModelScorer::new(model, &batch, device);
-        for (&i, nbest) in chunk.iter().zip(seqls_decode::beam_search(
-            &mut scorer,
-            &lens,
-            search,
-            SPECIAL_TOKENS,
-        )) {
-            out[i] = nbest;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(batches.len()) {
+            let (tx, next, batches, decode) = (tx.clone(), &next, &batches, &decode);
+            let model = model.clone();
+            scope.spawn(move || {
+                loop {
+                    let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(batch) = batches.get(b) else { break };
+                    if tx.send((b, decode(&model, batch))).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        progress(chunk.len());
-    }
+        drop(tx);
+        for (b, nbests) in rx {
+            for (&i, nbest) in batches[b].iter().zip(nbests) {
+                out[i] = nbest;
+            }
+            progress(batches[b].len());
+        }
+    });
     out
 }
 

@@ -125,19 +125,18 @@ fn random_tokens(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|_| rng.random_range(4..vocab as u32)).collect()
 }
 
-/// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`, with
-/// `workers` training threads (as `seqls train --threads`).
+/// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`.
 pub fn time_training(
     shape: Shape,
     batch: usize,
     src_len: usize,
     tgt_len: usize,
     runs: usize,
-    workers: usize,
     device: &Device,
 ) -> Timing {
     let device = device.clone().autodiff();
     device.seed(0);
+    seqls_model::dropout::seed(0);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let examples: Vec<Example> = (0..batch)
         .map(|index| {
@@ -172,8 +171,6 @@ pub fn time_training(
             &padded,
             &train,
             1e-4,
-            0,
-            workers,
             &device,
         );
         model = Some(updated);

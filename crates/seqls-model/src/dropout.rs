@@ -5,21 +5,18 @@
 //! burn's `nn::Dropout` draws its mask element by element through a generic distribution sampler and
 //! then multiplies twice (mask, then scale); on the CPU that was about 15% of a training step. Here the
 //! mask, already scaled, comes from a wyrand generator (one 64-bit multiply per two elements) and is
-//! applied with one multiplication. The generator is per thread and reseeded by [`seed`] before every
-//! update (by each training worker), so masks are a function of `(seed, update, worker)` and a resumed
-//! run stays bit-identical.
+//! applied with one multiplication. The generator is process-wide and reseeded by [`seed`] before
+//! every update, so masks are a function of `(seed, update)` and a resumed run stays bit-identical.
 
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
-use std::cell::Cell;
+use std::sync::Mutex;
 
-thread_local! {
-    static STATE: Cell<u64> = const { Cell::new(0x853c_49e6_748f_ea9b) };
-}
+static STATE: Mutex<u64> = Mutex::new(0x853c_49e6_748f_ea9b);
 
-/// Reseeds the dropout masks drawn on this thread.
+/// Reseeds the dropout masks of every [`Dropout`] in the process.
 pub fn seed(seed: u64) {
-    STATE.with(|s| s.set(seed ^ 0x853c_49e6_748f_ea9b));
+    *STATE.lock().expect("dropout RNG") = seed ^ 0x853c_49e6_748f_ea9b;
 }
 
 /// wyrand: the next 64 random bits.
@@ -34,7 +31,7 @@ fn mask(n: usize, p: f64) -> Vec<f32> {
     let threshold = (p * 4_294_967_296.0) as u64; // drop when a uniform u32 < p·2³²
     let scale = (1.0 / (1.0 - p)) as f32;
     let pick = |bits: u64| if bits < threshold { 0.0 } else { scale };
-    let mut state = STATE.with(Cell::get);
+    let mut state = STATE.lock().expect("dropout RNG");
     let mut out = Vec::with_capacity(n);
     for _ in 0..n / 2 {
         let r = next(&mut state);
@@ -44,7 +41,6 @@ fn mask(n: usize, p: f64) -> Vec<f32> {
     if n % 2 == 1 {
         out.push(pick(next(&mut state) & 0xffff_ffff));
     }
-    STATE.with(|s| s.set(state));
     out
 }
 

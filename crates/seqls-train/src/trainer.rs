@@ -145,120 +145,34 @@ pub struct StepOutcome {
     pub n_tokens: usize,
 }
 
-/// Rows `range` of `batch`, with the batch's padded lengths.
-fn batch_rows(batch: &Batch, range: std::ops::Range<usize>) -> Batch {
-    let (s, t) = (batch.src_len, batch.tgt_len);
-    Batch {
-        indices: batch.indices[range.clone()].to_vec(),
-        rows: range.len(),
-        src_len: s,
-        tgt_len: t,
-        src: batch.src[range.start * s..range.end * s].to_vec(),
-        tgt_in: batch.tgt_in[range.start * t..range.end * t].to_vec(),
-        tgt_out: batch.tgt_out[range.start * t..range.end * t].to_vec(),
-    }
-}
-
-/// Adds every gradient of `other` into `grads`.
-struct GradAdd<'a> {
-    grads: &'a mut GradientsParams,
-    other: &'a mut GradientsParams,
-}
-
-impl ModuleVisitor for GradAdd<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.other.remove::<D>(param.id) {
-            let sum = match self.grads.remove::<D>(param.id) {
-                Some(mine) => mine + g,
-                None => g,
-            };
-            self.grads.register(param.id, sum);
-        }
-    }
-}
-
 /// One update on `batch` at learning rate `lr`: forward, label-smoothed loss, backward, global-norm
-/// clipping, Adam step. `device` must be an autodiff device.
-///
-/// The batch's rows are split into `workers` contiguous parts, each run forward and backward on its own
-/// thread (burn-flex gains little from a second thread inside one matrix product; two half batches keep
-/// both cores busy). Each part's loss is divided by the whole batch's denominator, so the summed
-/// gradients (added in part order) are the gradient of the whole batch. Part `w` draws its dropout
-/// masks from `seed` and `w`: for a given `workers`, an update is a deterministic function of its
-/// inputs. A non-finite loss leaves the model unchanged (the caller stops).
+/// clipping, Adam step. `device` must be an autodiff device. A non-finite loss leaves the model
+/// unchanged (the caller stops).
 pub fn update(
     model: Transformer,
     optimizer: &mut ModuleOptimizer,
     batch: &Batch,
     t: &TrainConfig,
     lr: f64,
-    seed: u64,
-    workers: usize,
     device: &Device,
 ) -> (Transformer, StepOutcome) {
+    let tensors = BatchTensors::new(batch, device);
+    let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
+    let loss = label_smoothed_loss(logits, tensors.tgt_out, t.alpha, t.ls_variant, PAD);
     let denominator = match t.normalize {
-        Normalize::Tokens => batch.tgt_out.iter().filter(|&&x| x != PAD).count().max(1),
+        Normalize::Tokens => loss.n_tokens.max(1),
         Normalize::Sentences => batch.rows,
     } as f64;
-    let parts = workers.clamp(1, batch.rows.max(1));
-    let bounds: Vec<usize> = (0..=parts).map(|w| w * batch.rows / parts).collect();
-    let run_part = |w: usize, model: &Transformer| {
-        seqls_model::dropout::seed(seed ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let part = batch_rows(batch, bounds[w]..bounds[w + 1]);
-        let tensors = BatchTensors::new(&part, device);
-        let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
-        let loss = label_smoothed_loss(logits, tensors.tgt_out, t.alpha, t.ls_variant, PAD);
-        let outcome = StepOutcome {
-            loss_sum: loss.smoothed_sum.clone().into_scalar::<f64>(),
-            nll_sum: loss.nll_sum.clone().into_scalar::<f64>(),
-            n_tokens: loss.n_tokens,
-        };
-        let grads = outcome.loss_sum.is_finite().then(|| {
-            let objective = loss.smoothed_sum.div_scalar(denominator);
-            GradientsParams::from_grads(objective.backward(), model)
-        });
-        (outcome, grads)
+    let outcome = StepOutcome {
+        loss_sum: loss.smoothed_sum.clone().into_scalar::<f64>(),
+        nll_sum: loss.nll_sum.clone().into_scalar::<f64>(),
+        n_tokens: loss.n_tokens,
     };
-    let results: Vec<(StepOutcome, Option<GradientsParams>)> = if parts == 1 {
-        vec![run_part(0, &model)]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..parts)
-                .map(|w| {
-                    let (model, run_part) = (model.clone(), &run_part);
-                    scope.spawn(move || run_part(w, &model))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("training worker"))
-                .collect()
-        })
-    };
-    let mut outcome = StepOutcome {
-        loss_sum: 0.0,
-        nll_sum: 0.0,
-        n_tokens: 0,
-    };
-    let mut total: Option<GradientsParams> = None;
-    let mut finite = true;
-    for (o, grads) in results {
-        outcome.loss_sum += o.loss_sum;
-        outcome.nll_sum += o.nll_sum;
-        outcome.n_tokens += o.n_tokens;
-        match (grads, total.as_mut()) {
-            (None, _) => finite = false,
-            (Some(g), None) => total = Some(g),
-            (Some(mut g), Some(sum)) => model.visit(&mut GradAdd {
-                grads: sum,
-                other: &mut g,
-            }),
-        }
-    }
-    let Some(mut grads) = total.filter(|_| finite) else {
-        outcome.loss_sum = f64::NAN;
+    if !outcome.loss_sum.is_finite() {
         return (model, outcome);
-    };
+    }
+    let objective = loss.smoothed_sum.div_scalar(denominator);
+    let mut grads = GradientsParams::from_grads(objective.backward(), &model);
     clip_global_norm(&model, &mut grads, t.clip_norm);
     (optimizer.step(lr, model, grads), outcome)
 }
@@ -526,17 +440,10 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             }
             let started = Instant::now();
             let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
+            device.seed(step_seed(t.seed, state.step));
+            seqls_model::dropout::seed(step_seed(t.seed, state.step));
             let lr = inverse_sqrt_lr(t.lr, t.warmup_steps, state.step + 1);
-            let (updated, outcome) = update(
-                model,
-                &mut optimizer,
-                &batch,
-                t,
-                lr,
-                step_seed(t.seed, state.step),
-                options.threads,
-                &device,
-            );
+            let (updated, outcome) = update(model, &mut optimizer, &batch, t, lr, &device);
             model = updated;
             let StepOutcome {
                 loss_sum,

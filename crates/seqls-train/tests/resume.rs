@@ -6,8 +6,8 @@ use seqls_train::checkpoint;
 use seqls_train::run::load_weights;
 use seqls_train::{ExperimentConfig, TrainOptions, train};
 
-/// The backend's random generator (weight initialisation) is process-wide: trainings in parallel
-/// test threads would interleave their draws, so each test holds this lock.
+/// The backend's random generator is process-wide: trainings in parallel test threads would
+/// interleave their dropout draws, so each test holds this lock.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn tiny_config(max_steps: usize) -> ExperimentConfig {
@@ -34,8 +34,7 @@ fn options(dir: &std::path::Path, resume: bool) -> TrainOptions {
         resume,
         quiet: true,
         device: Device::flex(),
-        // Two training workers: the parallel update path must be deterministic too.
-        threads: 2,
+        threads: 1,
     }
 }
 

@@ -75,7 +75,7 @@ pub struct DeviceArgs {
     /// cpu (burn-flex) or wgpu (needs a build with `--features wgpu`)
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// CPU threads (default: all cores)
+    /// CPU threads; decoding runs one batch per thread (default: all cores)
     #[arg(long)]
     pub threads: Option<usize>,
 }

@@ -31,6 +31,12 @@ pub struct Calibration {
     pub bin_count: Vec<usize>,
 }
 
+/// The equal-width bin of confidence `c` among `num_bins`: bin `b` holds `(b/M, (b+1)/M]`, so
+/// `b = ceil(c·M) − 1`; a confidence of 0 (or below) falls in no bin.
+pub fn bin_index(c: f64, num_bins: usize) -> Option<usize> {
+    (c > 0.0).then(|| ((c * num_bins as f64).ceil() as usize).clamp(1, num_bins) - 1)
+}
+
 /// Computes [`Calibration`] with `num_bins` bins. `confidence` and `correct` have one entry per token.
 pub fn calibration(confidence: &[f64], correct: &[bool], num_bins: usize) -> Calibration {
     assert_eq!(
@@ -46,11 +52,9 @@ pub fn calibration(confidence: &[f64], correct: &[bool], num_bins: usize) -> Cal
         vec![0usize; num_bins],
     );
     for (&c, &ok) in confidence.iter().zip(correct) {
-        if c <= 0.0 {
+        let Some(b) = bin_index(c, num_bins) else {
             continue;
-        }
-        // Bin b holds (b/M, (b+1)/M]: b = ceil(c·M) − 1.
-        let b = ((c * num_bins as f64).ceil() as usize).clamp(1, num_bins) - 1;
+        };
         acc_sum[b] += ok as u8 as f64;
         conf_sum[b] += c;
         count[b] += 1;

@@ -13,6 +13,7 @@
 //! (bin `b` holds `p ∈ (b/M, (b+1)/M]`), i.e. the usual ECE with the empirical accuracy replaced by the
 //! true probability.
 
+use crate::calibration::bin_index;
 use serde::{Deserialize, Serialize};
 
 /// For each token of `hypothesis`, whether a minimum-edit-distance alignment to `reference` matches it
@@ -86,10 +87,9 @@ pub fn oracle_calibration(model: &[f64], truth: &[f64], num_bins: usize) -> Orac
         vec![0usize; num_bins],
     );
     for (&p, &q) in model.iter().zip(truth) {
-        if p <= 0.0 {
+        let Some(b) = bin_index(p, num_bins) else {
             continue;
-        }
-        let b = ((p * num_bins as f64).ceil() as usize).clamp(1, num_bins) - 1;
+        };
         p_sum[b] += p;
         q_sum[b] += q;
         count[b] += 1;

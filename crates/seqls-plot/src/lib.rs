@@ -11,6 +11,7 @@
 //! Text uses DejaVu Sans, embedded (its licence is in `fonts/`), so the figures need no system fonts.
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use seqls_eval::calibration::Calibration;
 use std::error::Error;
@@ -79,6 +80,23 @@ pub fn save(figure: &impl Figure, stem: &Path) -> Result<[PathBuf; 2], String> {
     std::fs::write(&svg_tmp, text).map_err(|e| describe(&svg, &e))?;
     std::fs::rename(&svg_tmp, &svg).map_err(|e| describe(&svg, &e))?;
     Ok([png, svg])
+}
+
+/// The legend of a line chart or scatter panel, upper right.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
 }
 
 /// One reliability diagram.
@@ -311,14 +329,7 @@ impl Figure for LineChart {
                 });
             chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart)
     }
 }
 
@@ -397,13 +408,7 @@ impl Figure for Scatter {
                     )))?;
                 }
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT, 12))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()?;
+            draw_legend(&mut chart)?;
         }
         Ok(())
     }

@@ -178,10 +178,16 @@ fn oracle(
     (Some(oracle_calibration(&model_p, &true_p, bins)), skipped)
 }
 
-/// The teacher-forced report of `run` on `split`, from its cache file or computed (and cached).
-pub fn teacher_forced_report(
+/// The teacher-forced report of `run`'s loaded model on `split` (encoded as `examples`), from its cache
+/// file or computed (and cached).
+#[allow(clippy::too_many_arguments)]
+fn teacher_forced_report(
     run: &RunDir,
+    config: &ExperimentConfig,
+    tokenizer: &SubwordTokenizer,
+    model: &Transformer,
     split: &str,
+    examples: &[Example],
     bins: usize,
     device: &Device,
 ) -> anyhow::Result<TeacherForcedReport> {
@@ -193,15 +199,12 @@ pub fn teacher_forced_report(
     {
         return Ok(report);
     }
-    let (config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
-    let text = config.data.load_split(split)?;
-    let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
-    let valid = encode_pairs(&tokenizer, &config.data.load_split("val")?.pairs, None)?;
-    let fitted_temperature = fit_temperature(&model, &valid.examples, device);
-    let scores = scores_of(&model, &encoded.examples, 1.0, device);
-    let fitted_scores = scores_of(&model, &encoded.examples, fitted_temperature as f32, device);
+    let valid = encode_pairs(tokenizer, &config.data.load_split("val")?.pairs, None)?;
+    let fitted_temperature = fit_temperature(model, &valid.examples, device);
+    let scores = scores_of(model, examples, 1.0, device);
+    let fitted_scores = scores_of(model, examples, fitted_temperature as f32, device);
     let (oracle, oracle_skipped_sentences) =
-        oracle(&config, split, &tokenizer, &encoded.examples, &scores, bins);
+        oracle(config, split, tokenizer, examples, &scores, bins);
     let report = TeacherForcedReport {
         at_1: teacher_forced(&scores, 1.0, bins),
         fitted_temperature,
@@ -259,7 +262,16 @@ pub fn evaluate(
         conf.extend(best.token_log_probs.iter().map(|&lp| (lp as f64).exp()));
     }
     let inference = calibration(&conf, &correct, bins);
-    let tf = teacher_forced_report(run, split, bins, device)?;
+    let tf = teacher_forced_report(
+        run,
+        &config,
+        &tokenizer,
+        &model,
+        split,
+        &encoded.examples,
+        bins,
+        device,
+    )?;
 
     let stem = output.with_extension("");
     let stem = stem.with_file_name(format!(

@@ -52,13 +52,13 @@ pub fn project(
     per_class: usize,
     device: &Device,
 ) -> Projection {
-    let w: Vec<f32> = model
-        .output_matrix()
+    let matrix = model.output_matrix();
+    let d = matrix.dims()[0];
+    let w: Vec<f32> = matrix
         .into_data()
         .convert::<f32>()
         .try_to_vec()
         .expect("f32");
-    let d = model.output_matrix().dims()[0];
     let v = w.len() / d;
     let column = |k: u32| -> Vec<f64> { (0..d).map(|i| w[i * v + k as usize] as f64).collect() };
     let (w1, w2, w3) = (column(tokens[0]), column(tokens[1]), column(tokens[2]));

@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_eval::calibration::Calibration;
 use seqls_eval::{BleuOptions, paired_bootstrap};
-use seqls_plot::{LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
+use seqls_plot::{Figure, LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
 use seqls_train::{ExperimentConfig, RunDir};
 use serde::Serialize;
 use serde_json::Value;
@@ -237,6 +237,22 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// The figures directory of a report and what has been written into it.
+struct FigureDir {
+    dir: std::path::PathBuf,
+    /// (title, path stem relative to the sweep directory) per figure.
+    written: Vec<(String, String)>,
+}
+
+impl FigureDir {
+    fn save(&mut self, name: &str, title: &str, figure: &impl Figure) -> anyhow::Result<()> {
+        seqls_plot::save(figure, &self.dir.join(name)).map_err(anyhow::Error::msg)?;
+        self.written
+            .push((title.to_string(), format!("figures/{name}")));
+        Ok(())
+    }
+}
+
 /// Writes the figures of `rows` into `dir/figures`; returns (title, file stem) per figure.
 fn write_figures(
     dir: &Path,
@@ -244,17 +260,11 @@ fn write_figures(
     rows: &[Row],
     device: &Device,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let fig_dir = dir.join("figures");
-    std::fs::create_dir_all(&fig_dir).with_context(|| fig_dir.display().to_string())?;
-    let mut written = Vec::new();
-    let mut save = |name: &str,
-                    title: &str,
-                    figure: &dyn Fn(&Path) -> Result<[std::path::PathBuf; 2], String>|
-     -> anyhow::Result<()> {
-        figure(&fig_dir.join(name)).map_err(anyhow::Error::msg)?;
-        written.push((title.to_string(), format!("figures/{name}")));
-        Ok(())
+    let mut figures = FigureDir {
+        dir: dir.join("figures"),
+        written: Vec::new(),
     };
+    std::fs::create_dir_all(&figures.dir).with_context(|| figures.dir.display().to_string())?;
     let seed = config.sweep.seeds.first().copied().unwrap_or(1);
     let first_seed: Vec<&Row> = rows.iter().filter(|r| r.seed == seed).collect();
     let label = |r: &Row| format!("α = {}", r.alpha);
@@ -281,9 +291,7 @@ fn write_figures(
         per_beam(|b| b.bleu),
         true,
     );
-    save("bleu-vs-beam", "BLEU vs beam size, one line per α", &|p| {
-        seqls_plot::save(&c, p)
-    })?;
+    figures.save("bleu-vs-beam", "BLEU vs beam size, one line per α", &c)?;
     let c = chart(
         "Length ratio (hyp/ref) vs beam size",
         "beam size",
@@ -291,10 +299,10 @@ fn write_figures(
         per_beam(|b| b.length_ratio),
         true,
     );
-    save(
+    figures.save(
         "length-ratio-vs-beam",
         "Hypothesis/reference length ratio vs beam size (length bias)",
-        &|p| seqls_plot::save(&c, p),
+        &c,
     )?;
     let vs_alpha = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
         first_seed
@@ -322,7 +330,7 @@ fn write_figures(
         ],
         false,
     );
-    save("ece-vs-alpha", "ECE vs α", &|p| seqls_plot::save(&c, p))?;
+    figures.save("ece-vs-alpha", "ECE vs α", &c)?;
     let c = chart(
         "Test BLEU vs α",
         "α",
@@ -338,11 +346,7 @@ fn write_figures(
             .collect(),
         false,
     );
-    save(
-        "bleu-vs-alpha",
-        "BLEU vs α, one line per beam size",
-        &|p| seqls_plot::save(&c, p),
-    )?;
+    figures.save("bleu-vs-alpha", "BLEU vs α, one line per beam size", &c)?;
     let per_epoch = |f: fn(&EpochResult) -> Option<f64>| -> Vec<Series> {
         first_seed
             .iter()
@@ -363,10 +367,10 @@ fn write_figures(
         per_epoch(|e| Some(e.nll)),
         false,
     );
-    save(
+    figures.save(
         "valid-nll-per-epoch",
         "Validation NLL per epoch (learning speed)",
-        &|p| seqls_plot::save(&c, p),
+        &c,
     )?;
     let c = chart(
         "Validation BLEU (greedy) per epoch",
@@ -375,10 +379,10 @@ fn write_figures(
         per_epoch(|e| e.greedy_bleu),
         false,
     );
-    save(
+    figures.save(
         "valid-bleu-per-epoch",
         "Greedy validation BLEU per epoch",
-        &|p| seqls_plot::save(&c, p),
+        &c,
     )?;
 
     let mut panels: Vec<Reliability> = first_seed
@@ -402,10 +406,10 @@ fn write_figures(
         columns: panels.len().min(4),
         panels,
     };
-    save(
+    figures.save(
         "reliability-grid",
         "Teacher-forced reliability diagrams, one per α, and α = 0 after temperature scaling",
-        &|p| seqls_plot::save(&grid, p),
+        &grid,
     )?;
 
     // Penultimate layer: α = 0 (or the smallest α) and the largest α.
@@ -453,12 +457,10 @@ fn write_figures(
                 x_label: "e1".into(),
                 y_label: "e2".into(),
             };
-            save("penultimate", "Penultimate-layer picture", &|p| {
-                seqls_plot::save(&figure, p)
-            })?;
+            figures.save("penultimate", "Penultimate-layer picture", &figure)?;
         }
     }
-    Ok(written)
+    Ok(figures.written)
 }
 
 /// Assembles the report of the sweep directory `dir` from its finished jobs; returns the markdown.

@@ -11,7 +11,8 @@
 //!   model probability (the product of its subword probabilities) against its true probability.
 //!
 //! The teacher-forced part does not depend on the search, so it is computed once per run, split and
-//! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json`.
+//! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json` (recomputed when the run's weights
+//! are newer than that file).
 
 use anyhow::bail;
 use burn::tensor::Device;
@@ -194,7 +195,14 @@ fn teacher_forced_report(
     let cache = run
         .root
         .join(format!("teacher-forced-{split}-bins{bins}.json"));
-    if let Ok(text) = std::fs::read_to_string(&cache)
+    // A cache older than the weights (training resumed since) is stale.
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let weights = [run.best_model(), run.checkpoint()]
+        .into_iter()
+        .filter_map(|p| modified(&p))
+        .max();
+    if modified(&cache).is_some_and(|c| weights.is_none_or(|w| c >= w))
+        && let Ok(text) = std::fs::read_to_string(&cache)
         && let Ok(report) = serde_json::from_str(&text)
     {
         return Ok(report);

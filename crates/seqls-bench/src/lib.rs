@@ -125,18 +125,19 @@ fn random_tokens(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|_| rng.random_range(4..vocab as u32)).collect()
 }
 
-/// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`.
+/// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`, with
+/// the default `train.shards` on up to `threads` threads.
 pub fn time_training(
     shape: Shape,
     batch: usize,
     src_len: usize,
     tgt_len: usize,
     runs: usize,
+    threads: usize,
     device: &Device,
 ) -> Timing {
     let device = device.clone().autodiff();
     device.seed(0);
-    seqls_model::dropout::seed(0);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let examples: Vec<Example> = (0..batch)
         .map(|index| {
@@ -171,6 +172,8 @@ pub fn time_training(
             &padded,
             &train,
             1e-4,
+            0,
+            threads,
             &device,
         );
         model = Some(updated);

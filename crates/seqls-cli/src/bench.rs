@@ -107,7 +107,9 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             let r = &a.reference;
             let (device, threads) = r.device.resolve()?;
             for shape in shapes(&a.shape)? {
-                let ours = time_training(shape, a.batch, a.src_len, a.tgt_len, r.runs, &device);
+                let ours = time_training(
+                    shape, a.batch, a.src_len, a.tgt_len, r.runs, threads, &device,
+                );
                 let torch = match &r.python {
                     Some(python) => {
                         let args = ref_bench_args(

@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// Seed of initialisation, dropout and batch order
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Split each batch into this many shards trained in parallel (config: train.shards, default 2;
+    /// results depend on it, not on --threads)
+    #[arg(long)]
+    pub shards: Option<usize>,
     /// Continue from the run directory's last checkpoint
     #[arg(long)]
     pub resume: bool,
@@ -90,6 +94,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = args.seed {
         t.seed = s;
+    }
+    if let Some(s) = args.shards {
+        t.shards = s;
     }
     config
         .validate()

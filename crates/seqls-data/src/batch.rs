@@ -71,6 +71,33 @@ impl Batch {
         }
     }
 
+    /// Splits the rows into at most `parts` consecutive groups of near-equal size (the first
+    /// `rows % parts` get one row more); every part keeps this batch's `src_len` and `tgt_len`.
+    /// Empty parts are left out.
+    pub fn split_rows(&self, parts: usize) -> Vec<Batch> {
+        let parts = parts.clamp(1, self.rows.max(1));
+        let (base, extra) = (self.rows / parts, self.rows % parts);
+        let mut start = 0;
+        (0..parts)
+            .map(|p| {
+                let rows = base + usize::from(p < extra);
+                let range = start..start + rows;
+                start += rows;
+                let cells = |len: usize| range.start * len..range.end * len;
+                Batch {
+                    indices: self.indices[range.clone()].to_vec(),
+                    rows,
+                    src_len: self.src_len,
+                    tgt_len: self.tgt_len,
+                    src: self.src[cells(self.src_len)].to_vec(),
+                    tgt_in: self.tgt_in[cells(self.tgt_len)].to_vec(),
+                    tgt_out: self.tgt_out[cells(self.tgt_len)].to_vec(),
+                }
+            })
+            .filter(|b| b.rows > 0)
+            .collect()
+    }
+
     /// `true` where the source is `<pad>`, shape `[rows, src_len]`.
     pub fn src_pad_mask(&self) -> Vec<bool> {
         self.src.iter().map(|&t| t == PAD).collect()
@@ -180,6 +207,32 @@ mod tests {
                 tgt: (0..(2 + (i * 5) % 19)).map(|t| 5 + t as u32).collect(),
             })
             .collect()
+    }
+
+    #[test]
+    fn split_rows_partitions_the_rows_in_order() {
+        let ex = examples(7);
+        let group: Vec<usize> = (0..7).collect();
+        let batch = make_batch(&ex, &group);
+        for parts in [1, 2, 3, 7, 9] {
+            let split = batch.split_rows(parts);
+            assert_eq!(split.len(), parts.min(7));
+            let sizes: Vec<usize> = split.iter().map(|b| b.rows).collect();
+            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+            let join = |f: fn(&Batch) -> &Vec<u32>| -> Vec<u32> {
+                split.iter().flat_map(|b| f(b).clone()).collect()
+            };
+            assert_eq!(join(|b| &b.src), batch.src);
+            assert_eq!(join(|b| &b.tgt_in), batch.tgt_in);
+            assert_eq!(join(|b| &b.tgt_out), batch.tgt_out);
+            let indices: Vec<usize> = split.iter().flat_map(|b| b.indices.clone()).collect();
+            assert_eq!(indices, batch.indices);
+            assert!(
+                split
+                    .iter()
+                    .all(|b| b.src_len == batch.src_len && b.tgt_len == batch.tgt_len)
+            );
+        }
     }
 
     #[test]

@@ -5,18 +5,21 @@
 //! burn's `nn::Dropout` draws its mask element by element through a generic distribution sampler and
 //! then multiplies twice (mask, then scale); on the CPU that was about 15% of a training step. Here the
 //! mask, already scaled, comes from a wyrand generator (one 64-bit multiply per two elements) and is
-//! applied with one multiplication. The generator is process-wide and reseeded by [`seed`] before
-//! every update, so masks are a function of `(seed, update)` and a resumed run stays bit-identical.
+//! applied with one multiplication. Each thread has its own generator, reseeded by [`seed`] before every
+//! shard of every update (the trainer runs a batch's shards on threads of their own), so masks are a
+//! function of `(seed, update, shard)` and a resumed run stays bit-identical.
 
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
-use std::sync::Mutex;
+use std::cell::Cell;
 
-static STATE: Mutex<u64> = Mutex::new(0x853c_49e6_748f_ea9b);
+thread_local! {
+    static STATE: Cell<u64> = const { Cell::new(0x853c_49e6_748f_ea9b) };
+}
 
-/// Reseeds the dropout masks of every [`Dropout`] in the process.
+/// Reseeds the dropout masks that [`Dropout`] draws on the calling thread.
 pub fn seed(seed: u64) {
-    *STATE.lock().expect("dropout RNG") = seed ^ 0x853c_49e6_748f_ea9b;
+    STATE.set(seed ^ 0x853c_49e6_748f_ea9b);
 }
 
 /// wyrand: the next 64 random bits.
@@ -31,7 +34,7 @@ fn mask(n: usize, p: f64) -> Vec<f32> {
     let threshold = (p * 4_294_967_296.0) as u64; // drop when a uniform u32 < p·2³²
     let scale = (1.0 / (1.0 - p)) as f32;
     let pick = |bits: u64| if bits < threshold { 0.0 } else { scale };
-    let mut state = STATE.lock().expect("dropout RNG");
+    let mut state = STATE.get();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n / 2 {
         let r = next(&mut state);
@@ -41,6 +44,7 @@ fn mask(n: usize, p: f64) -> Vec<f32> {
     if n % 2 == 1 {
         out.push(pick(next(&mut state) & 0xffff_ffff));
     }
+    STATE.set(state);
     out
 }
 

@@ -36,6 +36,10 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Greedy-decode the validation set at each epoch end and log its BLEU.
     pub valid_bleu: bool,
+    /// Each batch's rows are split into this many shards, whose forward and backward passes run in
+    /// parallel (one thread each, as `--threads` allows) and whose gradients are summed. Results
+    /// depend on this number, never on `--threads`.
+    pub shards: usize,
 }
 
 impl Default for TrainConfig {
@@ -56,6 +60,7 @@ impl Default for TrainConfig {
             valid_every: 0,
             checkpoint_every: 200,
             valid_bleu: true,
+            shards: 2,
         }
     }
 }
@@ -123,6 +128,9 @@ impl ExperimentConfig {
         }
         if !(t.lr > 0.0) || t.max_epochs == 0 {
             return Err("train.lr and train.max_epochs must be positive".into());
+        }
+        if t.shards == 0 {
+            return Err("train.shards must be at least 1".into());
         }
         if self.data.max_len + 2 > self.model.max_len {
             return Err(format!(

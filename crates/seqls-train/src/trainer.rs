@@ -3,17 +3,17 @@
 //! Each update: pad a token-budget batch, run the teacher-forced forward pass, compute the
 //! label-smoothed loss ([`seqls_model::loss`]) divided by the number of non-pad target tokens (or
 //! sentences), back-propagate, rescale the gradients so that their global L2 norm is at most
-//! `clip_norm`, and take an Adam step at the inverse-square-root learning rate. Dropout masks are drawn
-//! after seeding the device with `(seed, update)`, and the batch order of an epoch is a function of
-//! `(seed, epoch)`, so a run resumed from a checkpoint ends bit-identical to an uninterrupted one on
-//! the CPU.
+//! `clip_norm`, and take an Adam step at the inverse-square-root learning rate. The batch is split into
+//! `train.shards` row shards whose passes run in parallel ([`update`]). Dropout masks are a function of
+//! `(seed, update, shard)` and the batch order of an epoch of `(seed, epoch)`, so a run resumed from a
+//! checkpoint ends bit-identical to an uninterrupted one on the CPU, whatever `--threads`.
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, TrainConfig};
 use crate::run::{RunDir, load_weights, weights_bytes, write_text};
 use crate::schedule::inverse_sqrt_lr;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::corpus::encode_pairs;
@@ -37,7 +37,7 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// The device to train on (without autodiff; it is added here).
     pub device: Device,
-    /// Threads used on the CPU (reported only).
+    /// Threads used on the CPU: at most this many shards of a batch run at once.
     pub threads: usize,
 }
 
@@ -145,34 +145,115 @@ pub struct StepOutcome {
     pub n_tokens: usize,
 }
 
+/// What one shard of an update computed: its gradients (of its share of the batch objective) and its
+/// loss sums.
+struct ShardPass {
+    grads: GradientsParams,
+    outcome: StepOutcome,
+}
+
+/// Forward, label-smoothed loss and backward of one shard on a replica of `model` (`Module::fork`: the
+/// same parameters under an autodiff graph of its own, so shards can run concurrently). The objective
+/// is the shard's smoothed loss sum divided by the whole batch's `denominator`, so the shards'
+/// gradients add up to the gradient of the batch objective. Dropout is seeded with
+/// `(dropout_seed, shard)` on the calling thread. A non-finite loss skips the backward pass.
+fn shard_pass(
+    model: &Transformer,
+    shard: &Batch,
+    index: usize,
+    t: &TrainConfig,
+    denominator: f64,
+    dropout_seed: u64,
+    device: &Device,
+) -> ShardPass {
+    seqls_model::dropout::seed(step_seed(dropout_seed, index));
+    let replica = model.clone().fork(device);
+    let tensors = BatchTensors::new(shard, device);
+    let logits = replica.forward(tensors.src, tensors.tgt_in, PAD).logits;
+    let loss = label_smoothed_loss(logits, tensors.tgt_out, t.alpha, t.ls_variant, PAD);
+    let outcome = StepOutcome {
+        loss_sum: loss.smoothed_sum.clone().into_scalar::<f64>(),
+        nll_sum: loss.nll_sum.clone().into_scalar::<f64>(),
+        n_tokens: loss.n_tokens,
+    };
+    let grads = if outcome.loss_sum.is_finite() {
+        let objective = loss.smoothed_sum.div_scalar(denominator);
+        GradientsParams::from_grads(objective.backward(), &replica)
+    } else {
+        GradientsParams::new()
+    };
+    ShardPass { grads, outcome }
+}
+
 /// One update on `batch` at learning rate `lr`: forward, label-smoothed loss, backward, global-norm
-/// clipping, Adam step. `device` must be an autodiff device. A non-finite loss leaves the model
-/// unchanged (the caller stops).
+/// clipping, Adam step. `device` must be an autodiff device.
+///
+/// Data parallelism on the CPU (a burn-flex op gains little from a second thread at these sizes): the
+/// batch's rows are split into `t.shards` shards ([`Batch::split_rows`]), whose forward and backward
+/// passes run on up to `threads` threads at once; the shard gradients are summed in shard order, so the
+/// result depends on `t.shards` but not on `threads`. Dropout masks are a function of
+/// `(dropout_seed, shard)`. A non-finite loss leaves the model unchanged (the caller stops).
 pub fn update(
     model: Transformer,
     optimizer: &mut ModuleOptimizer,
     batch: &Batch,
     t: &TrainConfig,
     lr: f64,
+    dropout_seed: u64,
+    threads: usize,
     device: &Device,
 ) -> (Transformer, StepOutcome) {
-    let tensors = BatchTensors::new(batch, device);
-    let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
-    let loss = label_smoothed_loss(logits, tensors.tgt_out, t.alpha, t.ls_variant, PAD);
     let denominator = match t.normalize {
-        Normalize::Tokens => loss.n_tokens.max(1),
+        Normalize::Tokens => batch.target_tokens().max(1),
         Normalize::Sentences => batch.rows,
     } as f64;
-    let outcome = StepOutcome {
-        loss_sum: loss.smoothed_sum.clone().into_scalar::<f64>(),
-        nll_sum: loss.nll_sum.clone().into_scalar::<f64>(),
-        n_tokens: loss.n_tokens,
+    let shards = batch.split_rows(t.shards);
+    let n_shards = shards.len();
+    let workers = threads.clamp(1, n_shards);
+    let pass = |model: &Transformer, i: usize| {
+        shard_pass(model, &shards[i], i, t, denominator, dropout_seed, device)
     };
+    let passes: Vec<ShardPass> = if workers == 1 {
+        (0..n_shards).map(|i| pass(&model, i)).collect()
+    } else {
+        // Scoped OS threads, not a work-stealing pool: the dropout generator is per thread, and a
+        // shard must not be interleaved with another on the same thread.
+        let mut passes: Vec<(usize, ShardPass)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let (model, pass) = (model.clone(), &pass);
+                    scope.spawn(move || {
+                        (w..n_shards)
+                            .step_by(workers)
+                            .map(|i| (i, pass(&model, i)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("training shard thread panicked"))
+                .collect()
+        });
+        passes.sort_by_key(|(i, _)| *i);
+        passes.into_iter().map(|(_, p)| p).collect()
+    };
+    let mut outcome = StepOutcome {
+        loss_sum: 0.0,
+        nll_sum: 0.0,
+        n_tokens: 0,
+    };
+    let mut sum = GradientsAccumulator::<Transformer>::new();
+    for p in passes {
+        outcome.loss_sum += p.outcome.loss_sum;
+        outcome.nll_sum += p.outcome.nll_sum;
+        outcome.n_tokens += p.outcome.n_tokens;
+        sum.accumulate(&model, p.grads);
+    }
     if !outcome.loss_sum.is_finite() {
         return (model, outcome);
     }
-    let objective = loss.smoothed_sum.div_scalar(denominator);
-    let mut grads = GradientsParams::from_grads(objective.backward(), &model);
+    let mut grads = sum.grads();
     clip_global_norm(&model, &mut grads, t.clip_norm);
     (optimizer.step(lr, model, grads), outcome)
 }
@@ -440,10 +521,17 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             }
             let started = Instant::now();
             let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
-            device.seed(step_seed(t.seed, state.step));
-            seqls_model::dropout::seed(step_seed(t.seed, state.step));
             let lr = inverse_sqrt_lr(t.lr, t.warmup_steps, state.step + 1);
-            let (updated, outcome) = update(model, &mut optimizer, &batch, t, lr, &device);
+            let (updated, outcome) = update(
+                model,
+                &mut optimizer,
+                &batch,
+                t,
+                lr,
+                step_seed(t.seed, state.step),
+                options.threads,
+                &device,
+            );
             model = updated;
             let StepOutcome {
                 loss_sum,

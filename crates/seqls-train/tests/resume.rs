@@ -1,4 +1,5 @@
-//! Training on a tiny model: an interrupted and resumed run ends bit-identical to an uninterrupted one.
+//! Training on a tiny model: an interrupted and resumed run ends bit-identical to an uninterrupted one,
+//! whatever the number of threads the shards of each batch run on.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
@@ -6,8 +7,8 @@ use seqls_train::checkpoint;
 use seqls_train::run::load_weights;
 use seqls_train::{ExperimentConfig, TrainOptions, train};
 
-/// The backend's random generator is process-wide: trainings in parallel test threads would
-/// interleave their dropout draws, so each test holds this lock.
+/// The backend's random generator (parameter initialisation) is process-wide: trainings in parallel
+/// test threads would interleave their draws, so each test holds this lock.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn tiny_config(max_steps: usize) -> ExperimentConfig {
@@ -25,16 +26,17 @@ fn tiny_config(max_steps: usize) -> ExperimentConfig {
     c.train.warmup_steps = 4;
     c.train.checkpoint_every = 1000;
     c.train.valid_bleu = false;
+    c.train.shards = 3;
     c
 }
 
-fn options(dir: &std::path::Path, resume: bool) -> TrainOptions {
+fn options(dir: &std::path::Path, resume: bool, threads: usize) -> TrainOptions {
     TrainOptions {
         run_dir: dir.to_path_buf(),
         resume,
         quiet: true,
         device: Device::flex(),
-        threads: 1,
+        threads,
     }
 }
 
@@ -61,13 +63,14 @@ fn resumed_training_is_bit_identical_to_uninterrupted_training() {
     let n = 12; // more than one epoch of this tiny corpus, so the resume crosses an epoch boundary
     let whole = tempfile::tempdir().unwrap();
     let parts = tempfile::tempdir().unwrap();
-    let summary = train(&tiny_config(2 * n), &options(whole.path(), false)).unwrap();
+    // One thread runs the three shards of each batch in turn; then two and three threads share them.
+    let summary = train(&tiny_config(2 * n), &options(whole.path(), false, 1)).unwrap();
     assert_eq!(summary.steps, 2 * n);
-    train(&tiny_config(n), &options(parts.path(), false)).unwrap();
+    train(&tiny_config(n), &options(parts.path(), false, 2)).unwrap();
     // Without --resume an existing run is refused rather than overwritten.
-    let err = train(&tiny_config(2 * n), &options(parts.path(), false)).unwrap_err();
+    let err = train(&tiny_config(2 * n), &options(parts.path(), false, 2)).unwrap_err();
     assert!(err.contains("--resume"), "{err}");
-    let resumed = train(&tiny_config(2 * n), &options(parts.path(), true)).unwrap();
+    let resumed = train(&tiny_config(2 * n), &options(parts.path(), true, 3)).unwrap();
     assert_eq!(resumed.steps, 2 * n);
 
     let (state_a, model_a, optim_a) =
@@ -118,7 +121,7 @@ fn validation_nll_falls_epoch_over_epoch() {
     c.model.d_ff = 64;
     c.train.max_epochs = 4;
     c.train.warmup_steps = 20;
-    train(&c, &options(dir.path(), false)).unwrap();
+    train(&c, &options(dir.path(), false, 2)).unwrap();
     let log = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
     let nll: Vec<f64> = log
         .lines()

@@ -23,9 +23,13 @@ pub struct ReferenceArgs {
     /// Directory holding ref_bench.py and ref_ct2.py
     #[arg(long, default_value = "../shared/bench")]
     reference_dir: PathBuf,
-    /// Timed runs (median reported)
+    /// Timed runs per round (median reported)
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Rounds: seqls and the references run back to back this many times; the ratio reported is the
+    /// median of the per-round ratios
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -97,8 +101,66 @@ fn ref_bench_args(
     args
 }
 
-fn ratio(ours: f64, theirs: Option<f64>) -> String {
-    theirs.map_or(String::new(), |t| format!(" ({:.2}×)", ours / t))
+/// Median of `xs` (empty → NaN).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// One engine's figure per round.
+struct Series {
+    name: &'static str,
+    unit: &'static str,
+    values: Vec<f64>,
+}
+
+/// Prints the round-by-round figures and, per reference, the median of the per-round ratios
+/// `seqls / reference` with their range. Ratios are taken within a round (seqls and the references
+/// run back to back), which cancels most of the drift of a shared machine.
+fn report(title: &str, ours: &Series, references: &[Series]) {
+    for (round, &value) in ours.values.iter().enumerate() {
+        let mut line = format!(
+            "{title} round {}: seqls {value:.1} {}",
+            round + 1,
+            ours.unit
+        );
+        for r in references {
+            if let Some(&v) = r.values.get(round) {
+                line += &format!(" | {} {v:.1} ({:.2}×)", r.name, value / v);
+            }
+        }
+        println!("{line}");
+    }
+    let mut line = format!(
+        "{title}: seqls {:.1} {} (median of {} rounds)",
+        median(ours.values.clone()),
+        ours.unit,
+        ours.values.len()
+    );
+    for r in references.iter().filter(|r| !r.values.is_empty()) {
+        let ratios: Vec<f64> = ours
+            .values
+            .iter()
+            .zip(&r.values)
+            .map(|(o, v)| o / v)
+            .collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            });
+        line += &format!(
+            " | {} {:.1}: ratio {:.2}× [{lo:.2}–{hi:.2}]",
+            r.name,
+            median(r.values.clone()),
+            median(ratios)
+        );
+    }
+    println!("{line}");
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -107,44 +169,63 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             let r = &a.reference;
             let (device, threads) = r.device.resolve()?;
             for shape in shapes(&a.shape)? {
-                let ours = time_training(
-                    shape, a.batch, a.src_len, a.tgt_len, r.runs, threads, &device,
-                );
-                let torch = match &r.python {
-                    Some(python) => {
+                let mut ours = Series {
+                    name: "seqls",
+                    unit: "tgt tok/s",
+                    values: vec![],
+                };
+                let mut torch = Series {
+                    name: "PyTorch",
+                    unit: "tgt tok/s",
+                    values: vec![],
+                };
+                for _ in 0..r.rounds {
+                    let timing = time_training(
+                        shape, a.batch, a.src_len, a.tgt_len, r.runs, threads, &device,
+                    );
+                    ours.values.push(timing.per_second);
+                    if let Some(python) = &r.python {
                         let args = ref_bench_args(
                             "train", shape.name, threads, a.batch, a.src_len, a.tgt_len, None,
                             r.runs,
                         );
                         let v = run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
                             .map_err(anyhow::Error::msg)?;
-                        v["tgt_tok_per_s"].as_f64()
+                        torch.values.extend(v["tgt_tok_per_s"].as_f64());
                     }
-                    None => None,
-                };
-                println!(
-                    "train {:<2} batch {}×{}/{} threads {}: seqls {:.0} tgt tok/s{}",
-                    shape.name,
-                    a.batch,
-                    a.src_len,
-                    a.tgt_len,
-                    threads,
-                    ours.per_second,
-                    torch.map_or(String::new(), |t| format!(
-                        " | PyTorch {t:.0} tgt tok/s | ratio {:.2}×",
-                        ours.per_second / t
-                    ))
+                }
+                let title = format!(
+                    "train {:<2} batch {}×{}/{} threads {threads}",
+                    shape.name, a.batch, a.src_len, a.tgt_len
                 );
+                report(&title, &ours, &[torch]);
             }
         }
         BenchCommand::Decode(a) => {
             let r = &a.reference;
             let (device, threads) = r.device.resolve()?;
             for shape in shapes(&a.shape)? {
-                let ours =
-                    time_decoding(shape, a.batch, a.src_len, a.steps, a.beam, r.runs, &device);
-                let (mut hf, mut ct2) = (None, None);
-                if let Some(python) = &r.python {
+                let unit = "sent/s";
+                let mut ours = Series {
+                    name: "seqls",
+                    unit,
+                    values: vec![],
+                };
+                let mut hf = Series {
+                    name: "HF generate",
+                    unit,
+                    values: vec![],
+                };
+                let mut ct2 = Series {
+                    name: "CTranslate2 fp32",
+                    unit,
+                    values: vec![],
+                };
+                for _ in 0..r.rounds {
+                    let timing =
+                        time_decoding(shape, a.batch, a.src_len, a.steps, a.beam, r.runs, &device);
+                    ours.values.push(timing.per_second);
+                    let Some(python) = &r.python else { continue };
                     let args = ref_bench_args(
                         "decode",
                         shape.name,
@@ -157,7 +238,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                     );
                     let v = run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
                         .map_err(anyhow::Error::msg)?;
-                    hf = v["sent_per_s"].as_f64();
+                    hf.values.extend(v["sent_per_s"].as_f64());
                     match run_reference(
                         python,
                         &r.reference_dir.join("ref_ct2.py"),
@@ -173,27 +254,15 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                         ]
                         .map(String::from),
                     ) {
-                        Ok(v) => ct2 = v["sent_per_s"]["ct2_float32"].as_f64(),
+                        Ok(v) => ct2.values.extend(v["sent_per_s"]["ct2_float32"].as_f64()),
                         Err(e) => eprintln!("warning: CTranslate2 reference skipped: {e}"),
                     }
                 }
-                println!(
-                    "decode {:<2} {} sentences × beam {} × {} steps threads {}: seqls {:.1} sent/s{}{}",
-                    shape.name,
-                    a.batch,
-                    a.beam,
-                    a.steps,
-                    threads,
-                    ours.per_second,
-                    hf.map_or(String::new(), |h| format!(
-                        " | HF generate {h:.1} sent/s{}",
-                        ratio(ours.per_second, Some(h))
-                    )),
-                    ct2.map_or(String::new(), |c| format!(
-                        " | CTranslate2 fp32 {c:.1} sent/s{}",
-                        ratio(ours.per_second, Some(c))
-                    )),
+                let title = format!(
+                    "decode {:<2} {} sentences × beam {} × {} steps threads {threads}",
+                    shape.name, a.batch, a.beam, a.steps
                 );
+                report(&title, &ours, &[hf, ct2]);
             }
         }
     }

@@ -51,6 +51,8 @@ impl BatchTensors {
 pub struct ModelScorer<'a> {
     model: &'a Transformer,
     cache: DecoderCache,
+    /// The source sentence of each row.
+    row_sources: Vec<usize>,
     device: Device,
     vocab_size: usize,
 }
@@ -63,6 +65,7 @@ impl<'a> ModelScorer<'a> {
         ModelScorer {
             model,
             cache,
+            row_sources: (0..sources.len()).collect(),
             device: device.clone(),
             vocab_size,
         }
@@ -77,22 +80,36 @@ impl Scorer for ModelScorer<'_> {
     fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32> {
         let tokens = int_tensor(last_tokens, [last_tokens.len()], &self.device);
         let (logits, _) = self.model.decode_step(tokens, &mut self.cache);
-        let logits = if temperature == 1.0 {
-            logits
-        } else {
-            logits.div_scalar(temperature)
-        };
-        log_softmax(logits, 1)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 log-probabilities")
+        let mut scores = logits.into_data().try_to_vec::<f32>().expect("f32 logits");
+        for row in scores.chunks_mut(self.vocab_size) {
+            log_softmax_in_place(row, temperature);
+        }
+        scores
     }
 
     fn reorder(&mut self, parents: &[usize]) {
+        let sources: Vec<usize> = parents.iter().map(|&p| self.row_sources[p]).collect();
+        let same_sources = sources == self.row_sources;
+        self.row_sources = sources;
         let order: Vec<u32> = parents.iter().map(|&p| p as u32).collect();
-        self.cache
-            .reorder(int_tensor(&order, [order.len()], &self.device));
+        self.cache.reorder(
+            int_tensor(&order, [order.len()], &self.device),
+            same_sources,
+        );
     }
+}
+
+/// `row ← log_softmax(row / temperature)`, in place: `x/T − m − ln Σ exp(x/T − m)` with `m` the row
+/// maximum (so no exponent overflows). One pass over the row per term, no temporary tensors: on the
+/// decoder's `[rows, vocab]` logits this is cheaper than the backend's five-op composition.
+fn log_softmax_in_place(row: &mut [f32], temperature: f32) {
+    if temperature != 1.0 {
+        row.iter_mut().for_each(|x| *x /= temperature);
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row.iter().map(|&x| f64::from((x - max).exp())).sum();
+    let shift = max + sum.ln() as f32;
+    row.iter_mut().for_each(|x| *x -= shift);
 }
 
 /// Teacher-forced statistics of one target position.
@@ -275,7 +292,7 @@ mod tests {
             for step in 0..t {
                 if step == 2 {
                     order = vec![1, 0];
-                    cache.reorder(int_tensor(&[1, 0], [2], &device));
+                    cache.reorder(int_tensor(&[1, 0], [2], &device), false);
                 }
                 let last: Vec<u32> = order.iter().map(|&r| targets[r][step]).collect();
                 let (logits, _) = model.decode_step(int_tensor(&last, [2], &device), &mut cache);

@@ -411,11 +411,19 @@ impl DecoderCache {
     }
 
     /// Keeps row `order[i]` as the new row `i` (beam search's "reorder by parent").
-    pub fn reorder(&mut self, order: Tensor<1, Int>) {
-        self.memory_mask = self.memory_mask.clone().select(0, order.clone());
+    ///
+    /// The source side (cross-attention keys/values, source mask) depends only on each row's source
+    /// sentence: with `same_sources` (row `order[i]` has the same source as row `i`, as when a beam is
+    /// permuted within its sentence) it is left in place and only the self-attention cache moves.
+    pub fn reorder(&mut self, order: Tensor<1, Int>, same_sources: bool) {
+        if !same_sources {
+            self.memory_mask = self.memory_mask.clone().select(0, order.clone());
+        }
         for layer in &mut self.layers {
-            layer.cross_keys = layer.cross_keys.clone().select(0, order.clone());
-            layer.cross_values = layer.cross_values.clone().select(0, order.clone());
+            if !same_sources {
+                layer.cross_keys = layer.cross_keys.clone().select(0, order.clone());
+                layer.cross_values = layer.cross_values.clone().select(0, order.clone());
+            }
             layer.self_keys = layer.self_keys.take().map(|t| t.select(0, order.clone()));
             layer.self_values = layer.self_values.take().map(|t| t.select(0, order.clone()));
         }

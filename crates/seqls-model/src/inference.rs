@@ -107,8 +107,21 @@ fn log_softmax_in_place(row: &mut [f32], temperature: f32) {
     if temperature != 1.0 {
         row.iter_mut().for_each(|x| *x /= temperature);
     }
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    // Eight partial sums: vectorisable, and ≤ vocab/8 terms each, so f32 keeps ~1e-6 relative.
+    // Eight lanes for the maximum and the sum, so both vectorise (`f32::max` folds do not: NaN rules);
+    // ≤ vocab/8 terms per partial sum keep f32 to ~1e-6 relative.
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     let mut partial = [0f32; 8];
     let mut chunks = row.chunks_exact(8);
     for chunk in &mut chunks {

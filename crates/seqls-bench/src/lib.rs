@@ -182,7 +182,7 @@ pub fn time_training(
 }
 
 /// Times `runs` beam searches (after 1 warm-up) of `batch` random sources of `src_len` tokens (`</s>`
-/// included), each forced to `steps` decoder steps (`steps − 1` tokens, then `</s>`, so `steps` produced tokens).
+/// included), each forced to `steps` decoder steps, on `threads` decoding workers (`steps − 1` tokens, then `</s>`, so `steps` produced tokens).
 pub fn time_decoding(
     shape: Shape,
     batch: usize,
@@ -190,6 +190,7 @@ pub fn time_decoding(
     steps: usize,
     beam: usize,
     runs: usize,
+    threads: usize,
     device: &Device,
 ) -> Timing {
     device.seed(0);
@@ -211,7 +212,7 @@ pub fn time_decoding(
         ..SearchConfig::default()
     };
     time_steps(1, runs, batch as f64, || {
-        let out = translate(&model, &sources, &search, device, batch, |_| {});
+        let out = translate(&model, &sources, &search, device, batch, threads, |_| {});
         assert!(
             out.iter()
                 .all(|n| n[0].tokens.len() == steps && !n[0].tokens.contains(&PAD))

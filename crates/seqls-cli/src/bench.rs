@@ -222,8 +222,9 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                     values: vec![],
                 };
                 for _ in 0..r.rounds {
-                    let timing =
-                        time_decoding(shape, a.batch, a.src_len, a.steps, a.beam, r.runs, &device);
+                    let timing = time_decoding(
+                        shape, a.batch, a.src_len, a.steps, a.beam, r.runs, threads, &device,
+                    );
                     ours.values.push(timing.per_second);
                     let Some(python) = &r.python else { continue };
                     let args = ref_bench_args(

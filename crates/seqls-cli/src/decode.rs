@@ -93,7 +93,7 @@ pub struct DecodeArgs {
 }
 
 pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
-    let (device, _) = args.device.resolve()?;
+    let (device, threads) = args.device.resolve()?;
     let jsonl = match args.format.as_str() {
         "text" => false,
         "jsonl" => true,
@@ -135,9 +135,15 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
             .expect("template"),
     );
     let started = Instant::now();
-    let nbests = translate(&model, &sources, &search, &device, args.batch_size, |n| {
-        bar.inc(n as u64)
-    });
+    let nbests = translate(
+        &model,
+        &sources,
+        &search,
+        &device,
+        args.batch_size,
+        threads,
+        |n| bar.inc(n as u64),
+    );
     bar.finish_and_clear();
     let mut out = String::new();
     for nbest in &nbests {

@@ -43,7 +43,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let (device, _) = args.device.resolve()?;
+    let (device, threads) = args.device.resolve()?;
     let run = RunDir::new(&args.model);
     let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
     let search = args.search.apply(config.decode.clone())?;
@@ -58,7 +58,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             output.display()
         );
     }
-    let r = evaluate(&run, split, &search, args.bins, &output, &device)?;
+    let r = evaluate(&run, split, &search, args.bins, &output, &device, threads)?;
     if let OutputFormat::Json = args.format {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

@@ -92,7 +92,7 @@ pub struct DeviceArgs {
     /// cpu (burn-flex) or wgpu (needs a build with `--features wgpu`)
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// CPU threads; decoding runs one batch per thread (default: all cores)
+    /// CPU threads: training runs its batch shards and decoding its sentence batches on this many threads, and operations use them too (default: all cores; results do not depend on it)
     #[arg(long)]
     pub threads: Option<usize>,
 }

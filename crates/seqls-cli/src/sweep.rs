@@ -113,7 +113,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
                     nbest: 1,
                     ..job.decode.clone()
                 };
-                let r = evaluate(&run, "test", &search, 15, &output, &device)?;
+                let r = evaluate(&run, "test", &search, 15, &output, &device, threads)?;
                 eprintln!(
                     "   α = {alpha} beam {beam}: BLEU {:.2}, ECE {:.4}",
                     r.bleu.score, r.teacher_forced.with_eos.ece

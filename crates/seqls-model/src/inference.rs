@@ -228,18 +228,9 @@ pub const SPECIAL_TOKENS: seqls_decode::SpecialTokens = seqls_decode::SpecialTok
     unk: seqls_data::tokenizer::UNK,
 };
 
-/// Worker threads for [`translate`]: `RAYON_NUM_THREADS` (set by `--threads`), else the cores.
-fn decode_workers() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1)
-}
-
 /// Beam-searches every source (token ids ending in `</s>`; an empty vector gives no hypotheses),
 /// at most `sentences_per_batch` at a time, grouped by length, and returns the n-best lists in input
-/// order. The batches are shared out to one worker thread per CPU thread (each batch is decoded
+/// order. The batches are shared out to `threads` worker threads (each batch is decoded
 /// independently, so the output does not depend on the number of workers); burn-flex gains little from
 /// a second thread inside one decoder step, but two independent batches use both cores.
 /// `progress` is called with the number of sentences of each finished batch.
@@ -249,13 +240,14 @@ pub fn translate(
     search: &seqls_decode::SearchConfig,
     device: &Device,
     sentences_per_batch: usize,
+    threads: usize,
     mut progress: impl FnMut(usize),
 ) -> Vec<Vec<seqls_decode::Hypothesis>> {
     let mut order: Vec<usize> = (0..sources.len())
         .filter(|&i| !sources[i].is_empty())
         .collect();
     order.sort_by_key(|&i| sources[i].len());
-    let workers = decode_workers();
+    let workers = threads.max(1);
     let per_batch = sentences_per_batch
         .min(order.len().div_ceil(workers))
         .max(1);

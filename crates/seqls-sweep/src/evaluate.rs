@@ -233,6 +233,7 @@ pub fn evaluate(
     bins: usize,
     output: &Path,
     device: &Device,
+    threads: usize,
 ) -> anyhow::Result<EvalReport> {
     search.validate().map_err(anyhow::Error::msg)?;
     let (config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
@@ -243,7 +244,7 @@ pub fn evaluate(
     let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
     let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
     let started = std::time::Instant::now();
-    let nbests = translate(&model, &sources, search, device, 64, |_| {});
+    let nbests = translate(&model, &sources, search, device, 64, threads, |_| {});
     let secs = started.elapsed().as_secs_f64();
     let hyps: Vec<String> = nbests
         .iter()

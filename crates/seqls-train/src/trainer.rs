@@ -298,6 +298,7 @@ fn greedy_bleu(
     examples: &[Example],
     references: &[String],
     device: &Device,
+    threads: usize,
 ) -> Result<f64, String> {
     let search = SearchConfig {
         beam_size: 1,
@@ -305,7 +306,7 @@ fn greedy_bleu(
         ..SearchConfig::default()
     };
     let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.src.clone()).collect();
-    let hyps = translate(model, &sources, &search, device, 128, |_| {})
+    let hyps = translate(model, &sources, &search, device, 128, threads, |_| {})
         .into_iter()
         .map(|nbest| {
             tokenizer
@@ -459,6 +460,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                 &valid_set.examples,
                 &valid_refs,
                 &inner,
+                options.threads,
             )?)
         } else {
             None

@@ -57,7 +57,7 @@ pub fn project(
     let w: Vec<f32> = matrix
         .into_data()
         .convert::<f32>()
-        .try_to_vec()
+        .try_into_vec()
         .expect("f32");
     let v = w.len() / d;
     let column = |k: u32| -> Vec<f64> { (0..d).map(|i| w[i * v + k as usize] as f64).collect() };
@@ -85,7 +85,7 @@ pub fn project(
             .hidden
             .into_data()
             .convert::<f32>()
-            .try_to_vec()
+            .try_into_vec()
             .expect("f32");
         for (i, &reference) in batch.tgt_out.iter().enumerate() {
             let Some(class) = tokens.iter().position(|&t| t == reference) else {

@@ -256,9 +256,9 @@ pub const SPECIAL_TOKENS: seqls_decode::SpecialTokens = seqls_decode::SpecialTok
 
 /// Beam-searches every source (token ids ending in `</s>`; an empty vector gives no hypotheses),
 /// at most `sentences_per_batch` at a time, grouped by length, and returns the n-best lists in input
-/// order. The batches are shared out to `threads` worker threads (each batch is decoded
-/// independently, so the output does not depend on the number of workers); burn-flex gains little from
-/// a second thread inside one decoder step, but two independent batches use both cores.
+/// order. The batches are tasks of a pool of `threads` threads (each batch is decoded independently,
+/// so the output does not depend on the number of threads); burn-flex gains little from a second thread
+/// inside one decoder step, but two independent batches use both cores.
 /// `progress` is called with the number of sentences of each finished batch.
 pub fn translate(
     model: &Transformer,
@@ -285,23 +285,28 @@ pub fn translate(
         seqls_decode::beam_search(&mut scorer, &lens, search, SPECIAL_TOKENS)
     };
     let mut out = vec![Vec::new(); sources.len()];
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    // The batches run as tasks of a pool of exactly `threads` threads; the backend's own parallel
+    // operations (a large gemm) join the same pool from inside a task, so no more threads than cores
+    // compete, and an idle thread helps with a busy one's gemm.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .expect("decoding thread pool");
+    let shared = std::sync::Mutex::new(model.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
-        for _ in 0..workers.min(batches.len()) {
-            let (tx, next, batches, decode) = (tx.clone(), &next, &batches, &decode);
-            let model = model.clone();
-            scope.spawn(move || {
-                loop {
-                    let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(batch) = batches.get(b) else { break };
-                    if tx.send((b, decode(&model, batch))).is_err() {
-                        break;
-                    }
-                }
+        scope.spawn(|| {
+            pool.install(|| {
+                use rayon::prelude::*;
+                batches.par_iter().enumerate().for_each_init(
+                    || shared.lock().expect("model").clone(),
+                    |model, (b, batch)| {
+                        let _ = tx.send((b, decode(model, batch)));
+                    },
+                );
             });
-        }
-        drop(tx);
+            drop(tx);
+        });
         for (b, nbests) in rx {
             for (&i, nbest) in batches[b].iter().zip(nbests) {
                 out[i] = nbest;

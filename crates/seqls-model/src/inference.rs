@@ -286,8 +286,9 @@ pub fn translate(
     };
     let mut out = vec![Vec::new(); sources.len()];
     // The batches run as tasks of a pool of exactly `threads` threads; the backend's own parallel
-    // operations (a large gemm) join the same pool from inside a task, so no more threads than cores
-    // compete, and an idle thread helps with a busy one's gemm.
+    // operations (a large gemm) join the same pool from inside a task, so no more than `threads`
+    // threads compete for the cores, and an idle thread helps with a busy one's gemm. Each pool thread
+    // takes its own handle on the model (a clone shares the weights) through the mutex.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()

@@ -104,20 +104,22 @@ impl Scorer for ModelScorer<'_> {
 /// (the portable build targets SSE2: 4 lanes instead of 8). Both paths do the same per-lane arithmetic in
 /// the same order (no fused multiply-adds), so they give bit-identical results.
 fn log_softmax_rows(scores: &mut [f32], vocab: usize, temperature: f32) {
+    #[inline(always)]
+    fn rows(scores: &mut [f32], vocab: usize, temperature: f32) {
+        for row in scores.chunks_mut(vocab) {
+            log_softmax_in_place(row, temperature);
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
         fn rows_avx2(scores: &mut [f32], vocab: usize, temperature: f32) {
-            for row in scores.chunks_mut(vocab) {
-                log_softmax_in_place(row, temperature);
-            }
+            rows(scores, vocab, temperature);
         }
         // SAFETY: the CPU supports AVX2 (checked above).
         return unsafe { rows_avx2(scores, vocab, temperature) };
     }
-    for row in scores.chunks_mut(vocab) {
-        log_softmax_in_place(row, temperature);
-    }
+    rows(scores, vocab, temperature);
 }
 
 /// `row ← log_softmax(row / temperature)`, in place: `x/T − m − ln Σ exp(x/T − m)` with `m` the row
@@ -287,27 +289,21 @@ pub fn translate(
     let mut out = vec![Vec::new(); sources.len()];
     // The batches run as tasks of a pool of exactly `threads` threads; the backend's own parallel
     // operations (a large gemm) join the same pool from inside a task, so no more than `threads`
-    // threads compete for the cores, and an idle thread helps with a busy one's gemm. Each pool thread
-    // takes its own handle on the model (a clone shares the weights) through the mutex.
+    // threads compete for the cores, and an idle thread helps with a busy one's gemm. This thread
+    // collects the results as they come, for `progress`.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
         .expect("decoding thread pool");
-    let shared = std::sync::Mutex::new(model.clone());
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            pool.install(|| {
-                use rayon::prelude::*;
-                batches.par_iter().enumerate().for_each_init(
-                    || shared.lock().expect("model").clone(),
-                    |model, (b, batch)| {
-                        let _ = tx.send((b, decode(model, batch)));
-                    },
-                );
+    pool.in_place_scope(|scope| {
+        for (b, &batch) in batches.iter().enumerate() {
+            let (tx, decode) = (tx.clone(), &decode);
+            scope.spawn(move |_| {
+                let _ = tx.send((b, decode(model, batch)));
             });
-            drop(tx);
-        });
+        }
+        drop(tx);
         for (b, nbests) in rx {
             for (&i, nbest) in batches[b].iter().zip(nbests) {
                 out[i] = nbest;

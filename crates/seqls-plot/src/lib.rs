@@ -82,18 +82,21 @@ pub fn save(figure: &impl Figure, stem: &Path) -> Result<[PathBuf; 2], String> {
     Ok([png, svg])
 }
 
-/// The legend of a line chart or scatter panel, upper right.
+/// A chart's legend at `position`, in `font_size`-point text on a white box of opacity `background`.
 fn draw_legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+    font_size: u32,
+    background: f64,
 ) -> Res
 where
     DB::ErrorType: 'static,
 {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
+        .position(position)
+        .label_font((FONT, font_size))
+        .background_style(WHITE.mix(background))
         .border_style(BLACK.mix(0.3))
         .draw()?;
     Ok(())
@@ -167,13 +170,7 @@ impl Reliability<'_> {
             )))?
             .label("gap")
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], RED.mix(0.35).filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 11))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 11, 0.8)?;
 
         let total = c.bin_count.iter().sum::<usize>().max(1) as f64;
         let peak = c
@@ -329,7 +326,7 @@ impl Figure for LineChart {
                 });
             chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
         }
-        draw_legend(&mut chart)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 12, 0.85)
     }
 }
 
@@ -408,7 +405,7 @@ impl Figure for Scatter {
                     )))?;
                 }
             }
-            draw_legend(&mut chart)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 12, 0.85)?;
         }
         Ok(())
     }

@@ -167,6 +167,7 @@ pub fn time_training(
     let mut model = Some(model);
     time_steps(2, runs, (batch * padded.tgt_len) as f64, || {
         let (updated, outcome) = seqls_train::trainer::update(
+            // Cannot fail: the closure puts the updated model back before it returns.
             model.take().expect("model"),
             &mut optimizer,
             &padded,

@@ -32,9 +32,9 @@ pub struct BleuArgs {
     /// Paired bootstrap resampling between two systems (-i BASELINE SYSTEM)
     #[arg(long)]
     paired_bs: bool,
-    /// Resamples for --paired-bs
-    #[arg(long, default_value_t = 1000)]
-    paired_bs_n: usize,
+    /// Resamples for --paired-bs (1–1000000)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    paired_bs_n: u32,
     /// text or json
     #[arg(long, default_value = "text")]
     format: String,
@@ -71,7 +71,14 @@ pub fn run(args: BleuArgs) -> anyhow::Result<()> {
             bail!("--paired-bs needs two hypothesis files: -i BASELINE SYSTEM")
         };
         let r = named(
-            paired_bootstrap(baseline, system, &refs, &options, args.paired_bs_n, 12345),
+            paired_bootstrap(
+                baseline,
+                system,
+                &refs,
+                &options,
+                args.paired_bs_n as usize,
+                12345,
+            ),
             &args.input[1],
         )?;
         if json {

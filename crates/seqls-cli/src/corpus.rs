@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use seqls_data::corpus::{DataConfig, encode_pairs, train_tokenizer};
 use seqls_data::multi30k::{self, FetchSource};
-use seqls_data::read::{ParallelText, read_parallel, read_tsv, write_lines};
+use seqls_data::read::{ParallelText, read_parallel, read_tsv};
 use seqls_data::stats::corpus_stats;
 use seqls_data::synth::generate_splits;
 use std::path::PathBuf;
@@ -150,27 +150,45 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
 }
 
 fn synth(args: SynthArgs) -> anyhow::Result<()> {
-    if args.pairs == 0 {
-        bail!("--pairs must be positive");
+    if !(1..=10_000_000).contains(&args.pairs) {
+        bail!("--pairs must be between 1 and 10000000, got {}", args.pairs);
     }
+    let lines = |items: Vec<&str>| -> Vec<u8> {
+        let mut out = String::new();
+        for item in items {
+            out.push_str(item);
+            out.push('\n');
+        }
+        out.into_bytes()
+    };
+    if args.out.exists() && !args.out.is_dir() {
+        bail!("{}: is a file, not a directory", args.out.display());
+    }
+    // Every file is written in full before any is put in place: a full disk leaves no partial corpus.
+    let mut files = Vec::new();
+    let mut counts = Vec::new();
     for (split, pairs) in generate_splits(args.pairs, args.seed) {
-        write_lines(
-            &args.out.join(format!("{split}.src")),
-            pairs.iter().map(|p| p.src.as_str()),
-        )?;
-        write_lines(
-            &args.out.join(format!("{split}.tgt")),
-            pairs.iter().map(|p| p.tgt.as_str()),
-        )?;
         let oracle: Vec<String> = pairs
             .iter()
             .map(|p| serde_json::to_string(&p.oracle))
             .collect::<Result<_, _>>()?;
-        write_lines(
-            &args.out.join(format!("{split}.oracle.jsonl")),
-            oracle.iter().map(String::as_str),
-        )?;
-        println!("{split}: {} pairs", pairs.len());
+        files.push((
+            args.out.join(format!("{split}.src")),
+            lines(pairs.iter().map(|p| p.src.as_str()).collect()),
+        ));
+        files.push((
+            args.out.join(format!("{split}.tgt")),
+            lines(pairs.iter().map(|p| p.tgt.as_str()).collect()),
+        ));
+        files.push((
+            args.out.join(format!("{split}.oracle.jsonl")),
+            lines(oracle.iter().map(String::as_str).collect()),
+        ));
+        counts.push(format!("{split}: {} pairs", pairs.len()));
+    }
+    seqls_data::read::write_all_atomic(&files)?;
+    for line in counts {
+        println!("{line}");
     }
     println!("wrote {}", args.out.display());
     Ok(())

@@ -3,13 +3,13 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use seqls_data::read::{read_lines, write_atomic};
+use seqls_data::read::{read_lines, split_lines, write_atomic};
 use seqls_data::{Batch, Example};
 use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::{teacher_forced_scores, translate};
 use seqls_train::RunDir;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Beam-search options (fairseq / Hugging Face / Marian names); unset ones come from the run's config.
@@ -47,7 +47,13 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
-    pub fn apply(&self, mut c: SearchConfig) -> anyhow::Result<SearchConfig> {
+    /// The run's search config with these flags applied, checked against a model that can produce
+    /// at most `max_output_len` tokens before `</s>`.
+    pub fn apply(
+        &self,
+        mut c: SearchConfig,
+        max_output_len: usize,
+    ) -> anyhow::Result<SearchConfig> {
         if let Some(k) = self.beam {
             c.beam_size = k;
         }
@@ -64,7 +70,7 @@ impl SearchArgs {
         c.no_repeat_ngram = self.no_repeat_ngram.unwrap_or(c.no_repeat_ngram);
         c.temperature = self.temperature.unwrap_or(c.temperature);
         c.unk_penalty = self.unk_penalty.unwrap_or(c.unk_penalty);
-        c.validate().map_err(anyhow::Error::msg)?;
+        c.validate_for(max_output_len).map_err(anyhow::Error::msg)?;
         Ok(c)
     }
 }
@@ -85,9 +91,9 @@ pub struct DecodeArgs {
     /// text (detokenised, one line per input line) or jsonl (per hypothesis: text, tokens, scores)
     #[arg(long, default_value = "text")]
     format: String,
-    /// Sentences per model batch
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    /// Sentences per model batch (1–100000)
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_size: u32,
     #[command(flatten)]
     device: crate::DeviceArgs,
 }
@@ -101,16 +107,18 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     };
     let run = RunDir::new(&args.model);
     let (config, tokenizer, model) = run.load_model(&device).map_err(anyhow::Error::msg)?;
-    let search = args.search.apply(config.decode.clone())?;
+    let search = args
+        .search
+        .apply(config.decode.clone(), model.max_output_len())?;
     let lines = match &args.input {
         Some(path) => read_lines(path)?,
         None => {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
                 .lock()
-                .read_to_string(&mut text)
-                .context("stdin is not UTF-8 text")?;
-            text.lines().map(str::to_string).collect()
+                .read_to_end(&mut bytes)
+                .context("reading stdin")?;
+            split_lines(&bytes, Path::new("<stdin>"))?
         }
     };
     let sources: Vec<Vec<u32>> = lines
@@ -132,6 +140,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     };
     bar.set_style(
         ProgressStyle::with_template("decoding [{bar:30}] {pos}/{len} sentences ETA {eta}")
+            // Cannot fail: the progress template is a constant, checked by the decoding tests.
             .expect("template"),
     );
     let started = Instant::now();
@@ -140,7 +149,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
         &sources,
         &search,
         &device,
-        args.batch_size,
+        args.batch_size as usize,
         threads,
         |n| bar.inc(n as u64),
     );

@@ -26,9 +26,9 @@ pub struct EvalArgs {
     split: String,
     #[command(flatten)]
     search: crate::decode::SearchArgs,
-    /// Equal-width bins of the calibration metrics
-    #[arg(long, default_value_t = 15)]
-    bins: usize,
+    /// Equal-width bins of the calibration metrics (1–10000)
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    bins: u32,
     /// Output file (default: RUN/eval-<split>-beam<K>.json)
     #[arg(long)]
     output: Option<PathBuf>,
@@ -46,7 +46,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let (device, threads) = args.device.resolve()?;
     let run = RunDir::new(&args.model);
     let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
-    let search = args.search.apply(config.decode.clone())?;
+    let search = args.search.apply(
+        config.decode.clone(),
+        config.model.max_len.saturating_sub(1).max(1),
+    )?;
     let split = seqls_data::corpus::canonical_split(&args.split)?;
     let output = args.output.unwrap_or_else(|| {
         run.root
@@ -58,7 +61,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             output.display()
         );
     }
-    let r = evaluate(&run, split, &search, args.bins, &output, &device, threads)?;
+    let r = evaluate(
+        &run,
+        split,
+        &search,
+        args.bins as usize,
+        &output,
+        &device,
+        threads,
+    )?;
     if let OutputFormat::Json = args.format {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());

@@ -63,7 +63,35 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// Rust ignores SIGPIPE, so a write to a closed pipe (`seqls … | head -1`) returns an error that
+/// `println!` turns into a panic. Restoring the default makes `seqls` end quietly there, as Unix tools do.
+#[cfg(unix)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: resets one signal disposition before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_pipe() {}
+
+/// The error and its causes on one line, leaving out a cause whose text the message already holds
+/// (an error that prints its source, as `path: No such file or directory`, would show it twice).
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -80,7 +108,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("seqls: error: {err:#}");
+            eprintln!("seqls: error: {}", error_line(&err));
             ExitCode::from(2)
         }
     }
@@ -105,8 +133,8 @@ impl DeviceArgs {
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
-        if threads == 0 {
-            anyhow::bail!("--threads must be at least 1");
+        if !(1..=1024).contains(&threads) {
+            anyhow::bail!("--threads must be between 1 and 1024, got {threads}");
         }
         // SAFETY: called at the start of a command, before any other thread exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };

@@ -10,7 +10,7 @@ use crate::train::ConfigArgs;
 use anyhow::Context;
 use clap::Args;
 use seqls_sweep::{evaluate, run_name, write_report};
-use seqls_train::{RunDir, TrainOptions};
+use seqls_train::{RunDir, Start, TrainOptions};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -63,6 +63,28 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         config.train.max_epochs = e;
     }
     config.validate().map_err(anyhow::Error::msg)?;
+    // The whole plan is checked before the first job runs.
+    for &seed in &config.sweep.seeds {
+        for &alpha in &config.sweep.alphas {
+            let mut job = config.clone();
+            job.train.alpha = alpha;
+            job.train.seed = seed;
+            job.validate()
+                .map_err(|e| anyhow::anyhow!("sweep job α = {alpha}, seed {seed}: {e}"))?;
+        }
+    }
+    if config.sweep.alphas.is_empty() || config.sweep.seeds.is_empty() {
+        anyhow::bail!("the sweep has no α or no seed");
+    }
+    for &beam in &config.sweep.beams {
+        seqls_decode::SearchConfig {
+            beam_size: beam,
+            nbest: 1,
+            ..config.decode.clone()
+        }
+        .validate()
+        .map_err(|e| anyhow::anyhow!("sweep beam {beam}: {e}"))?;
+    }
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("sweeps").join(&config.name));
@@ -77,7 +99,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             let run = RunDir::new(out.join(run_name(alpha, seed)));
             if args.plan {
                 println!(
-                    "seqls train --config {} --alpha {alpha} --seed {seed} --run-dir {} --resume --quiet",
+                    "seqls train --config {} --alpha {alpha} --seed {seed} --run-dir {} --resume-or-start --quiet",
                     sweep_config.display(),
                     run.root.display()
                 );
@@ -96,7 +118,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
                 );
                 let options = TrainOptions {
                     run_dir: run.root.clone(),
-                    resume: true,
+                    start: Start::ResumeOrStart,
                     quiet: false,
                     device: device.clone(),
                     threads,

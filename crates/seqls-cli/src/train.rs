@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use seqls_train::{ExperimentConfig, TrainOptions};
+use seqls_train::{ExperimentConfig, Start, TrainOptions};
 use std::path::PathBuf;
 
 /// Flags shared by commands that read an experiment config.
@@ -17,9 +17,16 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// Reads and validates the config (errors name the file), then applies `--data-dir`.
     pub fn load(&self) -> anyhow::Result<ExperimentConfig> {
         let mut config = match &self.config {
-            Some(path) => ExperimentConfig::load(path).map_err(anyhow::Error::msg)?,
+            Some(path) => {
+                let config = ExperimentConfig::load(path).map_err(anyhow::Error::msg)?;
+                config
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                config
+            }
             None => ExperimentConfig::synth_default(),
         };
         if let Some(dir) = &self.data_dir {
@@ -58,9 +65,15 @@ pub struct TrainArgs {
     /// results depend on it, not on --threads)
     #[arg(long)]
     pub shards: Option<usize>,
-    /// Continue from the run directory's last checkpoint
-    #[arg(long)]
+    /// Continue from the run directory's last checkpoint (an error when there is none). Settings that
+    /// change results must equal the run's config.toml; only train.max_epochs, train.max_steps,
+    /// train.log_every, train.valid_every, train.checkpoint_every, train.valid_bleu, data.data_dir,
+    /// name, [decode] and [sweep] may differ
+    #[arg(long, conflicts_with = "resume_or_start")]
     pub resume: bool,
+    /// Continue the run directory's checkpoint when there is one, else start a new run
+    #[arg(long)]
+    pub resume_or_start: bool,
     /// No progress bars, log lines only
     #[arg(long)]
     pub quiet: bool,
@@ -101,11 +114,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     config
         .validate()
         .map_err(anyhow::Error::msg)
-        .context("invalid config")?;
+        .context("invalid setting given on the command line")?;
     let run_dir = args.run_dir.unwrap_or_else(|| default_run_dir(&config));
     let options = TrainOptions {
         run_dir: run_dir.clone(),
-        resume: args.resume,
+        start: if args.resume {
+            Start::Resume
+        } else if args.resume_or_start {
+            Start::ResumeOrStart
+        } else {
+            Start::Fresh
+        },
         quiet: args.quiet,
         device,
         threads,

@@ -92,6 +92,18 @@ impl DataConfig {
                 self.max_tokens, self.max_len
             )));
         }
+        for (key, value, low, high) in [
+            ("data.vocab_size", self.vocab_size, 8, 1 << 20),
+            ("data.max_len", self.max_len, 1, 1 << 16),
+            ("data.max_tokens", self.max_tokens, 2, 1 << 24),
+            ("data.synth_pairs", self.synth_pairs, 1, 10_000_000),
+        ] {
+            if !(low..=high).contains(&value) {
+                return Err(DataError::Invalid(format!(
+                    "{key} must be between {low} and {high}, got {value}"
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! skipped and counted in [`ReadStats::skipped_empty`].
 
 use crate::error::{DataError, Result};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// One source sentence and its translation.
@@ -48,9 +48,14 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 ///
 /// Invalid UTF-8 is an error naming the 1-based line.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = read_bytes(path)?;
+    split_lines(&read_bytes(path)?, path)
+}
+
+/// Splits UTF-8 text into lines without their `\n` / `\r\n` endings (a missing final newline is
+/// accepted). Invalid UTF-8 is an error naming `origin` (a path, or e.g. `<stdin>`) and the 1-based line.
+pub fn split_lines(bytes: &[u8], origin: &Path) -> Result<Vec<String>> {
     let mut lines = Vec::new();
-    let mut body: &[u8] = &bytes;
+    let mut body: &[u8] = bytes;
     if body.last() == Some(&b'\n') {
         body = &body[..body.len() - 1];
     }
@@ -60,7 +65,7 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let line = std::str::from_utf8(raw).map_err(|e| DataError::Parse {
-            path: path.to_path_buf(),
+            path: origin.to_path_buf(),
             line: i + 1,
             reason: format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
         })?;
@@ -111,14 +116,26 @@ pub fn read_tsv(path: &Path) -> Result<ParallelText> {
                 reason: format!("expected exactly one tab (source<TAB>target), found {tabs}"),
             });
         }
+        // Cannot fail: the line was checked above to hold exactly one tab.
         let (src, tgt) = line.split_once('\t').expect("one tab");
         sides.push((src.to_string(), tgt.to_string()));
     }
     Ok(collect_pairs(sides.into_iter()))
 }
 
-/// Writes `text` to `path` atomically: a temporary file in the same directory, then a rename.
+/// Writes `contents` to `path` atomically: a temporary file `.NAME.PID.tmp` in the same directory,
+/// flushed to disk, then renamed over `path`. On any failure (a full disk, say) the temporary file is
+/// removed and `path` keeps its previous contents. Temporary files of `path` left by processes that no
+/// longer run (killed during a write) are removed first.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file| file.write_all(contents))
+}
+
+/// [`write_atomic`] with the contents produced by `write` (streamed into the temporary file).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -128,12 +145,107 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
+    remove_stale_temporaries(&dir, Some(&name));
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, contents).map_err(|e| DataError::io(&tmp, e))?;
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        write(&mut file)?;
+        file.flush()?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(&tmp, e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         DataError::io(path, e)
     })
+}
+
+/// Writes several files so that either all of them get their new contents or none does (as far as
+/// renames within a directory can: every file is first written in full to its temporary file, and
+/// only then are they renamed into place). On failure every temporary file is removed.
+pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut written: Vec<(PathBuf, &Path)> = Vec::new();
+    let cleanup = |written: &[(PathBuf, &Path)]| {
+        for (tmp, _) in written {
+            let _ = std::fs::remove_file(tmp);
+        }
+    };
+    for (path, contents) in files {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            cleanup(&written);
+            return Err(DataError::io(&dir, e));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        remove_stale_temporaries(&dir, Some(&name));
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let result = std::fs::File::create(&tmp).and_then(|mut file| {
+            file.write_all(contents)?;
+            file.sync_all()
+        });
+        written.push((tmp.clone(), path));
+        if let Err(e) = result {
+            cleanup(&written);
+            return Err(DataError::io(&tmp, e));
+        }
+    }
+    for (i, (tmp, path)) in written.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            cleanup(&written[i..]);
+            return Err(DataError::io(*path, e));
+        }
+    }
+    Ok(())
+}
+
+/// The process id in a temporary file name `.NAME.PID.tmp` written by [`write_atomic`], with `NAME`.
+fn temporary_owner(file_name: &str) -> Option<(&str, u32)> {
+    let inner = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (name, pid) = inner.rsplit_once('.')?;
+    Some((name, pid.parse().ok()?))
+}
+
+/// Whether process `pid` runs on this machine (always `true` where that cannot be told).
+pub fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Removes the temporary files of [`write_atomic`] in `dir` (only those of `name` when given) whose
+/// writing process no longer runs; returns how many were removed. Errors are ignored: a leftover
+/// temporary file is harmless.
+pub fn remove_stale_temporaries(dir: &Path, name: Option<&str>) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some((owner_name, pid)) = file_name.to_str().and_then(temporary_owner) else {
+            continue;
+        };
+        if name.is_some_and(|n| n != owner_name) || process_alive(pid) {
+            continue;
+        }
+        if std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Writes the lines of one side, each followed by `\n`, atomically.
@@ -149,7 +261,59 @@ pub fn write_lines<'a>(path: &Path, lines: impl IntoIterator<Item = &'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temporary_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.bin");
+        write_atomic(&path, b"old contents").unwrap();
+        // As on a full disk: part of the data is written, then the write fails.
+        let err = write_atomic_with(&path, |file| {
+            file.write_all(b"new, half")?;
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(".checkpoint.bin."), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old contents");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("checkpoint.bin")]);
+    }
+
+    #[test]
+    fn temporaries_of_dead_processes_are_removed_at_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process has pid 0 in /proc.
+        let dead = dir.path().join(".model.bpk.0.tmp");
+        let other = dir.path().join(".log.jsonl.0.tmp");
+        std::fs::write(&dead, b"x").unwrap();
+        std::fs::write(&other, b"x").unwrap();
+        write_atomic(&dir.path().join("model.bpk"), b"m").unwrap();
+        assert!(!dead.exists());
+        assert!(
+            other.exists(),
+            "only temporaries of the written name are touched"
+        );
+        assert_eq!(remove_stale_temporaries(dir.path(), None), 1);
+        assert!(!other.exists());
+        assert_eq!(temporary_owner(".a.b.12.tmp"), Some(("a.b", 12)));
+        assert_eq!(temporary_owner("a.12.tmp"), None);
+    }
+
+    #[test]
+    fn split_lines_names_the_origin_and_line_of_bad_utf8() {
+        let err = split_lines(b"ok\r\nfine\n\xff\n", Path::new("<stdin>")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "<stdin>:3: invalid UTF-8 at byte 0 of the line"
+        );
+        assert_eq!(
+            split_lines(b"a\r\nb", Path::new("x")).unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+    }
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         let p = dir.join(name);

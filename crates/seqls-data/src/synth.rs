@@ -69,6 +69,7 @@ fn category_index(c: Category) -> usize {
     CATEGORIES
         .iter()
         .position(|(k, _)| *k == c)
+        // Cannot fail: CATEGORIES lists every Category variant (a fixed table).
         .expect("category")
 }
 
@@ -319,6 +320,7 @@ impl SynthGenerator {
         let mut oracle = Vec::new();
         for (k, clause) in clauses.iter().enumerate() {
             if k == 1 {
+                // Cannot fail: the generator passes a conjunction whenever it renders two clauses.
                 let c = conj.expect("conjunction joins two clauses");
                 src.push(self.src_word(Category::Conj, c).to_string());
                 self.emit_target(Category::Conj, c, &mut oracle);

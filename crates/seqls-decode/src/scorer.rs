@@ -9,6 +9,12 @@ pub trait Scorer {
     /// Size of the vocabulary (the width of each row of log-probabilities).
     fn vocab_size(&self) -> usize;
 
+    /// The most tokens a hypothesis may have before `</s>` (a model's positional limit); the search
+    /// caps every sentence's maximum length at it.
+    fn max_output_len(&self) -> usize {
+        usize::MAX
+    }
+
     /// Given each row's last token (`<s>` at the first step), returns row-major log-probabilities
     /// `[rows, vocab]` of the next token, computed from the logits divided by `temperature`.
     fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32>;

@@ -118,15 +118,44 @@ impl SearchConfig {
                 self.temperature
             ));
         }
-        if !(self.max_len_a >= 0.0) {
-            return Err(format!("max-len-a must be ≥ 0, got {}", self.max_len_a));
+        if !(self.max_len_a >= 0.0 && self.max_len_a.is_finite()) {
+            return Err(format!(
+                "max-len-a must be a finite number ≥ 0, got {}",
+                self.max_len_a
+            ));
+        }
+        if self.unk_penalty.is_nan() {
+            return Err("unk-penalty must be a number, got NaN".into());
+        }
+        match self.length_penalty {
+            LengthPenalty::Power(a) | LengthPenalty::Gnmt(a) if !a.is_finite() => {
+                return Err(format!("the length penalty must be finite, got {a}"));
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    /// Maximum number of tokens before `</s>` for a source of `source_len` tokens.
+    /// [`validate`](Self::validate), and the lengths against a model that can produce at most
+    /// `max_output_len` tokens before `</s>` (its positional limit).
+    pub fn validate_for(&self, max_output_len: usize) -> Result<(), String> {
+        self.validate()?;
+        for (name, value) in [("min-len", self.min_len), ("max-len-b", self.max_len_b)] {
+            if value > max_output_len {
+                return Err(format!(
+                    "{name} {value} exceeds the model's limit of {max_output_len} output tokens (model.max_len − 1)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Maximum number of tokens before `</s>` for a source of `source_len` tokens (saturating: a
+    /// huge `max_len_a` gives `usize::MAX`, which the search caps at the model's limit).
     pub fn max_len(&self, source_len: usize) -> usize {
-        ((self.max_len_a * source_len as f64).floor() as usize + self.max_len_b).max(self.min_len)
+        // A float-to-int cast saturates (and maps NaN to 0).
+        let scaled = (self.max_len_a * source_len as f64).floor() as usize;
+        scaled.saturating_add(self.max_len_b).max(self.min_len)
     }
 }
 
@@ -352,7 +381,7 @@ pub fn beam_search<S: Scorer + ?Sized>(
     let mut sentences: Vec<SentenceSearch> = source_lens
         .iter()
         .map(|&n| SentenceSearch {
-            max_len: config.max_len(n),
+            max_len: config.max_len(n).min(scorer.max_output_len()),
             active: vec![Active {
                 tokens: vec![],
                 token_log_probs: vec![],
@@ -371,6 +400,7 @@ pub fn beam_search<S: Scorer + ?Sized>(
             .iter()
             .enumerate()
             .map(|(r, &s)| {
+                // Cannot fail: every id in `rows` is a sentence with at least one row: the position exists.
                 let first = rows.iter().position(|&x| x == s).expect("row of sentence");
                 sentences[s].active[r - first]
                     .tokens
@@ -380,6 +410,7 @@ pub fn beam_search<S: Scorer + ?Sized>(
             })
             .collect();
         let log_probs = scorer.next_log_probs(&last, config.temperature);
+        // Cannot fail: a Scorer that returns the wrong width is a bug in that scorer, not bad input.
         assert_eq!(
             log_probs.len(),
             rows.len() * vocab,

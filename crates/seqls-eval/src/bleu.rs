@@ -61,15 +61,11 @@ fn bleu_metric(options: &BleuOptions) -> Result<Bleu, String> {
             options.smooth_method
         ));
     }
-    if options.smooth_method == "add-k"
-        && options
-            .smooth_value
-            .is_some_and(|k| k.fract() != 0.0 || k < 0.0)
+    if let Some(k) = options.smooth_value
+        && options.smooth_method == "add-k"
+        && (k.fract() != 0.0 || k < 0.0)
     {
-        return Err(format!(
-            "add-k smoothing needs a whole number k, got {}",
-            options.smooth_value.unwrap()
-        ));
+        return Err(format!("add-k smoothing needs a whole number k, got {k}"));
     }
     Ok(Bleu {
         lowercase: options.lowercase,
@@ -175,6 +171,9 @@ pub fn paired_bootstrap(
     let n = baseline.len();
     if n == 0 {
         return Err("no sentences to resample".into());
+    }
+    if samples == 0 {
+        return Err("paired bootstrap needs at least one resample".into());
     }
     let stats = |hyps: &[String]| -> Vec<BleuScore> {
         (0..n)

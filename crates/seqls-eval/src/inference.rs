@@ -73,6 +73,7 @@ pub struct OracleCalibration {
 
 /// Computes [`OracleCalibration`] from `(model_prob, true_prob)` per reference token.
 pub fn oracle_calibration(model: &[f64], truth: &[f64], num_bins: usize) -> OracleCalibration {
+    // Cannot fail: callers pass matching lengths, and `eval --bins` is parsed as 1..=10000.
     assert_eq!(
         model.len(),
         truth.len(),

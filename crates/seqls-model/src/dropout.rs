@@ -56,6 +56,7 @@ pub struct Dropout {
 
 impl Dropout {
     pub fn new(prob: f64) -> Self {
+        // Cannot fail on user input: `ModelConfig::validate` refuses a dropout outside [0, 1).
         assert!(
             (0.0..1.0).contains(&prob),
             "dropout must be in [0, 1), got {prob}"

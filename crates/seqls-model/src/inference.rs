@@ -77,12 +77,17 @@ impl Scorer for ModelScorer<'_> {
         self.vocab_size
     }
 
+    fn max_output_len(&self) -> usize {
+        self.model.max_output_len()
+    }
+
     fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32> {
         let tokens = int_tensor(last_tokens, [last_tokens.len()], &self.device);
         let (logits, _) = self.model.decode_step(tokens, &mut self.cache);
         let mut scores = logits
             .into_data()
             .try_into_vec::<f32>()
+            // Cannot fail: the model computes in f32 on every backend, so the logits are f32.
             .expect("f32 logits");
         log_softmax_rows(&mut scores, self.vocab_size, temperature);
         scores
@@ -224,13 +229,16 @@ pub fn teacher_forced_scores(
         .gather(2, reference)
         .into_data()
         .try_into_vec()
+        // Cannot fail: log-probabilities of an f32 model are f32.
         .expect("f32");
     let (max_lp, argmax) = log_probs.max_dim_with_indices(2);
+    // Cannot fail: log-probabilities of an f32 model are f32.
     let max_lp: Vec<f32> = max_lp.into_data().try_into_vec().expect("f32");
     let argmax: Vec<i64> = argmax
         .into_data()
         .convert::<i64>()
         .try_into_vec()
+        // Cannot fail: converted to i64 on the line above.
         .expect("i64");
     (0..batch.rows)
         .map(|r| {
@@ -294,6 +302,7 @@ pub fn translate(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
+        // Cannot fail: building a pool fails only when the OS refuses threads; --threads is capped at 1024.
         .expect("decoding thread pool");
     let (tx, rx) = std::sync::mpsc::channel();
     pool.in_place_scope(|scope| {

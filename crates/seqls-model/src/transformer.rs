@@ -81,6 +81,20 @@ impl ModelConfig {
         if self.d_ff == 0 || self.max_len < 2 {
             return Err("model.d_ff must be positive and model.max_len at least 2".into());
         }
+        // Far beyond anything trainable here: a typo such as d_model = 5120000 is refused before it
+        // allocates.
+        for (key, value, limit) in [
+            ("model.d_model", self.d_model, 1 << 16),
+            ("model.d_ff", self.d_ff, 1 << 18),
+            ("model.heads", self.heads, 1 << 10),
+            ("model.encoder_layers", self.encoder_layers, 256),
+            ("model.decoder_layers", self.decoder_layers, 256),
+            ("model.max_len", self.max_len, 1 << 16),
+        ] {
+            if value > limit {
+                return Err(format!("{key} must be at most {limit}, got {value}"));
+            }
+        }
         Ok(())
     }
 
@@ -110,6 +124,7 @@ impl ModelConfig {
             output: (!self.tie_output).then(|| linear(d, vocab_size, false, device)),
             dropout: Dropout::new(self.dropout),
             d_model: d,
+            max_len: self.max_len,
         }
     }
 }
@@ -453,9 +468,17 @@ pub struct Transformer {
     output: Option<Linear>,
     dropout: Dropout,
     d_model: usize,
+    /// Longest sequence (in positions) the model was built and trained for: `model.max_len`.
+    max_len: usize,
 }
 
 impl Transformer {
+    /// The most tokens a translation may have before `</s>`: the decoder reads `<s>` and them, and
+    /// must stay within the `model.max_len` positions it was trained for.
+    pub fn max_output_len(&self) -> usize {
+        self.max_len.saturating_sub(1).max(1)
+    }
+
     fn target_embedding(&self) -> &Embedding {
         self.tgt_embedding.as_ref().unwrap_or(&self.src_embedding)
     }

@@ -27,6 +27,7 @@ fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)
+            // Cannot fail: the font is compiled into the binary (include_bytes!) and checked by the tests.
             .unwrap_or_else(|_| panic!("the embedded DejaVu Sans is a valid font"));
     });
 }

@@ -167,6 +167,7 @@ fn oracle(
             if starts_word || grouped.is_empty() {
                 grouped.push(0.0);
             }
+            // Cannot fail: a word was pushed on the line above when the list was empty.
             *grouped.last_mut().expect("a word") += s.log_prob as f64;
         }
         if grouped.len() != words.len() {
@@ -248,6 +249,7 @@ pub fn evaluate(
     let secs = started.elapsed().as_secs_f64();
     let hyps: Vec<String> = nbests
         .iter()
+        // Cannot fail: the sources are non-empty, and beam search finishes at least one hypothesis for each.
         .map(|n| tokenizer.decode(&n[0].tokens))
         .collect::<Result<_, _>>()?;
     // Pairs with an empty side are not encoded; their references still count, with empty hypotheses.

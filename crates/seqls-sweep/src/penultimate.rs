@@ -58,6 +58,7 @@ pub fn project(
         .into_data()
         .convert::<f32>()
         .try_into_vec()
+        // Cannot fail: the hidden states of an f32 model are f32.
         .expect("f32");
     let v = w.len() / d;
     let column = |k: u32| -> Vec<f64> { (0..d).map(|i| w[i * v + k as usize] as f64).collect() };
@@ -86,6 +87,7 @@ pub fn project(
             .into_data()
             .convert::<f32>()
             .try_into_vec()
+            // Cannot fail: the hidden states of an f32 model are f32.
             .expect("f32");
         for (i, &reference) in batch.tgt_out.iter().enumerate() {
             let Some(class) = tokens.iter().position(|&t| t == reference) else {

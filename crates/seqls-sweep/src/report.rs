@@ -583,6 +583,7 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
         let text = config.data.load_split("test")?;
         let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
         let hyps = |r: &Row| -> anyhow::Result<Vec<String>> {
+            // Cannot fail: `with_4` holds only rows that have a beam-4 evaluation.
             let file = &r.at(4).expect("beam 4").hypotheses_file;
             Ok(seqls_data::read::read_lines(
                 &dir.join(run_name(r.alpha, r.seed)).join(file),

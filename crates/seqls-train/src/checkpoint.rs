@@ -5,11 +5,13 @@
 //! Layout: `SEQLSCK1` magic, then three length-prefixed (u64 little-endian) sections: state JSON, model
 //! bytes, optimiser bytes.
 
+use crate::trainer::ValidMetrics;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Where training stands. The batch order of an epoch and every dropout mask are functions of the
-/// seed, the epoch and the update number, so this is all the random state there is.
+/// seed, the epoch and the update number, so this is all the random state there is. Wall-clock
+/// times are kept elsewhere (`timing.json`), so that identical runs write identical checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     /// Updates done.
@@ -20,10 +22,16 @@ pub struct TrainState {
     /// Best validation NLL per token so far (nats) and the step it was reached at.
     pub best_valid_nll: Option<f64>,
     pub best_step: Option<usize>,
-    /// Wall-clock seconds spent training so far (summed over resumes).
-    pub train_seconds: f64,
     /// Target tokens processed so far.
     pub target_tokens: u64,
+    /// Lines of `log.jsonl` written when this checkpoint was taken: a resumed run truncates the log
+    /// to them, so that replayed updates are logged once. (`None` in checkpoints of older versions.)
+    #[serde(default)]
+    pub log_lines: Option<usize>,
+    /// The update of the last validation and its metrics (`None` before the first validation and in
+    /// checkpoints of older versions).
+    #[serde(default)]
+    pub last_valid: Option<(usize, ValidMetrics)>,
 }
 
 const MAGIC: &[u8; 8] = b"SEQLSCK1";
@@ -48,7 +56,12 @@ pub fn save(
 /// Reads a checkpoint: `(state, model bytes, optimiser bytes)`.
 pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bad = |why: &str| format!("{}: not a seqls checkpoint ({why})", path.display());
+    let bad = |why: &str| {
+        format!(
+            "{}: not a seqls checkpoint ({why}); it is rewritten atomically, so this file was damaged or replaced after it was written",
+            path.display()
+        )
+    };
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(bad("wrong magic"));
     }
@@ -57,21 +70,19 @@ pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), String> {
     for _ in 0..3 {
         let len_bytes: [u8; 8] = bytes
             .get(at..at + 8)
-            .ok_or_else(|| bad("truncated"))?
-            .try_into()
-            .expect("8 bytes");
-        let len = u64::from_le_bytes(len_bytes) as usize;
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("truncated"))?;
+        let len = usize::try_from(u64::from_le_bytes(len_bytes)).map_err(|_| bad("truncated"))?;
         at += 8;
-        sections.push(
-            bytes
-                .get(at..at + len)
-                .ok_or_else(|| bad("truncated"))?
-                .to_vec(),
-        );
-        at += len;
+        let end = at.checked_add(len).ok_or_else(|| bad("truncated"))?;
+        sections.push(bytes.get(at..end).ok_or_else(|| bad("truncated"))?.to_vec());
+        at = end;
     }
-    let optimizer = sections.pop().expect("3 sections");
-    let model = sections.pop().expect("3 sections");
-    let state = serde_json::from_slice(&sections[0]).map_err(|e| bad(&e.to_string()))?;
+    let (Some(optimizer), Some(model), Some(header)) =
+        (sections.pop(), sections.pop(), sections.pop())
+    else {
+        return Err(bad("truncated"));
+    };
+    let state = serde_json::from_slice(&header).map_err(|e| bad(&e.to_string()))?;
     Ok((state, model, optimizer))
 }

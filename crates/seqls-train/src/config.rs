@@ -114,6 +114,7 @@ impl ExperimentConfig {
 
     /// The embedded synthetic-corpus default.
     pub fn synth_default() -> Self {
+        // Cannot fail: the embedded config is a compile-time constant, parsed and validated by the tests.
         Self::parse(SYNTH_TOML).expect("configs/synth.toml is valid")
     }
 
@@ -126,11 +127,38 @@ impl ExperimentConfig {
         if !(0.0..1.0).contains(&t.alpha) {
             return Err(format!("train.alpha must be in [0, 1), got {}", t.alpha));
         }
-        if !(t.lr > 0.0) || t.max_epochs == 0 {
-            return Err("train.lr and train.max_epochs must be positive".into());
+        if !(t.lr > 0.0 && t.lr < 1e3) {
+            return Err(format!(
+                "train.lr must be positive (and below 1000), got {}",
+                t.lr
+            ));
         }
-        if t.shards == 0 {
-            return Err("train.shards must be at least 1".into());
+        if t.max_epochs == 0 {
+            return Err("train.max_epochs must be positive".into());
+        }
+        if !(1..=256).contains(&t.shards) {
+            return Err(format!(
+                "train.shards must be between 1 and 256, got {}",
+                t.shards
+            ));
+        }
+        let (b1, b2) = t.adam_betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return Err(format!(
+                "train.adam_betas must be in [0, 1), got ({b1}, {b2})"
+            ));
+        }
+        if !(t.adam_epsilon > 0.0 && t.adam_epsilon.is_finite()) {
+            return Err(format!(
+                "train.adam_epsilon must be positive, got {}",
+                t.adam_epsilon
+            ));
+        }
+        if !(t.clip_norm >= 0.0 && t.clip_norm.is_finite()) {
+            return Err(format!(
+                "train.clip_norm must be ≥ 0 (0 = off), got {}",
+                t.clip_norm
+            ));
         }
         if self.data.max_len + 2 > self.model.max_len {
             return Err(format!(
@@ -144,6 +172,7 @@ impl ExperimentConfig {
 
     /// The config as TOML.
     pub fn to_toml(&self) -> String {
+        // Cannot fail: every field of the config is a TOML-representable value (numbers, strings, tables).
         toml::to_string_pretty(self).expect("config serialises")
     }
 }

@@ -4,10 +4,12 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod lock;
 pub mod run;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{ExperimentConfig, SweepConfig, TrainConfig};
+pub use lock::RunLock;
 pub use run::RunDir;
-pub use trainer::{TrainOptions, TrainSummary, ValidMetrics, train, validate};
+pub use trainer::{Start, TrainOptions, TrainSummary, ValidMetrics, train, validate};

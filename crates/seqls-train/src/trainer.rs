@@ -10,7 +10,8 @@
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, TrainConfig};
-use crate::run::{RunDir, load_weights, weights_bytes, write_text};
+use crate::lock::RunLock;
+use crate::run::{RunDir, checkpoint_bytes, load_weights, weights_bytes, write_text};
 use crate::schedule::inverse_sqrt_lr;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -24,15 +25,26 @@ use seqls_model::inference::BatchTensors;
 use seqls_model::{Normalize, Transformer, label_smoothed_loss, translate};
 use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// What `train` does with the checkpoint of the run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new run; refused when the directory holds a checkpoint.
+    Fresh,
+    /// Continue the checkpoint; refused when there is none, or when a setting that changes results
+    /// differs from the run's `config.toml` ([`changed_settings`]).
+    Resume,
+    /// Continue the checkpoint when there is one, else start a new run (sweep jobs).
+    ResumeOrStart,
+}
 
 /// How to run `train` (what is not part of the experiment config).
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub run_dir: PathBuf,
-    /// Continue from the run directory's checkpoint.
-    pub resume: bool,
+    pub start: Start,
     /// No progress bars; log lines only.
     pub quiet: bool,
     /// The device to train on (without autodiff; it is added here).
@@ -42,7 +54,7 @@ pub struct TrainOptions {
 }
 
 /// Validation metrics, per non-pad target token (`</s>` included), in nats.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ValidMetrics {
     pub smoothed_loss: f64,
     pub nll: f64,
@@ -232,6 +244,7 @@ pub fn update(
                 .collect();
             handles
                 .into_iter()
+                // Cannot fail: re-raises a panic of a shard thread (a bug, not bad input) on this thread.
                 .flat_map(|h| h.join().expect("training shard thread panicked"))
                 .collect()
         });
@@ -310,6 +323,7 @@ fn greedy_bleu(
         .into_iter()
         .map(|nbest| {
             tokenizer
+                // Cannot fail: beam search finishes at least one hypothesis for every non-empty source.
                 .decode(&nbest[0].tokens)
                 .map_err(|e| e.to_string())
         })
@@ -321,14 +335,117 @@ fn greedy_bleu(
     Ok(seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())?.score)
 }
 
-fn append_log(path: &std::path::Path, line: &LogLine) -> Result<(), String> {
+/// Appends one line to `log.jsonl` and counts it in `state.log_lines`.
+fn append_log(path: &Path, line: &LogLine, state: &mut TrainState) -> Result<(), String> {
+    let text = serde_json::to_string(line).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{}", serde_json::to_string(line).expect("log line"))
-        .map_err(|e| format!("{}: {e}", path.display()))
+    writeln!(file, "{text}").map_err(|e| format!("{}: {e}", path.display()))?;
+    state.log_lines = Some(state.log_lines.unwrap_or(0) + 1);
+    Ok(())
+}
+
+/// Cuts `log.jsonl` back to what it held when the checkpoint of `state` was taken: its first
+/// `state.log_lines` lines (or, for checkpoints without that count, the lines of updates up to
+/// `state.step`), so that updates replayed after a kill are logged once.
+fn truncate_log(path: &Path, state: &TrainState) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Step {
+        step: usize,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = match state.log_lines {
+        Some(n) => text.lines().take(n).collect(),
+        None => text
+            .lines()
+            .take_while(|l| serde_json::from_str::<Step>(l).is_ok_and(|s| s.step <= state.step))
+            .collect(),
+    };
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    if out.len() != text.len() {
+        write_text(path, &out)?;
+    }
+    Ok(())
+}
+
+/// Settings whose change alters the results of a run: everything but the names below, which only
+/// decide how long it trains, how often it logs, validates and checkpoints, where its data lives,
+/// and how it is decoded and swept. Those may differ when a run is resumed.
+pub const SAFE_TO_CHANGE_ON_RESUME: &[&str] = &[
+    "name",
+    "data.data_dir",
+    "train.max_epochs",
+    "train.max_steps",
+    "train.log_every",
+    "train.valid_every",
+    "train.checkpoint_every",
+    "train.valid_bleu",
+    "decode",
+    "sweep",
+];
+
+/// The settings that differ between the run's saved config and `new`, as `key: old → new`, leaving
+/// out [`SAFE_TO_CHANGE_ON_RESUME`].
+pub fn changed_settings(saved: &ExperimentConfig, new: &ExperimentConfig) -> Vec<String> {
+    fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (k, v) in table {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let as_pairs = |c: &ExperimentConfig| {
+        let mut out = vec![];
+        if let Ok(value) = toml::Value::try_from(c) {
+            flatten("", &value, &mut out);
+        }
+        out
+    };
+    let safe = |key: &str| {
+        SAFE_TO_CHANGE_ON_RESUME
+            .iter()
+            .any(|s| key == *s || key.starts_with(&format!("{s}.")))
+    };
+    let (old, new) = (as_pairs(saved), as_pairs(new));
+    let mut keys: Vec<&String> = old.iter().chain(&new).map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    let value = |pairs: &[(String, String)], key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("(unset)".to_string(), |(_, v)| v.clone())
+    };
+    keys.into_iter()
+        .filter(|k| !safe(k))
+        .filter_map(|k| {
+            let (a, b) = (value(&old, k), value(&new, k));
+            (a != b).then(|| format!("{k}: {a} → {b}"))
+        })
+        .collect()
+}
+
+/// Wall-clock training seconds at a checkpoint (`timing.json`).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Timing {
+    step: usize,
+    train_seconds: f64,
 }
 
 /// Seed of the dropout masks of update `step`.
@@ -339,42 +456,43 @@ fn step_seed(seed: u64, step: usize) -> u64 {
 }
 
 /// Trains `config` into `options.run_dir`. See the module documentation.
+///
+/// Everything that can be checked is checked before the run directory is created or touched: the
+/// config, the data, the tokenizer. The directory is then locked ([`RunLock`]) for the whole run, so a
+/// second process on the same directory fails at once naming this one.
 pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainSummary, String> {
     config.validate()?;
     let run = RunDir::new(&options.run_dir);
-    std::fs::create_dir_all(&run.root).map_err(|e| format!("{}: {e}", run.root.display()))?;
-    let resuming = options.resume && run.checkpoint().exists();
-    if !options.resume && run.checkpoint().exists() {
+    if run.root.exists() && !run.root.is_dir() {
         return Err(format!(
-            "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
+            "{}: is a file, not a run directory: choose another --run-dir",
             run.root.display()
         ));
     }
-    if resuming {
-        let saved = ExperimentConfig::load(&run.config())?;
-        if saved.data != config.data
-            || saved.model != config.model
-            || saved.train.seed != config.train.seed
-            || saved.train.alpha != config.train.alpha
-        {
+    let has_checkpoint = run.checkpoint().exists();
+    let resuming = match (options.start, has_checkpoint) {
+        (Start::Fresh, true) => {
             return Err(format!(
-                "{}: the data, model, seed or alpha differ from the run being resumed",
-                run.config().display()
+                "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
+                run.root.display()
             ));
         }
-    }
-    write_text(&run.config(), &config.to_toml())?;
+        (Start::Resume, false) => {
+            return Err(format!(
+                "{}: no checkpoint to resume (use --resume-or-start to start a new run when there is none)",
+                run.checkpoint().display()
+            ));
+        }
+        (_, has) => has,
+    };
 
     let log = |msg: String| eprintln!("{msg}");
     let train_text = config.data.load_split("train").map_err(|e| e.to_string())?;
     let valid_text = config.data.load_split("val").map_err(|e| e.to_string())?;
-    let tokenizer = if resuming && run.tokenizer().exists() {
+    let tokenizer = if resuming {
         SubwordTokenizer::load(&run.tokenizer()).map_err(|e| e.to_string())?
     } else {
-        let t = train_tokenizer(&train_text.pairs, config.data.vocab_size)
-            .map_err(|e| e.to_string())?;
-        t.save(&run.tokenizer()).map_err(|e| e.to_string())?;
-        t
+        train_tokenizer(&train_text.pairs, config.data.vocab_size).map_err(|e| e.to_string())?
     };
     let train_set = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))
         .map_err(|e| e.to_string())?;
@@ -388,6 +506,52 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
     if train_set.examples.is_empty() {
         return Err("the training split has no usable pairs".into());
     }
+    if valid_set.examples.is_empty() {
+        return Err("the validation split has no usable pairs".into());
+    }
+
+    std::fs::create_dir_all(&run.root).map_err(|e| format!("{}: {e}", run.root.display()))?;
+    let _lock = RunLock::acquire(&run.root).map_err(|e| e.to_string())?;
+    if run.checkpoint().exists() != resuming {
+        return Err(format!(
+            "{}: another process changed the run directory while this one started",
+            run.root.display()
+        ));
+    }
+    let stale = seqls_data::read::remove_stale_temporaries(&run.root, None);
+    if stale > 0 {
+        log(format!(
+            "removed {stale} temporary files left in {} by a killed process",
+            run.root.display()
+        ));
+    }
+    let mut saved_state = None;
+    if resuming {
+        let saved = ExperimentConfig::load(&run.config())?;
+        let changed = changed_settings(&saved, config);
+        if !changed.is_empty() {
+            return Err(format!(
+                "{}: these settings differ from the run being resumed and would change its results:\n  {}\n(only {} may change on resume; train into a new --run-dir instead)",
+                run.config().display(),
+                changed.join("\n  "),
+                SAFE_TO_CHANGE_ON_RESUME.join(", ")
+            ));
+        }
+        let (state, model_bytes, optim_bytes) = checkpoint::load(&run.checkpoint())?;
+        truncate_log(&run.log(), &state)?;
+        saved_state = Some((state, model_bytes, optim_bytes));
+    } else {
+        // A run killed before its first checkpoint left these behind; they belong to no run now.
+        for stale in [run.log(), run.metrics(), run.best_model(), run.timing()] {
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|e| format!("{}: {e}", stale.display()))?;
+            }
+        }
+        tokenizer
+            .save(&run.tokenizer())
+            .map_err(|e| e.to_string())?;
+    }
+    write_text(&run.config(), &config.to_toml())?;
     log(format!(
         "data: {} train pairs ({} empty skipped, {} longer than {} tokens filtered), {} validation pairs; vocabulary {}",
         train_set.examples.len(),
@@ -413,30 +577,45 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
         batch_in_epoch: 0,
         best_valid_nll: None,
         best_step: None,
-        train_seconds: 0.0,
         target_tokens: 0,
+        log_lines: Some(0),
+        last_valid: None,
     };
-    if resuming {
-        let (saved, model_bytes, optim_bytes) = checkpoint::load(&run.checkpoint())?;
-        model = load_weights(model, model_bytes)?;
+    let mut train_seconds = 0.0;
+    if let Some((saved, model_bytes, optim_bytes)) = saved_state {
+        let origin = format!("{} (model section)", run.checkpoint().display());
+        model = load_weights(model, model_bytes, &origin)?;
         optimizer = optimizer
             .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
-            .map_err(|e| format!("{}: {e}", run.checkpoint().display()))?;
+            .map_err(|e| format!("{} (optimiser section): {e}", run.checkpoint().display()))?;
         log(format!(
             "resuming at update {} (epoch {}, batch {})",
             saved.step,
             saved.epoch + 1,
             saved.batch_in_epoch
         ));
+        train_seconds = std::fs::read_to_string(run.timing())
+            .ok()
+            .and_then(|t| serde_json::from_str::<Timing>(&t).ok())
+            .map_or(0.0, |t| t.train_seconds);
         state = saved;
     }
     let save_checkpoint = |model: &Transformer,
                            optimizer: &ModuleOptimizer,
-                           state: &TrainState|
+                           state: &TrainState,
+                           train_seconds: f64|
      -> Result<(), String> {
-        let optim = optimizer.into_bytes().map_err(|e| e.to_string())?;
-        checkpoint::save(&run.checkpoint(), state, &weights_bytes(model), &optim)
-            .map_err(|e| format!("{}: {e}", run.checkpoint().display()))
+        let (weights, optim) = checkpoint_bytes(model, optimizer)?;
+        checkpoint::save(&run.checkpoint(), state, &weights, &optim)
+            .map_err(|e| format!("{}: {e}", run.checkpoint().display()))?;
+        let timing = Timing {
+            step: state.step,
+            train_seconds,
+        };
+        write_text(
+            &run.timing(),
+            &serde_json::to_string(&timing).map_err(|e| e.to_string())?,
+        )
     };
 
     let max_steps = if t.max_steps == 0 {
@@ -444,10 +623,13 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
     } else {
         t.max_steps
     };
-    let mut final_valid = None;
-    let mut last_valid_step = None;
+    // Whether this invocation changed anything (a resumed finished run changes nothing).
+    let mut changed = false;
+    // Validates, logs as epoch `epoch` (1-based), and keeps the best weights.
     let run_validation = |model: &Transformer,
                           state: &mut TrainState,
+                          epoch: usize,
+                          train_seconds: f64,
                           with_bleu: bool|
      -> Result<ValidMetrics, String> {
         let eval_model = model.valid();
@@ -466,8 +648,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             None
         };
         log(format!(
-            "valid | epoch {} | update {} | loss {:.4} | nll {:.4} | ppl {:.2} | acc {:.2}%{}",
-            state.epoch + 1,
+            "valid | epoch {epoch} | update {} | loss {:.4} | nll {:.4} | ppl {:.2} | acc {:.2}%{}",
             state.step,
             metrics.smoothed_loss,
             metrics.nll,
@@ -480,18 +661,20 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             &run.log(),
             &LogLine::Valid {
                 step: state.step,
-                epoch: state.epoch + 1,
+                epoch,
                 metrics: metrics.clone(),
                 greedy_bleu: bleu,
-                train_seconds: state.train_seconds,
+                train_seconds,
             },
+            state,
         )?;
         if state.best_valid_nll.is_none_or(|b| metrics.nll < b) {
             state.best_valid_nll = Some(metrics.nll);
             state.best_step = Some(state.step);
-            seqls_data::read::write_atomic(&run.best_model(), &weights_bytes(&eval_model))
+            seqls_data::read::write_atomic(&run.best_model(), &weights_bytes(&eval_model)?)
                 .map_err(|e| e.to_string())?;
         }
+        state.last_valid = Some((state.step, metrics.clone()));
         Ok(metrics)
     };
 
@@ -510,6 +693,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             ProgressStyle::with_template(
                 "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ETA {eta}",
             )
+            // Cannot fail: the progress template is a constant, checked by every training test.
             .expect("template")
             .progress_chars("=> "),
         );
@@ -552,7 +736,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             state.step += 1;
             state.batch_in_epoch += 1;
             state.target_tokens += n_tokens as u64;
-            state.train_seconds += started.elapsed().as_secs_f64();
+            train_seconds += started.elapsed().as_secs_f64();
             window_loss += loss_sum;
             window_nll += nll_sum;
             window_tokens += n_tokens;
@@ -577,6 +761,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                         nll: window_nll / n,
                         tokens_per_sec,
                     },
+                    &mut state,
                 )?;
                 if options.quiet {
                     eprintln!(
@@ -590,36 +775,40 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                 (window_loss, window_nll, window_tokens, window_start) =
                     (0.0, 0.0, 0, Instant::now());
             }
+            changed = true;
             if t.valid_every > 0 && state.step % t.valid_every == 0 {
-                final_valid = Some(run_validation(&model, &mut state, false)?);
-                last_valid_step = Some(state.step);
+                let epoch = state.epoch + 1;
+                run_validation(&model, &mut state, epoch, train_seconds, false)?;
             }
             if state.step % t.checkpoint_every.max(1) == 0 {
-                save_checkpoint(&model, &optimizer, &state)?;
+                save_checkpoint(&model, &optimizer, &state, train_seconds)?;
             }
         }
         bar.finish_and_clear();
         state.epoch += 1;
         state.batch_in_epoch = 0;
-        let finished = state.epoch;
-        state.epoch -= 1; // report the epoch just completed
-        final_valid = Some(run_validation(&model, &mut state, t.valid_bleu)?);
-        state.epoch = finished;
-        last_valid_step = Some(state.step);
-        save_checkpoint(&model, &optimizer, &state)?;
+        let epoch = state.epoch;
+        run_validation(&model, &mut state, epoch, train_seconds, t.valid_bleu)?;
+        save_checkpoint(&model, &optimizer, &state, train_seconds)?;
+        changed = true;
     }
-    if last_valid_step != Some(state.step) {
-        final_valid = Some(run_validation(&model, &mut state, false)?);
+    if state.last_valid.as_ref().map(|v| v.0) != Some(state.step) {
+        let epoch = state.epoch + 1;
+        run_validation(&model, &mut state, epoch, train_seconds, false)?;
+        changed = true;
     }
-    save_checkpoint(&model, &optimizer, &state)?;
+    if changed {
+        save_checkpoint(&model, &optimizer, &state, train_seconds)?;
+    }
+    let final_valid = state.last_valid.as_ref().map(|v| v.1.clone());
     let summary = TrainSummary {
         steps: state.step,
         epochs_completed: state.epoch,
         best_valid_nll: state.best_valid_nll,
         best_step: state.best_step,
         final_valid,
-        train_seconds: state.train_seconds,
-        target_tokens_per_sec: state.target_tokens as f64 / state.train_seconds.max(1e-9),
+        train_seconds,
+        target_tokens_per_sec: state.target_tokens as f64 / train_seconds.max(1e-9),
         threads: options.threads,
         train_pairs: train_set.examples.len(),
         filtered_long: train_set.filtered_long,
@@ -627,7 +816,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
     };
     write_text(
         &run.metrics(),
-        &serde_json::to_string_pretty(&summary).expect("summary"),
+        &serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?,
     )?;
     Ok(summary)
 }

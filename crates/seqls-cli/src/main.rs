@@ -1,9 +1,11 @@
 //! `seqls`: label smoothing × beam search for neural machine translation. Thin glue over the
 //! `seqls-*` libraries: flags, config merging, printing.
 
+mod average;
 mod bench;
 mod bleu;
 mod corpus;
+mod curve;
 mod decode;
 mod eval;
 mod sweep;
@@ -33,6 +35,10 @@ enum Command {
     Score(decode::ScoreArgs),
     /// Corpus BLEU / chrF like the sacrebleu command line
     Bleu(bleu::BleuArgs),
+    /// Average the weights of a run's last kept checkpoints into model-average.bpk
+    Average(average::AverageArgs),
+    /// Test BLEU of a run's kept checkpoints against wall-clock minutes of training
+    Curve(curve::CurveArgs),
     /// Decode a split, then BLEU, calibration and reliability diagrams into eval.json
     Eval(eval::EvalArgs),
     /// The α × beam comparison: train, decode and evaluate every α, then write the report
@@ -100,6 +106,8 @@ fn main() -> ExitCode {
         Command::Score(args) => decode::run_score(args),
         Command::Bleu(args) => bleu::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Average(args) => average::run(args),
+        Command::Curve(args) => curve::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => sweep::run_report(args),
         Command::Corpus(command) => corpus::run(command),

@@ -35,6 +35,9 @@ pub struct SweepArgs {
     /// Epochs per α (overrides train.max_epochs)
     #[arg(long)]
     max_epochs: Option<usize>,
+    /// Wall-clock budget of each training job, e.g. 12m (overrides train.max_time)
+    #[arg(long)]
+    max_time: Option<seqls_train::WallClock>,
     #[command(flatten)]
     device: crate::DeviceArgs,
 }
@@ -61,6 +64,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
     if let Some(e) = args.max_epochs {
         config.train.max_epochs = e;
+    }
+    if let Some(m) = args.max_time {
+        config.train.max_time = Some(m);
     }
     config.validate().map_err(anyhow::Error::msg)?;
     // The whole plan is checked before the first job runs.

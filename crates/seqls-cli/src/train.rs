@@ -58,6 +58,16 @@ pub struct TrainArgs {
     /// Stop after this many updates (0 = no limit)
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Wall-clock budget of the run, e.g. 12m, 1h30m (config: train.max_time): training validates,
+    /// checkpoints and stops once it is reached (with room kept for that last validation)
+    #[arg(long)]
+    pub max_time: Option<seqls_train::WallClock>,
+    /// Keep the weights of the last N epochs as update-<step>.bpk (config: train.keep_last)
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    /// At the end, average the last N kept weights into model-average.bpk (config: train.average_last)
+    #[arg(long)]
+    pub average_last: Option<usize>,
     /// Seed of initialisation, dropout and batch order
     #[arg(long)]
     pub seed: Option<u64>,
@@ -108,6 +118,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(s) = args.seed {
         t.seed = s;
     }
+    if let Some(m) = args.max_time {
+        t.max_time = Some(m);
+    }
+    if let Some(k) = args.keep_last {
+        t.keep_last = k;
+    }
+    if let Some(a) = args.average_last {
+        t.average_last = a;
+    }
     if let Some(s) = args.shards {
         t.shards = s;
     }
@@ -132,9 +151,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let summary = seqls_train::train(&config, &options).map_err(anyhow::Error::msg)?;
     if let Some(v) = &summary.final_valid {
         println!(
-            "trained {} updates in {:.0} s ({:.0} target tokens/s, {} threads): validation NLL {:.4}, perplexity {:.2}, token accuracy {:.2}% → {}",
+            "trained {} updates in {:.0} s ({:.0} s wall-clock, stopped by {}; {:.0} target tokens/s, {} threads): validation NLL {:.4}, perplexity {:.2}, token accuracy {:.2}% → {}",
             summary.steps,
             summary.train_seconds,
+            summary.wall_seconds,
+            summary.stopped_by,
             summary.target_tokens_per_sec,
             threads,
             v.nll,

@@ -7,6 +7,7 @@
 //! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
 //! - [`report`]: tables and figures assembled from a sweep directory.
 
+pub mod curve;
 pub mod evaluate;
 pub mod penultimate;
 pub mod report;

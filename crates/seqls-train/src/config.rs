@@ -1,6 +1,7 @@
 //! The experiment config: one TOML file with `[data]`, `[model]`, `[train]`, `[decode]` and `[sweep]`
 //! sections. Command-line flags override keys; the effective config is written next to every output.
 
+use crate::duration::WallClock;
 use seqls_data::DataConfig;
 use seqls_decode::SearchConfig;
 use seqls_model::{ModelConfig, Normalize, SmoothingVariant};
@@ -40,6 +41,16 @@ pub struct TrainConfig {
     /// parallel (one thread each, as `--threads` allows) and whose gradients are summed. Results
     /// depend on this number, never on `--threads`.
     pub shards: usize,
+    /// Stop once the run has used this much wall-clock time (summed over resumes, data loading and
+    /// validation included): after the update that reaches it, minus the time the last validation
+    /// took, training validates, checkpoints and ends. E.g. `"12m"`, `"1h30m"`; unset = no limit.
+    pub max_time: Option<WallClock>,
+    /// Keep the weights of the last this many epochs as `epoch-<k>.bpk` (0 = none), for
+    /// `seqls average` and `seqls curve`.
+    pub keep_last: usize,
+    /// At the end of training, average the weights of the last this many epochs into
+    /// `model-average.bpk` (0 = off; needs `keep_last` ≥ it), which decode and eval then load.
+    pub average_last: usize,
 }
 
 impl Default for TrainConfig {
@@ -61,6 +72,9 @@ impl Default for TrainConfig {
             checkpoint_every: 200,
             valid_bleu: true,
             shards: 2,
+            max_time: None,
+            keep_last: 0,
+            average_last: 0,
         }
     }
 }
@@ -152,6 +166,12 @@ impl ExperimentConfig {
             return Err(format!(
                 "train.adam_epsilon must be positive, got {}",
                 t.adam_epsilon
+            ));
+        }
+        if t.average_last > t.keep_last {
+            return Err(format!(
+                "train.average_last ({}) needs train.keep_last at least as large (got {})",
+                t.average_last, t.keep_last
             ));
         }
         if !(t.clip_norm >= 0.0 && t.clip_norm.is_finite()) {

@@ -4,12 +4,14 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod duration;
 pub mod lock;
 pub mod run;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{ExperimentConfig, SweepConfig, TrainConfig};
+pub use duration::WallClock;
 pub use lock::RunLock;
 pub use run::RunDir;
 pub use trainer::{Start, TrainOptions, TrainSummary, ValidMetrics, train, validate};

@@ -5,6 +5,8 @@
 //! RUN/tokenizer.json     joint BPE tokenizer
 //! RUN/checkpoint.bin     last resumable checkpoint (model + Adam + state)
 //! RUN/model-best.bpk     weights with the best validation NLL (burnpack)
+//! RUN/update-<N>.bpk     weights at the end of an epoch (the last `train.keep_last`)
+//! RUN/model-average.bpk  average of kept weights (`seqls average`); loaded before model-best.bpk
 //! RUN/log.jsonl          one line per logging interval and per validation
 //! RUN/metrics.json       final summary
 //! RUN/timing.json        wall-clock training seconds at the last checkpoint
@@ -48,16 +50,54 @@ impl RunDir {
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.json")
     }
+    /// Weights kept at update `step` (`train.keep_last`).
+    pub fn kept_weights(&self, step: usize) -> PathBuf {
+        self.root.join(format!("update-{step}.bpk"))
+    }
+    /// The kept weights `(update, path)`, oldest first.
+    pub fn kept(&self) -> Vec<(usize, PathBuf)> {
+        let mut kept: Vec<(usize, PathBuf)> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let step = name
+                    .strip_prefix("update-")?
+                    .strip_suffix(".bpk")?
+                    .parse()
+                    .ok()?;
+                Some((step, e.path()))
+            })
+            .collect();
+        kept.sort();
+        kept
+    }
+    /// The average of kept weights (`seqls average`, `train.average_last`); loaded in preference to
+    /// `model-best.bpk`.
+    pub fn average_model(&self) -> PathBuf {
+        self.root.join("model-average.bpk")
+    }
     /// Wall-clock training time so far (kept out of the checkpoint, which stays byte-reproducible).
     pub fn timing(&self) -> PathBuf {
         self.root.join("timing.json")
     }
 
-    /// Loads the effective config, the tokenizer and the best model (the last checkpoint's weights if
-    /// no best model was written yet), ready for inference on `device`.
+    /// Loads the effective config, the tokenizer and the model, ready for inference on `device`:
+    /// the averaged weights if there are any, else the best, else the last checkpoint's.
     pub fn load_model(
         &self,
         device: &Device,
+    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), String> {
+        self.load_model_with(device, None)
+    }
+
+    /// [`load_model`](Self::load_model) with the weights of `weights` (a burnpack file of this run,
+    /// such as a kept `update-<N>.bpk`) when given.
+    pub fn load_model_with(
+        &self,
+        device: &Device,
+        weights: Option<&Path>,
     ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), String> {
         if !self.root.is_dir() {
             return Err(format!("{}: no such run directory", self.root.display()));
@@ -65,10 +105,16 @@ impl RunDir {
         let config = ExperimentConfig::load(&self.config())?;
         let tokenizer = SubwordTokenizer::load(&self.tokenizer()).map_err(|e| e.to_string())?;
         let model = config.model.init(tokenizer.vocab_size(), device);
-        let (bytes, origin) = if self.best_model().exists() {
-            let path = self.best_model();
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            (bytes, path.display().to_string())
+        let read = |path: &Path| -> Result<(Vec<u8>, String), String> {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((bytes, path.display().to_string()))
+        };
+        let (bytes, origin) = if let Some(path) = weights {
+            read(path)?
+        } else if self.average_model().exists() {
+            read(&self.average_model())?
+        } else if self.best_model().exists() {
+            read(&self.best_model())?
         } else if self.checkpoint().exists() {
             let path = self.checkpoint();
             let bytes = crate::checkpoint::load(&path)?.1;
@@ -187,6 +233,90 @@ fn write_pack(
         .into_bytes()
         .map_err(|e| format!("writing burnpack bytes: {e}"))?
         .to_vec())
+}
+
+/// The element-wise mean of the weights in `files` (burnpack files of one model), as burnpack bytes:
+/// fairseq's `average_checkpoints.py`. Every file must hold the same tensors with the same shapes;
+/// float32 tensors are summed in float64 and divided by the number of files.
+pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, String> {
+    let Some(first) = files.first() else {
+        return Err("no kept weights to average (train with train.keep_last > 0)".into());
+    };
+    let read = |path: &PathBuf| -> Result<burn_pack::Reader, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        read_pack(bytes).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let base = read(first)?;
+    let metadata: Vec<(String, String)> = base
+        .metadata()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let scalars: Vec<(String, burn_pack::Scalar)> = base
+        .scalars()
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let base_tensors = base
+        .into_tensors()
+        .map_err(|e| format!("{}: {e}", first.display()))?;
+    let mut sums: Vec<Vec<f64>> = Vec::with_capacity(base_tensors.len());
+    let f32_of = |t: &burn_pack::Tensor, path: &PathBuf| -> Result<Vec<f32>, String> {
+        if t.dtype != burn_pack::DType::F32 {
+            return Err(format!("{}: {} is not float32", path.display(), t.name));
+        }
+        let bytes = t
+            .to_bytes()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    };
+    for t in &base_tensors {
+        sums.push(f32_of(t, first)?.into_iter().map(f64::from).collect());
+    }
+    for path in &files[1..] {
+        let tensors = read(path)?
+            .into_tensors()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for (sum, base_t) in sums.iter_mut().zip(&base_tensors) {
+            let t = tensors
+                .iter()
+                .find(|t| t.name == base_t.name && t.shape == base_t.shape)
+                .ok_or_else(|| {
+                    format!(
+                        "{}: has no tensor {} of shape {:?}: not the same model as {}",
+                        path.display(),
+                        base_t.name,
+                        base_t.shape.to_vec(),
+                        first.display()
+                    )
+                })?;
+            for (s, v) in sum.iter_mut().zip(f32_of(t, path)?) {
+                *s += f64::from(v);
+            }
+        }
+    }
+    let n = files.len() as f64;
+    let tensors = base_tensors
+        .iter()
+        .zip(sums)
+        .map(|(t, sum)| {
+            let bytes: Vec<u8> = sum
+                .into_iter()
+                .flat_map(|s| ((s / n) as f32).to_le_bytes())
+                .collect();
+            burn_pack::Tensor::new(
+                t.name.clone(),
+                t.dtype,
+                t.shape.clone(),
+                t.param_id,
+                Bytes::from_bytes_vec(bytes),
+            )
+        })
+        .collect();
+    write_pack(tensors, metadata, scalars)
 }
 
 /// `name → shape` of every tensor in burnpack bytes.

@@ -11,7 +11,9 @@
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, TrainConfig};
 use crate::lock::RunLock;
-use crate::run::{RunDir, checkpoint_bytes, load_weights, weights_bytes, write_text};
+use crate::run::{
+    RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,
+};
 use crate::schedule::inverse_sqrt_lr;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -73,6 +75,10 @@ pub struct TrainSummary {
     pub best_step: Option<usize>,
     pub final_valid: Option<ValidMetrics>,
     pub train_seconds: f64,
+    /// Wall-clock seconds of the run (data loading, updates, validation, checkpoints), over resumes.
+    pub wall_seconds: f64,
+    /// Why training ended: `epochs`, `steps` or `time` (`train.max_time` reached).
+    pub stopped_by: String,
     pub target_tokens_per_sec: f64,
     pub threads: usize,
     pub train_pairs: usize,
@@ -98,6 +104,7 @@ enum LogLine {
         metrics: ValidMetrics,
         greedy_bleu: Option<f64>,
         train_seconds: f64,
+        wall_seconds: f64,
     },
 }
 
@@ -335,6 +342,10 @@ fn greedy_bleu(
     Ok(seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())?.score)
 }
 
+fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    seqls_data::read::write_atomic(path, bytes).map_err(|e| e.to_string())
+}
+
 /// Appends one line to `log.jsonl` and counts it in `state.log_lines`.
 fn append_log(path: &Path, line: &LogLine, state: &mut TrainState) -> Result<(), String> {
     let text = serde_json::to_string(line).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -388,6 +399,9 @@ pub const SAFE_TO_CHANGE_ON_RESUME: &[&str] = &[
     "train.valid_every",
     "train.checkpoint_every",
     "train.valid_bleu",
+    "train.max_time",
+    "train.keep_last",
+    "train.average_last",
     "decode",
     "sweep",
 ];
@@ -441,11 +455,29 @@ pub fn changed_settings(saved: &ExperimentConfig, new: &ExperimentConfig) -> Vec
         .collect()
 }
 
-/// Wall-clock training seconds at a checkpoint (`timing.json`).
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// Time spent at a checkpoint (`timing.json`), summed over resumes.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize)]
 struct Timing {
     step: usize,
+    /// Seconds inside training updates.
     train_seconds: f64,
+    /// Wall-clock seconds of the whole run: data, tokenizer, updates, validation, checkpoints.
+    #[serde(default)]
+    wall_seconds: f64,
+}
+
+/// The clocks of a run: update time and wall-clock time, both carried over from earlier invocations.
+struct Clock {
+    train_seconds: f64,
+    wall_before: f64,
+    started: Instant,
+}
+
+impl Clock {
+    /// Wall-clock seconds of the run so far.
+    fn wall(&self) -> f64 {
+        self.wall_before + self.started.elapsed().as_secs_f64()
+    }
 }
 
 /// Seed of the dropout masks of update `step`.
@@ -461,6 +493,7 @@ fn step_seed(seed: u64, step: usize) -> u64 {
 /// config, the data, the tokenizer. The directory is then locked ([`RunLock`]) for the whole run, so a
 /// second process on the same directory fails at once naming this one.
 pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainSummary, String> {
+    let started = Instant::now();
     config.validate()?;
     let run = RunDir::new(&options.run_dir);
     if run.root.exists() && !run.root.is_dir() {
@@ -581,7 +614,11 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
         log_lines: Some(0),
         last_valid: None,
     };
-    let mut train_seconds = 0.0;
+    let mut clock = Clock {
+        train_seconds: 0.0,
+        wall_before: 0.0,
+        started,
+    };
     if let Some((saved, model_bytes, optim_bytes)) = saved_state {
         let origin = format!("{} (model section)", run.checkpoint().display());
         model = load_weights(model, model_bytes, &origin)?;
@@ -594,23 +631,26 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             saved.epoch + 1,
             saved.batch_in_epoch
         ));
-        train_seconds = std::fs::read_to_string(run.timing())
+        let timing = std::fs::read_to_string(run.timing())
             .ok()
             .and_then(|t| serde_json::from_str::<Timing>(&t).ok())
-            .map_or(0.0, |t| t.train_seconds);
+            .unwrap_or_default();
+        clock.train_seconds = timing.train_seconds;
+        clock.wall_before = timing.wall_seconds;
         state = saved;
     }
     let save_checkpoint = |model: &Transformer,
                            optimizer: &ModuleOptimizer,
                            state: &TrainState,
-                           train_seconds: f64|
+                           clock: &Clock|
      -> Result<(), String> {
         let (weights, optim) = checkpoint_bytes(model, optimizer)?;
         checkpoint::save(&run.checkpoint(), state, &weights, &optim)
             .map_err(|e| format!("{}: {e}", run.checkpoint().display()))?;
         let timing = Timing {
             step: state.step,
-            train_seconds,
+            train_seconds: clock.train_seconds,
+            wall_seconds: clock.wall(),
         };
         write_text(
             &run.timing(),
@@ -625,13 +665,16 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
     };
     // Whether this invocation changed anything (a resumed finished run changes nothing).
     let mut changed = false;
+    // How long the last validation took (seconds): the time limit keeps room for the final one.
+    let validation_cost = std::cell::Cell::new(0.0f64);
     // Validates, logs as epoch `epoch` (1-based), and keeps the best weights.
     let run_validation = |model: &Transformer,
                           state: &mut TrainState,
                           epoch: usize,
-                          train_seconds: f64,
+                          clock: &Clock,
                           with_bleu: bool|
      -> Result<ValidMetrics, String> {
+        let validation_started = Instant::now();
         let eval_model = model.valid();
         let inner = device.clone().inner();
         let metrics = validate(&eval_model, &valid_set.examples, config, &inner);
@@ -664,7 +707,8 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                 epoch,
                 metrics: metrics.clone(),
                 greedy_bleu: bleu,
-                train_seconds,
+                train_seconds: clock.train_seconds,
+                wall_seconds: clock.wall(),
             },
             state,
         )?;
@@ -675,8 +719,29 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                 .map_err(|e| e.to_string())?;
         }
         state.last_valid = Some((state.step, metrics.clone()));
+        validation_cost.set(validation_started.elapsed().as_secs_f64());
         Ok(metrics)
     };
+    // The weights at the end of each epoch (and where a limit stops the run), the last
+    // `keep_last` of them kept as `update-<step>.bpk`.
+    let keep_weights = |model: &Transformer, state: &TrainState| -> Result<(), String> {
+        if t.keep_last == 0 {
+            return Ok(());
+        }
+        write_atomic_bytes(
+            &run.kept_weights(state.step),
+            &weights_bytes(&model.valid())?,
+        )?;
+        for (_, old) in run.kept().into_iter().rev().skip(t.keep_last) {
+            std::fs::remove_file(&old).map_err(|e| format!("{}: {e}", old.display()))?;
+        }
+        Ok(())
+    };
+    let time_is_up = |clock: &Clock| {
+        t.max_time
+            .is_some_and(|limit| clock.wall() + validation_cost.get() >= limit.seconds())
+    };
+    let mut stopped_by = "epochs";
 
     'epochs: while state.epoch < t.max_epochs && state.step < max_steps {
         let plan = plan_batches(
@@ -703,6 +768,11 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             (0.0, 0.0, 0usize, Instant::now());
         while state.batch_in_epoch < plan.len() {
             if state.step >= max_steps {
+                stopped_by = "steps";
+                break 'epochs;
+            }
+            if time_is_up(&clock) {
+                stopped_by = "time";
                 break 'epochs;
             }
             let started = Instant::now();
@@ -736,7 +806,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             state.step += 1;
             state.batch_in_epoch += 1;
             state.target_tokens += n_tokens as u64;
-            train_seconds += started.elapsed().as_secs_f64();
+            clock.train_seconds += started.elapsed().as_secs_f64();
             window_loss += loss_sum;
             window_nll += nll_sum;
             window_tokens += n_tokens;
@@ -778,27 +848,56 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             changed = true;
             if t.valid_every > 0 && state.step % t.valid_every == 0 {
                 let epoch = state.epoch + 1;
-                run_validation(&model, &mut state, epoch, train_seconds, false)?;
+                run_validation(&model, &mut state, epoch, &clock, false)?;
             }
             if state.step % t.checkpoint_every.max(1) == 0 {
-                save_checkpoint(&model, &optimizer, &state, train_seconds)?;
+                save_checkpoint(&model, &optimizer, &state, &clock)?;
             }
         }
         bar.finish_and_clear();
         state.epoch += 1;
         state.batch_in_epoch = 0;
         let epoch = state.epoch;
-        run_validation(&model, &mut state, epoch, train_seconds, t.valid_bleu)?;
-        save_checkpoint(&model, &optimizer, &state, train_seconds)?;
+        run_validation(&model, &mut state, epoch, &clock, t.valid_bleu)?;
+        keep_weights(&model, &state)?;
+        save_checkpoint(&model, &optimizer, &state, &clock)?;
         changed = true;
+    }
+    if state.step >= max_steps && stopped_by == "epochs" && state.epoch < t.max_epochs {
+        stopped_by = "steps";
     }
     if state.last_valid.as_ref().map(|v| v.0) != Some(state.step) {
         let epoch = state.epoch + 1;
-        run_validation(&model, &mut state, epoch, train_seconds, false)?;
+        run_validation(&model, &mut state, epoch, &clock, false)?;
+        keep_weights(&model, &state)?;
         changed = true;
     }
+    if stopped_by == "time" {
+        log(format!(
+            "stopped by train.max_time ({}) after {:.0} s of wall-clock time, at update {}",
+            t.max_time.map(|m| m.to_string()).unwrap_or_default(),
+            clock.wall(),
+            state.step
+        ));
+    }
+    if t.average_last > 0 && changed {
+        let kept = run.kept();
+        let last: Vec<PathBuf> = kept
+            .iter()
+            .rev()
+            .take(t.average_last)
+            .rev()
+            .map(|(_, p)| p.clone())
+            .collect();
+        write_atomic_bytes(&run.average_model(), &average_weights(&last)?)?;
+        log(format!(
+            "averaged the weights of {} checkpoints into {}",
+            last.len(),
+            run.average_model().display()
+        ));
+    }
     if changed {
-        save_checkpoint(&model, &optimizer, &state, train_seconds)?;
+        save_checkpoint(&model, &optimizer, &state, &clock)?;
     }
     let final_valid = state.last_valid.as_ref().map(|v| v.1.clone());
     let summary = TrainSummary {
@@ -807,8 +906,10 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
         best_valid_nll: state.best_valid_nll,
         best_step: state.best_step,
         final_valid,
-        train_seconds,
-        target_tokens_per_sec: state.target_tokens as f64 / train_seconds.max(1e-9),
+        train_seconds: clock.train_seconds,
+        wall_seconds: clock.wall(),
+        stopped_by: stopped_by.to_string(),
+        target_tokens_per_sec: state.target_tokens as f64 / clock.train_seconds.max(1e-9),
         threads: options.threads,
         train_pairs: train_set.examples.len(),
         filtered_long: train_set.filtered_long,

@@ -177,3 +177,49 @@ fn validation_nll_falls_epoch_over_epoch() {
     // A uniform guess over the 600 ids gives ln 600 = 6.4 nats.
     assert!(nll[3] < 5.0, "validation NLL {nll:?}");
 }
+
+#[test]
+fn a_time_limit_stops_cleanly_and_averaging_is_the_parameter_mean() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = tiny_config(0);
+    c.train.max_epochs = 1000;
+    c.train.keep_last = 3;
+    c.train.average_last = 3;
+    c.train.max_time = Some("1.5s".parse().unwrap());
+    let summary = train(&c, &options(dir.path(), false, 1)).unwrap();
+    assert_eq!(summary.stopped_by, "time");
+    assert!(summary.epochs_completed < 1000);
+    // The limit keeps room for the last validation: the run ends near it, not long after.
+    assert!(summary.wall_seconds < 1.5 + 1.0, "{}", summary.wall_seconds);
+    let kept = seqls_train::RunDir::new(dir.path()).kept();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    let values: Vec<Vec<f32>> = kept
+        .iter()
+        .map(|(_, p)| parameter_values(&dir, std::fs::read(p).unwrap()))
+        .collect();
+    let average = parameter_values(
+        &dir,
+        std::fs::read(dir.path().join("model-average.bpk")).unwrap(),
+    );
+    for (i, a) in average.iter().enumerate() {
+        let mean = values.iter().map(|v| f64::from(v[i])).sum::<f64>() / 3.0;
+        assert!(
+            (f64::from(*a) - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+            "{a} vs {mean}"
+        );
+    }
+    // The run's model is now the average.
+    let (_, _, model) = seqls_train::RunDir::new(dir.path())
+        .load_model(&Device::flex())
+        .unwrap();
+    let mut collect = Vec::new();
+    struct Collect<'a>(&'a mut Vec<f32>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(param.val().into_data().iter::<f32>());
+        }
+    }
+    model.visit(&mut Collect(&mut collect));
+    assert_eq!(collect, average);
+}

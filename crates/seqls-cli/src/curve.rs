@@ -1,0 +1,39 @@
+//! `seqls curve`: time to BLEU from a run's kept weights and its own log.
+
+use clap::Args;
+use seqls_train::RunDir;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct CurveArgs {
+    /// Run directory trained with train.keep_last > 0
+    run: PathBuf,
+    /// Split to decode: test, val or train
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[command(flatten)]
+    search: crate::decode::SearchArgs,
+    #[command(flatten)]
+    device: crate::DeviceArgs,
+}
+
+/// Decodes the split with each kept checkpoint (and the average) and writes
+/// `RUN/curve-<split>-beam<K>.{json,md,png,svg}`: BLEU against wall-clock minutes of training.
+pub fn run(args: CurveArgs) -> anyhow::Result<()> {
+    let (device, threads) = args.device.resolve()?;
+    let run = RunDir::new(&args.run);
+    let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
+    let search = args.search.apply(
+        config.decode.clone(),
+        config.model.max_len.saturating_sub(1).max(1),
+    )?;
+    let split = seqls_data::corpus::canonical_split(&args.split)?;
+    let curve = seqls_sweep::curve::time_to_bleu(&run, split, &search, &device, threads)?;
+    let stem = run
+        .root
+        .join(format!("curve-{split}-beam{}", search.beam_size));
+    curve.write(&stem)?;
+    print!("{}", curve.markdown());
+    println!("wrote {}.{{json,md,png,svg}}", stem.display());
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! Time to BLEU: the test BLEU of the weights a run kept (`train.keep_last`) against the wall-clock
+//! time at which training wrote them, read from the run's own `log.jsonl`; plus the averaged weights.
+
+use anyhow::{Context, bail};
+use seqls_data::corpus::encode_pairs;
+use seqls_decode::SearchConfig;
+use seqls_eval::{BleuOptions, corpus_bleu};
+use seqls_model::translate;
+use seqls_plot::{LineChart, Series};
+use seqls_train::RunDir;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One point of the curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// `update-<N>.bpk`, or `model-average.bpk`.
+    pub weights: String,
+    pub update: usize,
+    pub epoch: usize,
+    /// Wall-clock minutes of the run when the weights were written (data loading, updates and
+    /// validation included; summed over resumes).
+    pub wall_minutes: f64,
+    /// sacreBLEU (cased, 13a) of the split decoded with the search below.
+    pub bleu: f64,
+    /// Greedy BLEU on the validation split logged by training at that update, when it was computed.
+    pub valid_greedy_bleu: Option<f64>,
+}
+
+/// The curve of a run on one split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Curve {
+    pub split: String,
+    pub beam: usize,
+    pub points: Vec<CurvePoint>,
+}
+
+/// A validation line of `log.jsonl`.
+#[derive(Debug, Deserialize)]
+struct ValidLine {
+    kind: String,
+    step: usize,
+    epoch: usize,
+    greedy_bleu: Option<f64>,
+    #[serde(default)]
+    wall_seconds: Option<f64>,
+}
+
+fn valid_lines(run: &RunDir) -> anyhow::Result<Vec<ValidLine>> {
+    let text =
+        std::fs::read_to_string(run.log()).with_context(|| run.log().display().to_string())?;
+    let mut lines = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let parsed: ValidLine = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a log line", run.log().display(), i + 1))?;
+        if parsed.kind == "valid" {
+            lines.push(parsed);
+        }
+    }
+    Ok(lines)
+}
+
+/// Decodes `split` with every kept weight file of `run` (and the average, if any) and pairs each BLEU
+/// with the wall-clock time of the update that wrote the weights.
+pub fn time_to_bleu(
+    run: &RunDir,
+    split: &str,
+    search: &SearchConfig,
+    device: &burn::tensor::Device,
+    threads: usize,
+) -> anyhow::Result<Curve> {
+    let log = valid_lines(run)?;
+    let mut weights: Vec<(usize, std::path::PathBuf)> = run.kept();
+    if weights.is_empty() {
+        bail!(
+            "{}: no kept weights (update-<N>.bpk): train with train.keep_last > 0",
+            run.root.display()
+        );
+    }
+    let last_update = weights.last().map_or(0, |w| w.0);
+    if run.average_model().exists() {
+        weights.push((last_update, run.average_model()));
+    }
+    let mut points = vec![];
+    for (update, path) in weights {
+        let Some(line) = log.iter().rev().find(|l| l.step == update) else {
+            bail!(
+                "{}: no validation at update {update} in {}",
+                path.display(),
+                run.log().display()
+            );
+        };
+        let Some(wall) = line.wall_seconds else {
+            bail!(
+                "{}: the log has no wall-clock times (written by an older seqls)",
+                run.log().display()
+            );
+        };
+        let (config, tokenizer, model) = run
+            .load_model_with(device, Some(&path))
+            .map_err(anyhow::Error::msg)?;
+        let text = config.data.load_split(split)?;
+        let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
+        let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
+        let nbests = translate(&model, &sources, search, device, 64, threads, |_| {});
+        let mut hyps = vec![String::new(); text.pairs.len()];
+        for (example, nbest) in encoded.examples.iter().zip(&nbests) {
+            if let Some(best) = nbest.first() {
+                hyps[example.index] = tokenizer.decode(&best.tokens)?;
+            }
+        }
+        let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
+        let bleu =
+            corpus_bleu(&hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "{name}: update {update}, {:.1} min, BLEU {:.2}",
+            wall / 60.0,
+            bleu.score
+        );
+        points.push(CurvePoint {
+            weights: name,
+            update,
+            epoch: line.epoch,
+            wall_minutes: wall / 60.0,
+            bleu: bleu.score,
+            valid_greedy_bleu: line.greedy_bleu,
+        });
+    }
+    Ok(Curve {
+        split: split.to_string(),
+        beam: search.beam_size,
+        points,
+    })
+}
+
+impl Curve {
+    /// A Markdown table, one row per point.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "| weights | update | epoch | wall-clock min | {} BLEU (beam {}) | valid greedy BLEU |\n|---|---|---|---|---|---|\n",
+            self.split, self.beam
+        );
+        for p in &self.points {
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {:.2} | {} |\n",
+                p.weights,
+                p.update,
+                p.epoch,
+                p.wall_minutes,
+                p.bleu,
+                p.valid_greedy_bleu
+                    .map_or("–".into(), |b| format!("{b:.2}"))
+            ));
+        }
+        out
+    }
+
+    /// Writes `<stem>.json`, `<stem>.md` and the figure `<stem>.png/.svg`.
+    pub fn write(&self, stem: &Path) -> anyhow::Result<()> {
+        let with = |ext: &str| stem.with_extension(ext);
+        seqls_data::read::write_atomic(
+            &with("json"),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )?;
+        seqls_data::read::write_atomic(&with("md"), self.markdown().as_bytes())?;
+        let (epochs, average): (Vec<&CurvePoint>, Vec<&CurvePoint>) = self
+            .points
+            .iter()
+            .partition(|p| p.weights.starts_with("update-"));
+        let mut series = vec![Series {
+            label: "kept weights".into(),
+            points: epochs.iter().map(|p| (p.wall_minutes, p.bleu)).collect(),
+        }];
+        if !average.is_empty() {
+            series.push(Series {
+                label: "average of the kept weights".into(),
+                points: average.iter().map(|p| (p.wall_minutes, p.bleu)).collect(),
+            });
+        }
+        let chart = LineChart {
+            title: format!(
+                "{} BLEU (beam {}) vs wall-clock training time",
+                self.split, self.beam
+            ),
+            x_label: "wall-clock minutes of training".into(),
+            y_label: "BLEU".into(),
+            series,
+            log2_x: false,
+        };
+        seqls_plot::save(&chart, stem).map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+}

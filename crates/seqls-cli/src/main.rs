@@ -4,6 +4,7 @@
 mod average;
 mod bench;
 mod bleu;
+mod block_cache;
 mod corpus;
 mod curve;
 mod decode;
@@ -13,6 +14,9 @@ mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOCATOR: block_cache::BlockCache = block_cache::BlockCache;
 
 #[derive(Parser)]
 #[command(
@@ -53,15 +57,14 @@ enum Command {
     Corpus(corpus::CorpusCommand),
 }
 
-/// glibc's allocator returns large blocks to the kernel on `free` (they are `mmap`ed above a threshold
-/// that starts at 128 KiB), so every fresh activation or logits tensor page-faults on first touch: ~20%
-/// of a training step went to the kernel. Keeping freed memory in the process instead cut the page
-/// faults 3× and the kernel time 40% in `seqls bench train`.
+/// Large blocks (256 KiB and more) are kept for reuse by [`block_cache::BlockCache`]; this keeps
+/// glibc from returning the smaller ones to the kernel as well: blocks below 32 MiB (the largest
+/// mmap threshold glibc accepts) come from its heap, which is never trimmed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }

@@ -5,8 +5,8 @@
 //! burn's `nn::Dropout` draws its mask element by element through a generic distribution sampler and
 //! then multiplies twice (mask, then scale); on the CPU that was about 15% of a training step. Here the
 //! mask, already scaled, comes from a wyrand generator (one 64-bit multiply per two elements) and is
-//! applied with one multiplication. Each thread has its own generator, reseeded by [`seed`] before every
-//! shard of every update (the trainer runs a batch's shards on threads of their own), so masks are a
+//! applied with one multiplication. Each thread has its own generator, reseeded by [`seeded`] for every
+//! shard of every update (the trainer runs a batch's shards as tasks of a thread pool), so masks are a
 //! function of `(seed, update, shard)` and a resumed run stays bit-identical.
 
 use burn::module::Module;
@@ -20,6 +20,26 @@ thread_local! {
 /// Reseeds the dropout masks that [`Dropout`] draws on the calling thread.
 pub fn seed(seed: u64) {
     STATE.set(seed ^ 0x853c_49e6_748f_ea9b);
+}
+
+/// Reseeds the calling thread's masks until the guard is dropped, then restores the generator as it
+/// was. A work-stealing thread pool may run a second shard on a thread while the first waits inside
+/// an operation (nested, last in first out); each shard's masks stay a function of its own seed.
+pub fn seeded(seed: u64) -> SeedGuard {
+    let saved = STATE.get();
+    self::seed(seed);
+    SeedGuard { saved }
+}
+
+/// Restores the thread's mask generator when dropped (see [`seeded`]).
+pub struct SeedGuard {
+    saved: u64,
+}
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        STATE.set(self.saved);
+    }
 }
 
 /// wyrand: the next 64 random bits.

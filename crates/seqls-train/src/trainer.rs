@@ -185,7 +185,7 @@ fn shard_pass(
     dropout_seed: u64,
     device: &Device,
 ) -> ShardPass {
-    seqls_model::dropout::seed(step_seed(dropout_seed, index));
+    let _masks = seqls_model::dropout::seeded(step_seed(dropout_seed, index));
     let replica = model.clone().fork(device);
     let tensors = BatchTensors::new(shard, device);
     let logits = replica.forward(tensors.src, tensors.tgt_in, PAD).logits;
@@ -235,28 +235,20 @@ pub fn update(
     let passes: Vec<ShardPass> = if workers == 1 {
         (0..n_shards).map(|i| pass(&model, i)).collect()
     } else {
-        // Scoped OS threads, not a work-stealing pool: the dropout generator is per thread, and a
-        // shard must not be interleaved with another on the same thread.
-        let mut passes: Vec<(usize, ShardPass)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|w| {
-                    let (model, pass) = (model.clone(), &pass);
-                    scope.spawn(move || {
-                        (w..n_shards)
-                            .step_by(workers)
-                            .map(|i| (i, pass(&model, i)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                // Cannot fail: re-raises a panic of a shard thread (a bug, not bad input) on this thread.
-                .flat_map(|h| h.join().expect("training shard thread panicked"))
-                .collect()
+        // The shards are tasks of the global rayon pool (`--threads` threads), which burn's parallel
+        // gemm joins from inside a task: never more busy threads than cores, and a thread waiting in
+        // one shard's gemm helps with the other's. Dropout masks survive this nesting
+        // (`dropout::seeded` restores the generator of the interrupted shard).
+        let mut slots: Vec<Option<ShardPass>> = (0..n_shards).map(|_| None).collect();
+        rayon::scope(|scope| {
+            for (i, slot) in slots.iter_mut().enumerate() {
+                let (model, pass) = (&model, &pass);
+                scope.spawn(move |_| *slot = Some(pass(model, i)));
+            }
         });
-        passes.sort_by_key(|(i, _)| *i);
-        passes.into_iter().map(|(_, p)| p).collect()
+        // Cannot fail: `rayon::scope` returns after every spawned task has filled its slot (a panic
+        // in a task is re-raised by the scope).
+        slots.into_iter().map(|p| p.expect("shard ran")).collect()
     };
     let mut outcome = StepOutcome {
         loss_sum: 0.0,

@@ -98,30 +98,9 @@ impl Batch {
             .collect()
     }
 
-    /// `true` where the source is `<pad>`, shape `[rows, src_len]`.
-    pub fn src_pad_mask(&self) -> Vec<bool> {
-        self.src.iter().map(|&t| t == PAD).collect()
-    }
-
     /// Number of non-pad target tokens (`</s>` included): the loss normaliser.
     pub fn target_tokens(&self) -> usize {
         self.tgt_out.iter().filter(|&&t| t != PAD).count()
-    }
-
-    /// Fraction of all source and target cells that are padding.
-    pub fn padding_fraction(&self) -> f64 {
-        let cells = self.src.len() + self.tgt_out.len();
-        let pads = self
-            .src
-            .iter()
-            .chain(&self.tgt_out)
-            .filter(|&&t| t == PAD)
-            .count();
-        if cells == 0 {
-            0.0
-        } else {
-            pads as f64 / cells as f64
-        }
     }
 }
 

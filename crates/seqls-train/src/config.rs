@@ -2,6 +2,7 @@
 //! sections. Command-line flags override keys; the effective config is written next to every output.
 
 use crate::duration::WallClock;
+use crate::schedule::Schedule;
 use seqls_data::DataConfig;
 use seqls_decode::SearchConfig;
 use seqls_model::{ModelConfig, Normalize, SmoothingVariant};
@@ -16,9 +17,11 @@ pub struct TrainConfig {
     pub alpha: f64,
     pub ls_variant: SmoothingVariant,
     pub normalize: Normalize,
-    /// Peak learning rate, reached after `warmup_steps` (inverse-square-root schedule).
+    /// Peak learning rate, reached after `warmup_steps` updates of linear warm-up.
     pub lr: f64,
     pub warmup_steps: usize,
+    /// Decay after the warm-up: `inverse-sqrt` (default) or `linear-decay` (to 0 at `max_steps`).
+    pub schedule: Schedule,
     /// Adam β₁, β₂ and ε.
     pub adam_betas: (f32, f32),
     pub adam_epsilon: f32,
@@ -61,6 +64,7 @@ impl Default for TrainConfig {
             normalize: Normalize::Tokens,
             lr: 1e-3,
             warmup_steps: 1000,
+            schedule: Schedule::InverseSqrt,
             adam_betas: (0.9, 0.98),
             adam_epsilon: 1e-9,
             clip_norm: 1.0,
@@ -166,6 +170,12 @@ impl ExperimentConfig {
             return Err(format!(
                 "train.adam_epsilon must be positive, got {}",
                 t.adam_epsilon
+            ));
+        }
+        if t.schedule == Schedule::LinearDecay && t.max_steps <= t.warmup_steps {
+            return Err(format!(
+                "train.schedule = \"linear-decay\" decays to 0 at train.max_steps, which must exceed train.warmup_steps ({}), got {}",
+                t.warmup_steps, t.max_steps
             ));
         }
         if t.average_last > t.keep_last {

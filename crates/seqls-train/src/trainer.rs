@@ -14,7 +14,7 @@ use crate::lock::RunLock;
 use crate::run::{
     RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,
 };
-use crate::schedule::inverse_sqrt_lr;
+use crate::schedule::learning_rate;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -578,13 +578,15 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
     }
     write_text(&run.config(), &config.to_toml())?;
     log(format!(
-        "data: {} train pairs ({} empty skipped, {} longer than {} tokens filtered), {} validation pairs; vocabulary {}",
+        "data: {} train pairs ({} empty skipped, {} longer than {} tokens filtered), {} validation pairs; vocabulary {}; length-sorted batches of ≤ {} tokens are {:.1}% padding",
         train_set.examples.len(),
         train_text.stats.skipped_empty,
         train_set.filtered_long,
         config.data.max_len,
         valid_set.examples.len(),
-        tokenizer.vocab_size()
+        tokenizer.vocab_size(),
+        config.data.max_tokens,
+        100.0 * seqls_data::batch::padding_fraction(&train_set.examples, config.data.max_tokens)
     ));
 
     let t = &config.train;
@@ -769,7 +771,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             }
             let started = Instant::now();
             let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
-            let lr = inverse_sqrt_lr(t.lr, t.warmup_steps, state.step + 1);
+            let lr = learning_rate(t.schedule, t.lr, t.warmup_steps, t.max_steps, state.step + 1);
             let (updated, outcome) = update(
                 model,
                 &mut optimizer,

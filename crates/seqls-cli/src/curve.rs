@@ -22,11 +22,7 @@ pub struct CurveArgs {
 pub fn run(args: CurveArgs) -> anyhow::Result<()> {
     let (device, threads) = args.device.resolve()?;
     let run = RunDir::new(&args.run);
-    let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
-    let search = args.search.apply(
-        config.decode.clone(),
-        config.model.max_len.saturating_sub(1).max(1),
-    )?;
+    let (_, search) = args.search.for_run(&run)?;
     let split = seqls_data::corpus::canonical_split(&args.split)?;
     let curve = seqls_sweep::curve::time_to_bleu(&run, split, &search, &device, threads)?;
     let stem = run

@@ -47,6 +47,19 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
+    /// The run's config, and its search config with these flags applied (checked against the run's
+    /// model limit, `model.max_len − 1` output tokens), without loading the weights.
+    pub fn for_run(
+        &self,
+        run: &RunDir,
+    ) -> anyhow::Result<(seqls_train::ExperimentConfig, SearchConfig)> {
+        let config =
+            seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
+        let limit = config.model.max_len.saturating_sub(1).max(1);
+        let search = self.apply(config.decode.clone(), limit)?;
+        Ok((config, search))
+    }
+
     /// The run's search config with these flags applied, checked against a model that can produce
     /// at most `max_output_len` tokens before `</s>`.
     pub fn apply(

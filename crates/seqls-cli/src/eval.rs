@@ -45,11 +45,7 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let (device, threads) = args.device.resolve()?;
     let run = RunDir::new(&args.model);
-    let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
-    let search = args.search.apply(
-        config.decode.clone(),
-        config.model.max_len.saturating_sub(1).max(1),
-    )?;
+    let (_, search) = args.search.for_run(&run)?;
     let split = seqls_data::corpus::canonical_split(&args.split)?;
     let output = args.output.unwrap_or_else(|| {
         run.root

@@ -136,26 +136,7 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    remove_stale_temporaries(&dir, Some(&name));
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut file| {
-        write(&mut file)?;
-        file.flush()?;
-        file.sync_all()
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(&tmp, e));
-    }
+    let tmp = write_temporary(path, write)?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         DataError::io(path, e)
@@ -173,28 +154,12 @@ pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
         }
     };
     for (path, contents) in files {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            cleanup(&written);
-            return Err(DataError::io(&dir, e));
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        remove_stale_temporaries(&dir, Some(&name));
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = std::fs::File::create(&tmp).and_then(|mut file| {
-            file.write_all(contents)?;
-            file.sync_all()
-        });
-        written.push((tmp.clone(), path));
-        if let Err(e) = result {
-            cleanup(&written);
-            return Err(DataError::io(&tmp, e));
+        match write_temporary(path, |file| file.write_all(contents)) {
+            Ok(tmp) => written.push((tmp, path)),
+            Err(e) => {
+                cleanup(&written);
+                return Err(e);
+            }
         }
     }
     for (i, (tmp, path)) in written.iter().enumerate() {
@@ -204,6 +169,37 @@ pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the temporary file `.NAME.PID.tmp` next to `path` (creating the directory, removing stale
+/// temporaries of `path` first), flushed to disk; returns its path. On failure it is removed.
+fn write_temporary(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    remove_stale_temporaries(&dir, Some(&name));
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        write(&mut file)?;
+        file.flush()?;
+        file.sync_all()
+    });
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(DataError::io(&tmp, e))
+        }
+    }
 }
 
 /// The process id in a temporary file name `.NAME.PID.tmp` written by [`write_atomic`], with `NAME`.

@@ -46,7 +46,7 @@ impl std::str::FromStr for WallClock {
                 _ => return Err(bad()),
             }
         }
-        if !number.is_empty() || !(total.is_finite() && total > 0.0) {
+        if !(number.is_empty() && total.is_finite() && total > 0.0) {
             return Err(bad());
         }
         Ok(WallClock(total))

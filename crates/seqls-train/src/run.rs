@@ -186,16 +186,7 @@ fn stable_ids(model: &Transformer) -> Result<(Vec<u8>, BTreeMap<u64, u64>), Stri
         .into_bytes()
         .map_err(|e| format!("serialising the weights: {e}"))?;
     let reader = read_pack(bytes.to_vec())?;
-    let metadata: Vec<(String, String)> = reader
-        .metadata()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let scalars: Vec<(String, burn_pack::Scalar)> = reader
-        .scalars()
-        .iter()
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    let (metadata, scalars) = pack_parts(&reader);
     let mut tensors = reader
         .into_tensors()
         .map_err(|e| format!("reading the weights: {e}"))?;
@@ -208,6 +199,23 @@ fn stable_ids(model: &Transformer) -> Result<(Vec<u8>, BTreeMap<u64, u64>), Stri
         }
     }
     Ok((write_pack(tensors, metadata, scalars)?, ids))
+}
+
+/// The metadata and scalar entries of a burnpack, as [`write_pack`] takes them.
+type PackParts = (Vec<(String, String)>, Vec<(String, burn_pack::Scalar)>);
+
+fn pack_parts(reader: &burn_pack::Reader) -> PackParts {
+    let metadata = reader
+        .metadata()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let scalars = reader
+        .scalars()
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    (metadata, scalars)
 }
 
 fn read_pack(bytes: Vec<u8>) -> Result<burn_pack::Reader, String> {
@@ -247,16 +255,7 @@ pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, String> {
         read_pack(bytes).map_err(|e| format!("{}: {e}", path.display()))
     };
     let base = read(first)?;
-    let metadata: Vec<(String, String)> = base
-        .metadata()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let scalars: Vec<(String, burn_pack::Scalar)> = base
-        .scalars()
-        .iter()
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    let (metadata, scalars) = pack_parts(&base);
     let base_tensors = base
         .into_tensors()
         .map_err(|e| format!("{}: {e}", first.display()))?;

@@ -771,7 +771,13 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             }
             let started = Instant::now();
             let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
-            let lr = learning_rate(t.schedule, t.lr, t.warmup_steps, t.max_steps, state.step + 1);
+            let lr = learning_rate(
+                t.schedule,
+                t.lr,
+                t.warmup_steps,
+                t.max_steps,
+                state.step + 1,
+            );
             let (updated, outcome) = update(
                 model,
                 &mut optimizer,

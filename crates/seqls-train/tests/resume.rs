@@ -40,14 +40,21 @@ fn options(dir: &std::path::Path, resume: bool, threads: usize) -> TrainOptions 
     }
 }
 
-/// Every float parameter of the model stored in `bytes`, in visiting order.
-fn parameter_values(dir: &tempfile::TempDir, bytes: Vec<u8>) -> Vec<f32> {
+/// Every float parameter of `model`, in visiting order.
+fn model_values(model: &seqls_model::Transformer) -> Vec<f32> {
     struct Collect(Vec<f32>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             self.0.extend(param.val().into_data().iter::<f32>());
         }
     }
+    let mut collect = Collect(vec![]);
+    model.visit(&mut collect);
+    collect.0
+}
+
+/// Every float parameter of the model stored in `bytes`, in visiting order.
+fn parameter_values(dir: &tempfile::TempDir, bytes: Vec<u8>) -> Vec<f32> {
     let device = Device::flex();
     let config = ExperimentConfig::load(&dir.path().join("config.toml")).unwrap();
     let tokenizer = seqls_data::SubwordTokenizer::load(&dir.path().join("tokenizer.json")).unwrap();
@@ -57,9 +64,7 @@ fn parameter_values(dir: &tempfile::TempDir, bytes: Vec<u8>) -> Vec<f32> {
         "test",
     )
     .unwrap();
-    let mut collect = Collect(vec![]);
-    model.visit(&mut collect);
-    collect.0
+    model_values(&model)
 }
 
 #[test]
@@ -113,7 +118,8 @@ fn resumed_training_is_bit_identical_to_uninterrupted_training() {
     // (The state headers differ here: the interrupted run validated once more, at its last update.)
     assert!(model_a == model_b, "the checkpoint weights differ");
     assert!(optim_a == optim_b, "the Adam states differ");
-    for f in ["model-best.bpk"] {
+    {
+        let f = "model-best.bpk";
         let (a, b) = (
             std::fs::read(whole.path().join(f)).unwrap(),
             std::fs::read(parts.path().join(f)).unwrap(),
@@ -213,13 +219,5 @@ fn a_time_limit_stops_cleanly_and_averaging_is_the_parameter_mean() {
     let (_, _, model) = seqls_train::RunDir::new(dir.path())
         .load_model(&Device::flex())
         .unwrap();
-    let mut collect = Vec::new();
-    struct Collect<'a>(&'a mut Vec<f32>);
-    impl ModuleVisitor for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.extend(param.val().into_data().iter::<f32>());
-        }
-    }
-    model.visit(&mut Collect(&mut collect));
-    assert_eq!(collect, average);
+    assert_eq!(model_values(&model), average);
 }

@@ -51,7 +51,8 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// The device to train on (without autodiff; it is added here).
     pub device: Device,
-    /// Threads used on the CPU: at most this many shards of a batch run at once.
+    /// Threads used on the CPU (the size of the global rayon pool, set by the caller): with 1 the
+    /// shards of a batch run one after the other on the calling thread, else as tasks of that pool.
     pub threads: usize,
 }
 
@@ -209,8 +210,8 @@ fn shard_pass(
 ///
 /// Data parallelism on the CPU (a burn-flex op gains little from a second thread at these sizes): the
 /// batch's rows are split into `t.shards` shards ([`Batch::split_rows`]), whose forward and backward
-/// passes run on up to `threads` threads at once; the shard gradients are summed in shard order, so the
-/// result depends on `t.shards` but not on `threads`. Dropout masks are a function of
+/// passes run as tasks of the global rayon pool (in turn on this thread when `threads` is 1); the shard
+/// gradients are summed in shard order, so the result depends on `t.shards` but not on `threads`. Dropout masks are a function of
 /// `(dropout_seed, shard)`. A non-finite loss leaves the model unchanged (the caller stops).
 pub fn update(
     model: Transformer,

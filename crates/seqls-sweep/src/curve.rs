@@ -1,11 +1,9 @@
 //! Time to BLEU: the test BLEU of the weights a run kept (`train.keep_last`) against the wall-clock
 //! time at which training wrote them, read from the run's own `log.jsonl`; plus the averaged weights.
 
+use crate::evaluate::decode_split;
 use anyhow::{Context, bail};
-use seqls_data::corpus::encode_pairs;
 use seqls_decode::SearchConfig;
-use seqls_eval::{BleuOptions, corpus_bleu};
-use seqls_model::translate;
 use seqls_plot::{LineChart, Series};
 use seqls_train::RunDir;
 use serde::{Deserialize, Serialize};
@@ -81,6 +79,9 @@ pub fn time_to_bleu(
     if run.average_model().exists() {
         weights.push((last_update, run.average_model()));
     }
+    let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
+    let tokenizer = seqls_data::SubwordTokenizer::load(&run.tokenizer())?;
+    let text = config.data.load_split(split)?;
     let mut points = vec![];
     for (update, path) in weights {
         let Some(line) = log.iter().rev().find(|l| l.step == update) else {
@@ -96,22 +97,10 @@ pub fn time_to_bleu(
                 run.log().display()
             );
         };
-        let (config, tokenizer, model) = run
+        let (_, _, model) = run
             .load_model_with(device, Some(&path))
             .map_err(anyhow::Error::msg)?;
-        let text = config.data.load_split(split)?;
-        let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
-        let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
-        let nbests = translate(&model, &sources, search, device, 64, threads, |_| {});
-        let mut hyps = vec![String::new(); text.pairs.len()];
-        for (example, nbest) in encoded.examples.iter().zip(&nbests) {
-            if let Some(best) = nbest.first() {
-                hyps[example.index] = tokenizer.decode(&best.tokens)?;
-            }
-        }
-        let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
-        let bleu =
-            corpus_bleu(&hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+        let bleu = decode_split(&model, &tokenizer, &text, search, device, threads)?.bleu;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_string())

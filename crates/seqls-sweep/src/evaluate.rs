@@ -225,6 +225,55 @@ fn teacher_forced_report(
     Ok(report)
 }
 
+/// A split decoded with one search and scored with BLEU.
+pub struct Decoded {
+    /// The encoded pairs (those with both sides non-empty), in corpus order.
+    pub encoded: seqls_data::EncodedCorpus,
+    /// Per encoded pair, the n-best hypotheses.
+    pub nbests: Vec<Vec<seqls_decode::Hypothesis>>,
+    /// Per pair of the split, the detokenised best hypothesis (empty for pairs not encoded).
+    pub hyps: Vec<String>,
+    /// The reference stream.
+    pub refs: Vec<Vec<String>>,
+    /// sacreBLEU (cased, 13a) of `hyps` against `refs`.
+    pub bleu: BleuReport,
+    /// Wall-clock seconds of the decoding.
+    pub seconds: f64,
+}
+
+/// Decodes every pair of `text` with `search` and scores the best hypotheses with BLEU. Pairs with an
+/// empty side are not decoded; their references still count, against empty hypotheses.
+pub fn decode_split(
+    model: &Transformer,
+    tokenizer: &SubwordTokenizer,
+    text: &ParallelText,
+    search: &SearchConfig,
+    device: &Device,
+    threads: usize,
+) -> anyhow::Result<Decoded> {
+    let encoded = encode_pairs(tokenizer, &text.pairs, None)?;
+    let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
+    let started = std::time::Instant::now();
+    let nbests = translate(model, &sources, search, device, 64, threads, |_| {});
+    let seconds = started.elapsed().as_secs_f64();
+    let mut hyps = vec![String::new(); text.pairs.len()];
+    for (example, nbest) in encoded.examples.iter().zip(&nbests) {
+        if let Some(best) = nbest.first() {
+            hyps[example.index] = tokenizer.decode(&best.tokens)?;
+        }
+    }
+    let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
+    let bleu = corpus_bleu(&hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+    Ok(Decoded {
+        encoded,
+        nbests,
+        hyps,
+        refs,
+        bleu,
+        seconds,
+    })
+}
+
 /// Evaluates `run` on `split` with `search`; writes `output` (JSON), the hypotheses next to it
 /// (`.hyp.txt`) and the reliability diagrams (`-reliability.png/.svg`).
 pub fn evaluate(
@@ -242,24 +291,14 @@ pub fn evaluate(
     if text.pairs.is_empty() {
         bail!("split {split} is empty");
     }
-    let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
-    let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
-    let started = std::time::Instant::now();
-    let nbests = translate(&model, &sources, search, device, 64, threads, |_| {});
-    let secs = started.elapsed().as_secs_f64();
-    let hyps: Vec<String> = nbests
-        .iter()
-        // Cannot fail: the sources are non-empty, and beam search finishes at least one hypothesis for each.
-        .map(|n| tokenizer.decode(&n[0].tokens))
-        .collect::<Result<_, _>>()?;
-    // Pairs with an empty side are not encoded; their references still count, with empty hypotheses.
-    let mut all_hyps = vec![String::new(); text.pairs.len()];
-    for (example, hyp) in encoded.examples.iter().zip(&hyps) {
-        all_hyps[example.index] = hyp.clone();
-    }
-    let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
-    let bleu =
-        corpus_bleu(&all_hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+    let Decoded {
+        encoded,
+        nbests,
+        hyps: all_hyps,
+        refs,
+        bleu,
+        seconds: secs,
+    } = decode_split(&model, &tokenizer, &text, search, device, threads)?;
     let (chrf, chrf_signature) = corpus_chrf(&all_hyps, &refs).map_err(anyhow::Error::msg)?;
     let hyp_path = output.with_extension("hyp.txt");
     seqls_data::read::write_lines(&hyp_path, all_hyps.iter().map(String::as_str))?;
@@ -323,7 +362,7 @@ pub fn evaluate(
         length_ratio: bleu.ratio,
         chrf,
         chrf_signature,
-        sentences_per_sec: hyps.len() as f64 / secs.max(1e-9),
+        sentences_per_sec: encoded.examples.len() as f64 / secs.max(1e-9),
         inference,
         teacher_forced: tf.at_1,
         fitted_temperature: tf.fitted_temperature,

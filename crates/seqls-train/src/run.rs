@@ -346,44 +346,47 @@ pub fn load_weights(
             "{origin}: not a model weights file (empty, truncated or corrupt)"
         ));
     };
-    let expected = weights_bytes(&model)
-        .ok()
-        .and_then(tensor_shapes)
-        .unwrap_or_default();
-    for (name, shape) in &expected {
-        match found.iter().find(|(n, _)| n == name) {
-            None => {
-                return Err(format!(
-                    "{origin}: the weights have no tensor {name}: they were saved for another model shape (config.toml changed since training?)"
-                ));
-            }
-            Some((_, file_shape)) if file_shape != shape => {
-                let vocab_tensor = name.contains("embedding") || name.starts_with("output");
-                let what = if vocab_tensor
-                    && file_shape.len() == 2
-                    && shape.len() == 2
-                    && file_shape[1] == shape[1]
-                {
-                    format!(
-                        "the weights are for a vocabulary of {} ids but the tokenizer has {}: tokenizer.json does not belong to these weights",
-                        file_shape[0], shape[0]
-                    )
-                } else {
-                    "they were saved for another model shape (config.toml changed since training?)"
-                        .to_string()
-                };
-                return Err(format!(
-                    "{origin}: {name} is {file_shape:?} in the file but {shape:?} in the model: {what}"
-                ));
-            }
-            Some(_) => {}
-        }
-    }
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| format!("{origin}: not a model weights file ({e})"))?;
-    model
-        .try_load_record(record)
-        .map_err(|e| format!("{origin}: the weights do not fit the model: {e}"))
+    // Only a failed load pays for the diagnosis (serialising a fresh model for its shapes).
+    let fresh = model.clone();
+    model.try_load_record(record).map_err(|e| {
+        mismatch(&fresh, &found, origin)
+            .unwrap_or_else(|| format!("{origin}: the weights do not fit the model: {e}"))
+    })
+}
+
+/// Which tensor of the file does not fit `model`, and the likely cause, in one line.
+fn mismatch(model: &Transformer, found: &[(String, Vec<usize>)], origin: &str) -> Option<String> {
+    let expected = weights_bytes(model).ok().and_then(tensor_shapes)?;
+    for (name, shape) in &expected {
+        let Some((_, file_shape)) = found.iter().find(|(n, _)| n == name) else {
+            return Some(format!(
+                "{origin}: the weights have no tensor {name}: they were saved for another model shape (config.toml changed since training?)"
+            ));
+        };
+        if file_shape == shape {
+            continue;
+        }
+        let vocab_tensor = name.contains("embedding") || name.starts_with("output");
+        let what = if vocab_tensor
+            && file_shape.len() == 2
+            && shape.len() == 2
+            && file_shape[1] == shape[1]
+        {
+            format!(
+                "the weights are for a vocabulary of {} ids but the tokenizer has {}: tokenizer.json does not belong to these weights",
+                file_shape[0], shape[0]
+            )
+        } else {
+            "they were saved for another model shape (config.toml changed since training?)"
+                .to_string()
+        };
+        return Some(format!(
+            "{origin}: {name} is {file_shape:?} in the file but {shape:?} in the model: {what}"
+        ));
+    }
+    None
 }
 
 /// Writes `text` to `path` atomically.

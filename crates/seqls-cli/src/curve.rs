@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub struct CurveArgs {
     /// Run directory trained with train.keep_last > 0
     run: PathBuf,
-    /// Split to decode: test, val or train
+    /// Split to decode: train, val, test, or a Multi30k test set such as test_2017_flickr
     #[arg(long, default_value = "test")]
     split: String,
     #[command(flatten)]
@@ -22,9 +22,9 @@ pub struct CurveArgs {
 pub fn run(args: CurveArgs) -> anyhow::Result<()> {
     let (device, threads) = args.device.resolve()?;
     let run = RunDir::new(&args.run);
-    let (_, search) = args.search.for_run(&run)?;
-    let split = seqls_data::corpus::canonical_split(&args.split)?;
-    let curve = seqls_sweep::curve::time_to_bleu(&run, split, &search, &device, threads)?;
+    let (config, search) = args.search.for_run(&run)?;
+    let split = config.data.resolve_split(&args.split)?;
+    let curve = seqls_sweep::curve::time_to_bleu(&run, &split, &search, &device, threads)?;
     let stem = run
         .root
         .join(format!("curve-{split}-beam{}", search.beam_size));

@@ -21,7 +21,7 @@ pub struct EvalArgs {
     /// Run directory written by `seqls train`
     #[arg(long)]
     model: PathBuf,
-    /// Split to evaluate: test (Multi30k: test_2016_flickr), val or train
+    /// Split to evaluate: train, val, test, or a Multi30k test set in the data directory (test_2016_flickr, test_2017_flickr, test_2017_mscoco, test_2018_flickr; test = test_2016_flickr)
     #[arg(long, default_value = "test")]
     split: String,
     #[command(flatten)]
@@ -33,8 +33,11 @@ pub struct EvalArgs {
     #[arg(long)]
     output: Option<PathBuf>,
     /// Overwrite a finished evaluation
-    #[arg(long)]
+    #[arg(long, conflicts_with = "skip_finished")]
     force: bool,
+    /// Do nothing (and succeed) when the output exists: for job scripts that may run twice
+    #[arg(long)]
+    skip_finished: bool,
     /// What to print
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
@@ -45,12 +48,16 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let (device, threads) = args.device.resolve()?;
     let run = RunDir::new(&args.model);
-    let (_, search) = args.search.for_run(&run)?;
-    let split = seqls_data::corpus::canonical_split(&args.split)?;
+    let (config, search) = args.search.for_run(&run)?;
+    let split = config.data.resolve_split(&args.split)?;
     let output = args.output.unwrap_or_else(|| {
         run.root
             .join(format!("eval-{split}-beam{}.json", search.beam_size))
     });
+    if output.exists() && args.skip_finished {
+        eprintln!("{} exists: skipped", output.display());
+        return Ok(());
+    }
     if output.exists() && !args.force {
         bail!(
             "{} exists: this evaluation is finished (pass --force to redo it)",
@@ -59,7 +66,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     let r = evaluate(
         &run,
-        split,
+        &split,
         &search,
         args.bins as usize,
         &output,

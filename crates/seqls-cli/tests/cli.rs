@@ -189,7 +189,38 @@ fn multi30k_is_read_and_fetched_from_a_mirror() {
         dest.path().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 12);
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 15);
+
+    // Every test set in the directory is a split; a missing one lists those that exist.
+    let stats = |split: &str| {
+        seqls(&[
+            "corpus",
+            "stats",
+            "--corpus",
+            "multi30k",
+            "--pair",
+            "de-en",
+            "--split",
+            split,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--vocab-size",
+            "2000",
+            "--json",
+        ])
+    };
+    let out = stats("test_2017_flickr");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["lines"], 1000);
+    let out = stats("test_2018_flickr");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no split \"test_2018_flickr\"")
+            && err.contains("available: train, val, test_2016_flickr, test_2017_flickr"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -216,8 +247,9 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         "a0-s1/eval-test-beam4-reliability.png",
         "a0-s1/eval-test-beam4-reliability.svg",
         "a0.1-s1/eval-test-beam1.hyp.txt",
-        "figures/bleu-vs-beam.png",
-        "figures/bleu-vs-beam.svg",
+        "a0.1-s2/eval-test-beam1.hyp.txt",
+        "figures/bleu-vs-beam-test.png",
+        "figures/bleu-vs-beam-test.svg",
         "figures/length-ratio-vs-beam.png",
         "figures/ece-vs-alpha.svg",
         "figures/bleu-vs-alpha.png",
@@ -232,15 +264,48 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    let rows = report["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0]["beams"].as_array().unwrap().len(), 2);
-    assert_eq!(rows[0]["epochs"].as_array().unwrap().len(), 2);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0]["splits"][0]["beams"].as_array().unwrap().len(), 2);
+    assert_eq!(runs[0]["epochs"].as_array().unwrap().len(), 2);
+    // α = 0.1 against α = 0 at beams 1 and 4, and the change of the beam-4 gain: over both seeds.
+    let comparisons = report["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 3);
+    for c in comparisons {
+        assert_eq!(c["seeds"], serde_json::json!([1, 2]));
+        let per_seed = c["contrast"]["per_seed"].as_array().unwrap();
+        let mean = per_seed.iter().map(|x| x.as_f64().unwrap()).sum::<f64>() / 2.0;
+        assert!((c["contrast"]["delta"].as_f64().unwrap() - mean).abs() < 1e-9);
+        let (lo, hi) = (
+            c["contrast"]["ci"][0].as_f64().unwrap(),
+            c["contrast"]["ci"][1].as_f64().unwrap(),
+        );
+        assert!(lo <= hi, "{c}");
+        assert!(c["contrast"]["t_test"]["degrees_of_freedom"] == 1, "{c}");
+    }
+    // The per-seed BLEU difference is that of the two runs' own evaluations.
+    let bleu = |run: &str| -> f64 {
+        let e: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(run).join("eval-test-beam4.json")).unwrap(),
+        )
+        .unwrap();
+        e["bleu"]["score"].as_f64().unwrap()
+    };
+    let b4 = comparisons
+        .iter()
+        .find(|c| c["kind"] == "bleu" && c["beam"] == 4)
+        .unwrap();
+    assert!(
+        (b4["contrast"]["per_seed"][1].as_f64().unwrap() - (bleu("a0.1-s2") - bleu("a0-s2"))).abs()
+            < 1e-9
+    );
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     for needle in [
         "inference ECE b4",
         "oracle ECE",
-        "paired bootstrap",
+        "Mean ± standard deviation over seeds",
+        "two-level bootstrap",
+        "Does smoothing change the gain of beam search?",
         "![",
         "Penultimate",
     ] {
@@ -280,8 +345,30 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         "{}",
         stderr(&again)
     );
-    // An existing evaluation is not overwritten without --force.
+    // A damaged evaluation file fails the report loudly, naming the file and the field.
+    let damaged = dir.path().join("a0.1-s2/eval-test-beam1.json");
+    let good = std::fs::read_to_string(&damaged).unwrap();
+    std::fs::write(&damaged, good.replacen("\"chrf\"", "\"chrF\"", 1)).unwrap();
+    let out = seqls(&["report", out_dir]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("a0.1-s2/eval-test-beam1.json") && err.contains("chr"),
+        "{err}"
+    );
+    std::fs::write(&damaged, good).unwrap();
+
+    // An existing evaluation is not overwritten without --force, and is skipped on request.
     let run = dir.path().join("a0-s1");
+    let out = seqls(&[
+        "eval",
+        "--model",
+        run.to_str().unwrap(),
+        "--beam",
+        "4",
+        "--skip-finished",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = seqls(&["eval", "--model", run.to_str().unwrap(), "--beam", "4"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
@@ -384,10 +471,10 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         text.lines()
             .filter(|l| l.starts_with("seqls train"))
             .count(),
-        2
+        4
     );
     assert_eq!(
         text.lines().filter(|l| l.starts_with("seqls eval")).count(),
-        4
+        8
     );
 }

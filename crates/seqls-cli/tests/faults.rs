@@ -418,6 +418,23 @@ fn malformed_input_to_every_command_is_refused_cleanly() {
             ],
             &["beam 0"],
         ),
+        case(
+            &[
+                "sweep", "--config", TINY, "--beams", "1,2", "--out", &sweep_out,
+            ],
+            &["compare_beam = 4", "[1, 2]", "--compare-beam"],
+        ),
+        case(
+            &[
+                "sweep", "--config", TINY, "--test-splits", "test,test_2017_flickr", "--out",
+                &sweep_out,
+            ],
+            &["test_2017_flickr", "corpus synth has train, val and test"],
+        ),
+        case(
+            &["eval", "--model", &model, "--split", "test_2017_flickr"],
+            &["unknown split \"test_2017_flickr\"", "train, val and test"],
+        ),
         case(&["report", &p("empty-report")], &["empty-report"]),
         case(&["bench", "train", "--shape", "XXL"], &["XXL"]),
     ];

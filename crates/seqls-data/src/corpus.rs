@@ -127,9 +127,38 @@ impl DataConfig {
         }
     }
 
-    /// Reads one split (`train`, `val` or `test`; for Multi30k `test` is `test_2016_flickr`).
+    /// The name a split has in this corpus, which files and reports use: `train`, `val` (also
+    /// `valid`, `dev`) or `test` for the synthetic and file corpora; for Multi30k `train`, `val` or a
+    /// test set present in the data directory (`test` names [`multi30k::DEFAULT_TEST`]). An unknown
+    /// split is an error that lists the available ones.
+    pub fn resolve_split(&self, split: &str) -> Result<String> {
+        let basic = match split {
+            "train" => Some("train"),
+            "val" | "valid" | "dev" => Some("val"),
+            "test" => Some("test"),
+            _ => None,
+        };
+        if self.corpus == "multi30k" {
+            let name = match basic {
+                Some("test") => multi30k::DEFAULT_TEST,
+                Some(b) => b,
+                None => split,
+            };
+            multi30k::check_split(&self.multi30k_dir()?, &self.pair.parse()?, name)?;
+            return Ok(name.to_string());
+        }
+        basic.map(str::to_string).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "unknown split {split:?}: corpus {} has train, val and test",
+                self.corpus
+            ))
+        })
+    }
+
+    /// Reads one split (any name [`DataConfig::resolve_split`] accepts).
     pub fn load_split(&self, split: &str) -> Result<ParallelText> {
-        let split = canonical_split(split)?;
+        let split = self.resolve_split(split)?;
+        let split = split.as_str();
         match self.corpus.as_str() {
             "synth" => {
                 let pairs: Vec<Pair> = self
@@ -146,14 +175,7 @@ impl DataConfig {
                 };
                 Ok(ParallelText { pairs, stats })
             }
-            "multi30k" => {
-                let name = if split == "test" {
-                    "test_2016_flickr"
-                } else {
-                    split
-                };
-                multi30k::read_split(&self.multi30k_dir()?, &self.pair.parse()?, name)
-            }
+            "multi30k" => multi30k::read_split(&self.multi30k_dir()?, &self.pair.parse()?, split),
             "files" => {
                 let paths = match split {
                     "train" => &self.train,
@@ -178,18 +200,6 @@ impl DataConfig {
             "val" => val.1,
             _ => test.1,
         }
-    }
-}
-
-/// Maps accepted split names to `train`, `val` or `test`.
-pub fn canonical_split(split: &str) -> Result<&'static str> {
-    match split {
-        "train" => Ok("train"),
-        "val" | "valid" | "dev" => Ok("val"),
-        "test" | "test_2016_flickr" => Ok("test"),
-        other => Err(DataError::Invalid(format!(
-            "unknown split {other:?}: use train, val or test"
-        ))),
     }
 }
 

@@ -1,16 +1,26 @@
 //! The named corpus `multi30k` (Multi30k task 1, raw): languages de, en, fr, cs; splits `train` (29,000
-//! pairs), `val` (1,014) and `test_2016_flickr` (1,000), stored as `SPLIT.LANG.gz`.
+//! pairs), `val` (1,014) and the test sets `test_2016_flickr` (1,000), `test_2017_flickr` (1,000; no
+//! Czech), `test_2017_mscoco` (461; no Czech) and `test_2018_flickr` (1,071), stored as `SPLIT.LANG.gz`.
+//! A split exists for a language pair when both of its files are in the data directory.
 //!
 //! [`fetch`] downloads the files from the public Multi30k repository (or copies them from a local mirror),
 //! verifies each against the SHA-256 sums recorded in `corpora/multi30k.sha256`, and writes atomically.
 
 use crate::error::{DataError, Result};
-use crate::read::{ParallelText, read_bytes, read_parallel, write_atomic};
+use crate::read::{ParallelText, read_parallel, write_atomic};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 pub const LANGUAGES: [&str; 4] = ["de", "en", "fr", "cs"];
-pub const SPLITS: [&str; 3] = ["train", "val", "test_2016_flickr"];
+/// The test set that `test` names.
+pub const DEFAULT_TEST: &str = "test_2016_flickr";
+/// The published test sets, oldest first.
+pub const TEST_SPLITS: [&str; 4] = [
+    "test_2016_flickr",
+    "test_2017_flickr",
+    "test_2017_mscoco",
+    "test_2018_flickr",
+];
 /// Where [`fetch`] downloads from: `{BASE_URL}/{SPLIT}.{LANG}.gz`.
 pub const BASE_URL: &str =
     "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw";
@@ -49,16 +59,45 @@ impl std::str::FromStr for LanguagePair {
     }
 }
 
-/// Checks that `split` is one of [`SPLITS`].
-pub fn check_split(split: &str) -> Result<()> {
-    if SPLITS.contains(&split) {
-        Ok(())
-    } else {
-        Err(DataError::Invalid(format!(
-            "multi30k has no split {split:?}; it has {}",
-            SPLITS.join(", ")
-        )))
+/// The splits of `pair` present in `dir` (both language files exist): `train`, `val`, then the
+/// test sets in name order.
+pub fn available_splits(dir: &Path, pair: &LanguagePair) -> Vec<String> {
+    let suffix = format!(".{}.gz", pair.src);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|f| f.strip_suffix(&suffix).map(str::to_string))
+                .filter(|split| file_path(dir, split, &pair.tgt).is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_by_key(|s| (s != "train", s != "val", s.clone()));
+    names
+}
+
+/// Checks that `split` of `pair` is in `dir`; the error lists the splits that are.
+pub fn check_split(dir: &Path, pair: &LanguagePair, split: &str) -> Result<()> {
+    let available = available_splits(dir, pair);
+    if available.iter().any(|s| s == split) {
+        return Ok(());
     }
+    let known = if TEST_SPLITS.contains(&split) || split == "train" || split == "val" {
+        ""
+    } else {
+        " (Multi30k's test sets are test_2016_flickr, test_2017_flickr, test_2017_mscoco and test_2018_flickr)"
+    };
+    Err(DataError::Invalid(format!(
+        "multi30k {}-{} has no split {split:?} in {}{known}; available: {}",
+        pair.src,
+        pair.tgt,
+        dir.display(),
+        if available.is_empty() {
+            "none (see `seqls corpus fetch multi30k`)".to_string()
+        } else {
+            available.join(", ")
+        }
+    )))
 }
 
 /// Path of one file: `DIR/SPLIT.LANG.gz`.
@@ -68,7 +107,7 @@ pub fn file_path(dir: &Path, split: &str, lang: &str) -> PathBuf {
 
 /// Reads one split of a language pair from `dir`.
 pub fn read_split(dir: &Path, pair: &LanguagePair, split: &str) -> Result<ParallelText> {
-    check_split(split)?;
+    check_split(dir, pair, split)?;
     read_parallel(
         &file_path(dir, split, &pair.src),
         &file_path(dir, split, &pair.tgt),
@@ -155,14 +194,6 @@ fn download(url: &str) -> Result<Vec<u8>> {
         .map_err(io)
 }
 
-/// Decompressed line count of one file (for `corpus stats` and checks).
-pub fn count_lines(path: &Path) -> Result<usize> {
-    Ok(read_bytes(path)?
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count())
-}
-
 /// The Multi30k directory for tests: `$SEQLS_DATA_DIR` (a relative path is taken from `workspace_root`,
 /// where `.ci/run` runs), or `None` with a printed notice when unset. Under `SEQLS_REQUIRE_DATA=1` a
 /// missing corpus panics instead, so CI cannot skip silently.
@@ -210,13 +241,49 @@ mod tests {
                 .contains("no language \"xx\"")
         );
         assert!("deen".parse::<LanguagePair>().is_err());
-        assert!(check_split("test2016").is_err());
     }
 
     #[test]
-    fn twelve_checksums_are_recorded() {
+    fn splits_are_the_file_pairs_present() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "train.de.gz",
+            "train.en.gz",
+            "val.de.gz",
+            "val.en.gz",
+            "test_2017_flickr.de.gz",
+            "test_2017_flickr.en.gz",
+            "test_2016_flickr.de.gz",
+            "test_2016_flickr.en.gz",
+            "test_2017_mscoco.de.gz",
+            "test_2018_flickr.fr.gz",
+        ] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let pair: LanguagePair = "de-en".parse().unwrap();
+        assert_eq!(
+            available_splits(dir.path(), &pair),
+            ["train", "val", "test_2016_flickr", "test_2017_flickr"]
+        );
+        assert!(check_split(dir.path(), &pair, "test_2017_flickr").is_ok());
+        let err = check_split(dir.path(), &pair, "test_2017_mscoco")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no split \"test_2017_mscoco\"")
+                && err.ends_with("available: train, val, test_2016_flickr, test_2017_flickr"),
+            "{err}"
+        );
+        let err = check_split(dir.path(), &pair, "test2016")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Multi30k's test sets are"), "{err}");
+    }
+
+    #[test]
+    fn fifteen_checksums_are_recorded() {
         let sums = checksums();
-        assert_eq!(sums.len(), 12);
+        assert_eq!(sums.len(), 15);
         assert!(sums.iter().all(|(_, s)| s.len() == 64));
     }
 

@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sacrebleu_rs::{Bleu, BleuScore, Chrf, compute_bleu};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Options of a BLEU computation (the `sacrebleu` command-line flags).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,7 +33,7 @@ impl Default for BleuOptions {
 }
 
 /// A BLEU score with what a report needs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BleuReport {
     pub score: f64,
     /// n-gram precisions (percent), n = 1..4.
@@ -48,7 +48,7 @@ pub struct BleuReport {
     pub line: String,
 }
 
-fn bleu_metric(options: &BleuOptions) -> Result<Bleu, String> {
+pub(crate) fn bleu_metric(options: &BleuOptions) -> Result<Bleu, String> {
     if !["13a", "intl", "char", "none"].contains(&options.tokenize.as_str()) {
         return Err(format!(
             "tokenizer {:?} is not supported (use 13a, intl, char or none)",
@@ -136,6 +136,48 @@ pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> Result<(f64, String
     ))
 }
 
+/// Per-sentence BLEU statistics (n-gram matches and totals, lengths) of `hyps[i]` against
+/// `refs[r][i]`, for corpus BLEU of any subset.
+pub(crate) fn sentence_stats(
+    metric: &Bleu,
+    hyps: &[String],
+    refs: &[Vec<String>],
+) -> Vec<BleuScore> {
+    (0..hyps.len())
+        .map(|i| {
+            let seg_refs: Vec<Vec<String>> = refs.iter().map(|s| vec![s[i].clone()]).collect();
+            metric.corpus_score(&[hyps[i].clone()], &seg_refs)
+        })
+        .collect()
+}
+
+/// Corpus BLEU of the sentences `idx` (repeats allowed) from their statistics.
+pub(crate) fn bleu_of(metric: &Bleu, all: &[BleuScore], idx: &[usize]) -> f64 {
+    let order = metric.max_ngram_order;
+    let (mut correct, mut total, mut sys_len, mut ref_len) =
+        (vec![0i64; order], vec![0i64; order], 0, 0);
+    for &i in idx {
+        let s = &all[i];
+        for k in 0..order {
+            correct[k] += s.counts[k];
+            total[k] += s.totals[k];
+        }
+        sys_len += s.sys_len;
+        ref_len += s.ref_len;
+    }
+    compute_bleu(
+        correct,
+        total,
+        sys_len,
+        ref_len,
+        &metric.smooth_method,
+        metric.smooth_value,
+        false,
+        order,
+    )
+    .score
+}
+
 /// Result of paired bootstrap resampling of one system against a baseline.
 #[derive(Debug, Clone, Serialize)]
 pub struct PairedBootstrap {
@@ -175,40 +217,11 @@ pub fn paired_bootstrap(
     if samples == 0 {
         return Err("paired bootstrap needs at least one resample".into());
     }
-    let stats = |hyps: &[String]| -> Vec<BleuScore> {
-        (0..n)
-            .map(|i| {
-                let seg_refs: Vec<Vec<String>> = refs.iter().map(|s| vec![s[i].clone()]).collect();
-                metric.corpus_score(&[hyps[i].clone()], &seg_refs)
-            })
-            .collect()
-    };
-    let (base_stats, sys_stats) = (stats(baseline), stats(system));
-    let score_of = |all: &[BleuScore], idx: &[usize]| -> f64 {
-        let order = metric.max_ngram_order;
-        let (mut correct, mut total, mut sys_len, mut ref_len) =
-            (vec![0i64; order], vec![0i64; order], 0, 0);
-        for &i in idx {
-            let s = &all[i];
-            for k in 0..order {
-                correct[k] += s.counts[k];
-                total[k] += s.totals[k];
-            }
-            sys_len += s.sys_len;
-            ref_len += s.ref_len;
-        }
-        compute_bleu(
-            correct,
-            total,
-            sys_len,
-            ref_len,
-            &metric.smooth_method,
-            metric.smooth_value,
-            false,
-            order,
-        )
-        .score
-    };
+    let (base_stats, sys_stats) = (
+        sentence_stats(&metric, baseline, refs),
+        sentence_stats(&metric, system, refs),
+    );
+    let score_of = |all: &[BleuScore], idx: &[usize]| bleu_of(&metric, all, idx);
     let all: Vec<usize> = (0..n).collect();
     let (real_base, real_sys) = (score_of(&base_stats, &all), score_of(&sys_stats, &all));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

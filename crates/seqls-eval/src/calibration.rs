@@ -108,6 +108,58 @@ pub fn calibration(confidence: &[f64], correct: &[bool], num_bins: usize) -> Cal
     }
 }
 
+/// The calibration of several token sets together (e.g. one model per seed), from their bins:
+/// bin counts add up, bin accuracy and confidence are count-weighted means, and accuracy, mean
+/// confidence, Brier score, ECE and MCE equal those of [`calibration`] on the concatenated tokens.
+/// The adaptive ECE needs the tokens themselves; here it is the token-weighted mean of the parts'.
+/// `None` when `parts` is empty or the bin counts differ.
+pub fn pool(parts: &[&Calibration]) -> Option<Calibration> {
+    let num_bins = parts.first()?.num_bins;
+    if parts.iter().any(|p| p.num_bins != num_bins) {
+        return None;
+    }
+    let tokens: usize = parts.iter().map(|p| p.tokens).sum();
+    let total = tokens.max(1) as f64;
+    let weighted = |f: fn(&Calibration) -> f64| {
+        parts.iter().map(|p| p.tokens as f64 * f(p)).sum::<f64>() / total
+    };
+    let mut bin_count = vec![0usize; num_bins];
+    let (mut acc_sum, mut conf_sum) = (vec![0.0; num_bins], vec![0.0; num_bins]);
+    for p in parts {
+        for b in 0..num_bins {
+            let k = p.bin_count[b];
+            bin_count[b] += k;
+            acc_sum[b] += k as f64 * p.bin_accuracy[b];
+            conf_sum[b] += k as f64 * p.bin_confidence[b];
+        }
+    }
+    let mean = |s: f64, k: usize| if k == 0 { 0.0 } else { s / k as f64 };
+    let bin_accuracy: Vec<f64> = (0..num_bins)
+        .map(|b| mean(acc_sum[b], bin_count[b]))
+        .collect();
+    let bin_confidence: Vec<f64> = (0..num_bins)
+        .map(|b| mean(conf_sum[b], bin_count[b]))
+        .collect();
+    let gaps: Vec<f64> = (0..num_bins)
+        .map(|b| (bin_accuracy[b] - bin_confidence[b]).abs())
+        .collect();
+    Some(Calibration {
+        tokens,
+        accuracy: weighted(|p| p.accuracy),
+        mean_confidence: weighted(|p| p.mean_confidence),
+        ece: (0..num_bins)
+            .map(|b| bin_count[b] as f64 / total * gaps[b])
+            .sum(),
+        mce: gaps.iter().cloned().fold(0.0, f64::max),
+        adaptive_ece: weighted(|p| p.adaptive_ece),
+        brier_top: weighted(|p| p.brier_top),
+        num_bins,
+        bin_accuracy,
+        bin_confidence,
+        bin_count,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +218,34 @@ mod tests {
                 .collect();
             assert_eq!(got.bin_count, counts, "case {i} bin_count");
         }
+    }
+
+    #[test]
+    fn pooled_bins_equal_the_calibration_of_the_concatenated_tokens() {
+        let (c1, k1) = (
+            vec![0.95, 0.9, 0.55, 0.3, 0.72],
+            vec![true, false, true, false, true],
+        );
+        let (c2, k2) = (vec![0.99, 0.61, 0.64, 0.1], vec![true, true, false, false]);
+        let (a, b) = (calibration(&c1, &k1, 10), calibration(&c2, &k2, 10));
+        let all = calibration(&[c1, c2].concat(), &[k1, k2].concat(), 10);
+        let pooled = pool(&[&a, &b]).unwrap();
+        assert_eq!(pooled.tokens, all.tokens);
+        assert_eq!(pooled.bin_count, all.bin_count);
+        for (x, y) in [
+            (pooled.ece, all.ece),
+            (pooled.mce, all.mce),
+            (pooled.accuracy, all.accuracy),
+            (pooled.mean_confidence, all.mean_confidence),
+            (pooled.brier_top, all.brier_top),
+        ] {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+        for b in 0..10 {
+            assert!((pooled.bin_accuracy[b] - all.bin_accuracy[b]).abs() < 1e-12);
+            assert!((pooled.bin_confidence[b] - all.bin_confidence[b]).abs() < 1e-12);
+        }
+        assert!(pool(&[]).is_none());
+        assert!(pool(&[&a, &calibration(&[0.5], &[true], 5)]).is_none());
     }
 }

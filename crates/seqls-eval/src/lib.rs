@@ -1,10 +1,12 @@
 //! seqls-eval: sacreBLEU-exact BLEU and chrF, token-level calibration (teacher-forced, inference,
-//! oracle). No tensors.
+//! oracle), and comparisons over training seeds. No tensors.
 
 pub mod bleu;
 pub mod calibration;
 pub mod inference;
+pub mod seeds;
 
 pub use bleu::{BleuOptions, BleuReport, corpus_bleu, corpus_chrf, paired_bootstrap};
 pub use calibration::{Calibration, calibration};
 pub use inference::{OracleCalibration, aligned_matches, oracle_calibration};
+pub use seeds::{SeedContrast, SeedTTest, Term, seed_contrast};

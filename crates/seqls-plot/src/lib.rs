@@ -248,6 +248,19 @@ impl Figure for ReliabilityGrid<'_> {
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// Error bar half-widths, one per point (e.g. the standard deviation over seeds); empty for none.
+    pub errors: Vec<f64>,
+}
+
+impl Series {
+    /// A line without error bars.
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// Lines with markers over a shared x axis.
@@ -284,7 +297,12 @@ impl Figure for LineChart {
         let tx = |x: f64| if self.log2_x { x.log2() } else { x };
         let all = || self.series.iter().flat_map(|s| s.points.iter());
         let xr = padded_range(all().map(|p| tx(p.0)));
-        let yr = padded_range(all().map(|p| p.1));
+        let yr = padded_range(self.series.iter().flat_map(|s| {
+            s.points.iter().enumerate().flat_map(|(i, p)| {
+                let e = s.errors.get(i).copied().unwrap_or(0.0);
+                [p.1 - e, p.1 + e]
+            })
+        }));
         // Head room for the legend (upper right).
         let yr = yr.start..yr.end + 0.3 * (yr.end - yr.start);
         let x_ticks = if self.log2_x {
@@ -325,6 +343,11 @@ impl Figure for LineChart {
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                 });
+            if !s.errors.is_empty() {
+                chart.draw_series(pts.iter().zip(&s.errors).map(|(&(x, y), &e)| {
+                    ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(1), 8)
+                }))?;
+            }
             chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 12, 0.85)
@@ -451,6 +474,7 @@ mod tests {
             series: vec![Series {
                 label: "α = 0.1".into(),
                 points: vec![(1.0, 30.0), (2.0, 31.0), (4.0, 31.5)],
+                errors: vec![0.5, 0.2, 0.4],
             }],
             log2_x: true,
         };

@@ -160,15 +160,15 @@ impl Curve {
             .points
             .iter()
             .partition(|p| p.weights.starts_with("update-"));
-        let mut series = vec![Series {
-            label: "kept weights".into(),
-            points: epochs.iter().map(|p| (p.wall_minutes, p.bleu)).collect(),
-        }];
+        let mut series = vec![Series::new(
+            "kept weights",
+            epochs.iter().map(|p| (p.wall_minutes, p.bleu)).collect(),
+        )];
         if !average.is_empty() {
-            series.push(Series {
-                label: "average of the kept weights".into(),
-                points: average.iter().map(|p| (p.wall_minutes, p.bleu)).collect(),
-            });
+            series.push(Series::new(
+                "average of the kept weights",
+                average.iter().map(|p| (p.wall_minutes, p.bleu)).collect(),
+            ));
         }
         let chart = LineChart {
             title: format!(

@@ -55,7 +55,8 @@ pub struct TeacherForcedReport {
 }
 
 /// Everything `eval-<split>-beam<K>.json` holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EvalReport {
     pub split: String,
     pub sentences: usize,
@@ -287,6 +288,7 @@ pub fn evaluate(
 ) -> anyhow::Result<EvalReport> {
     search.validate().map_err(anyhow::Error::msg)?;
     let (config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
+    let split = &config.data.resolve_split(split)?;
     let text: ParallelText = config.data.load_split(split)?;
     if text.pairs.is_empty() {
         bail!("split {split} is empty");
@@ -378,4 +380,14 @@ pub fn evaluate(
     };
     seqls_data::read::write_atomic(output, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(report)
+}
+
+impl EvalReport {
+    /// Reads an evaluation written by [`evaluate`]; a missing or malformed field is an error naming
+    /// the file.
+    pub fn read(path: &Path) -> anyhow::Result<EvalReport> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
 }

@@ -4,13 +4,16 @@
 //! - [`evaluate`]: decode a split, then BLEU, chrF, length ratio, inference calibration, and the
 //!   teacher-forced calibration of the run (before and after temperature scaling; against the oracle
 //!   on the synthetic corpus), with reliability diagrams.
+//! - [`driver`]: the jobs of a sweep directory (trainings, evaluations), run or printed as a plan.
 //! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
 //! - [`report`]: tables and figures assembled from a sweep directory.
 
 pub mod curve;
+pub mod driver;
 pub mod evaluate;
 pub mod penultimate;
 pub mod report;
 
+pub use driver::{Sweep, TrainJob, run_name};
 pub use evaluate::{EvalReport, TeacherForced, TeacherForcedReport, evaluate};
-pub use report::{run_name, write_report};
+pub use report::write_report;

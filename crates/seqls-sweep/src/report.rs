@@ -1,30 +1,37 @@
 //! The α × beam report of a sweep directory: `report.md`, `report.json`, `table.csv` and the figures
 //! under `figures/` (PNG and SVG).
 //!
-//! Layout: `SWEEP/sweep.toml` is the effective config; `SWEEP/a<α>-s<seed>/` is a run directory
-//! (`seqls train`), holding `eval-test-beam<K>.json` per beam size (`seqls eval`). Everything here is
-//! read from those files, except the penultimate-layer picture, which loads the α = 0 model and the
-//! model of the largest α.
+//! Three steps: [`collect`] reads every finished run (its `metrics.json`, `log.jsonl` and
+//! `eval-<split>-beam<K>.json` files, typed: a missing or malformed field is an error naming the
+//! file); the tables give, per test split and averaged over the splits, each run's row and with
+//! several seeds the mean ± standard deviation per α; the comparisons estimate each α against the
+//! smallest one, and the change of the beam-search gain, over seeds (see [`seqls_eval::seeds`]);
+//! the figures plot the means with the standard deviation over seeds as error bars.
+//!
+//! Everything is read from those files, except the penultimate-layer picture, which loads the models
+//! of the smallest and the largest α (first seed); without the weights that figure is left as it is.
 
+use crate::driver::{Sweep, run_name};
+use crate::evaluate::EvalReport;
 use crate::penultimate;
 use anyhow::Context;
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
-use seqls_eval::calibration::Calibration;
-use seqls_eval::{BleuOptions, paired_bootstrap};
+use seqls_eval::calibration::{Calibration, pool};
+use seqls_eval::{BleuOptions, SeedContrast, Term, seed_contrast};
 use seqls_plot::{Figure, LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
-use seqls_train::{ExperimentConfig, RunDir};
+use seqls_train::{LogLine, RunDir, TrainSummary, ValidMetrics, read_log};
 use serde::Serialize;
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Run directory name of `(α, seed)` inside a sweep.
-pub fn run_name(alpha: f64, seed: u64) -> String {
-    format!("a{alpha}-s{seed}")
-}
+/// Resamples of every bootstrap in the report, and the seed of their generator.
+const BOOTSTRAP_SAMPLES: usize = 1000;
+const BOOTSTRAP_SEED: u64 = 12345;
+/// The split name of the rows averaged over the test splits.
+const MEAN_OVER_SPLITS: &str = "mean over test sets";
 
-/// One run's results at one beam size.
+/// One run's results on one split at one beam size.
 #[derive(Debug, Clone, Serialize)]
 pub struct BeamResult {
     pub beam: usize,
@@ -36,25 +43,10 @@ pub struct BeamResult {
     pub hypotheses_file: String,
 }
 
-/// Validation at the end of one epoch.
+/// One run's results on one split.
 #[derive(Debug, Clone, Serialize)]
-pub struct EpochResult {
-    pub epoch: usize,
-    pub nll: f64,
-    pub greedy_bleu: Option<f64>,
-    pub train_seconds: f64,
-}
-
-/// One row of the main table: one (α, seed).
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub alpha: f64,
-    pub seed: u64,
-    pub valid_nll: Option<f64>,
-    pub valid_perplexity: Option<f64>,
-    pub valid_accuracy: Option<f64>,
-    pub train_seconds: f64,
-    pub threads: usize,
+pub struct SplitResult {
+    pub split: String,
     pub test_nll: f64,
     pub test_accuracy: f64,
     pub ece: f64,
@@ -65,167 +57,272 @@ pub struct Row {
     pub oracle_mean_abs_gap: Option<f64>,
     pub oracle_ece: Option<f64>,
     pub beams: Vec<BeamResult>,
-    pub epochs: Vec<EpochResult>,
     #[serde(skip)]
     teacher_forced: Option<Calibration>,
     #[serde(skip)]
     teacher_forced_at_temperature: Option<Calibration>,
 }
 
-impl Row {
+impl SplitResult {
     fn at(&self, beam: usize) -> Option<&BeamResult> {
         self.beams.iter().find(|b| b.beam == beam)
     }
 }
 
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    serde_json::from_str(&text).with_context(|| path.display().to_string())
+/// Validation at the end of one epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochResult {
+    pub epoch: usize,
+    pub nll: f64,
+    pub greedy_bleu: Option<f64>,
+    pub train_seconds: f64,
 }
 
-fn num(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
+/// One finished run: one (α, seed).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub alpha: f64,
+    pub seed: u64,
+    pub valid: Option<ValidMetrics>,
+    pub train_seconds: f64,
+    pub threads: usize,
+    pub epochs: Vec<EpochResult>,
+    /// One entry per test split with at least one evaluation, in the sweep's order; with several,
+    /// followed by their mean ([`MEAN_OVER_SPLITS`]) when every split has been evaluated.
+    pub splits: Vec<SplitResult>,
 }
 
-/// Reads one finished run; `None` when it has no metrics or no evaluation yet.
-fn read_row(run: &RunDir, alpha: f64, seed: u64, beams: &[usize]) -> anyhow::Result<Option<Row>> {
-    if !run.metrics().exists() {
-        return Ok(None);
+impl RunResult {
+    fn split(&self, name: &str) -> Option<&SplitResult> {
+        self.splits.iter().find(|s| s.split == name)
     }
-    let metrics = read_json(&run.metrics())?;
+}
+
+fn read_split(run: &RunDir, split: &str, beams: &[usize]) -> anyhow::Result<Option<SplitResult>> {
     let mut evals = Vec::new();
     for &beam in beams {
-        let p = run.root.join(format!("eval-test-beam{beam}.json"));
+        let p = run.eval_file(split, beam);
         if p.exists() {
-            evals.push((beam, read_json(&p)?));
+            evals.push(EvalReport::read(&p)?);
         }
     }
-    let Some((_, first)) = evals.first() else {
+    let Some(first) = evals.first() else {
         return Ok(None);
     };
-    let epochs = std::fs::read_to_string(run.log())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["kind"] == "valid" && !v["greedy_bleu"].is_null())
-        .map(|v| EpochResult {
-            epoch: v["epoch"].as_u64().unwrap_or(0) as usize,
-            nll: num(&v["metrics"]["nll"]),
-            greedy_bleu: v["greedy_bleu"].as_f64(),
-            train_seconds: num(&v["train_seconds"]),
-        })
-        .collect();
-    let tf = &first["teacher_forced"];
-    let calibration = |v: &Value| serde_json::from_value::<Calibration>(v.clone()).ok();
-    Ok(Some(Row {
-        alpha,
-        seed,
-        valid_nll: metrics["final_valid"]["nll"].as_f64(),
-        valid_perplexity: metrics["final_valid"]["perplexity"].as_f64(),
-        valid_accuracy: metrics["final_valid"]["accuracy"].as_f64(),
-        train_seconds: num(&metrics["train_seconds"]),
-        threads: metrics["threads"].as_u64().unwrap_or(0) as usize,
-        test_nll: num(&tf["nll"]),
-        test_accuracy: num(&tf["with_eos"]["accuracy"]),
-        ece: num(&tf["with_eos"]["ece"]),
-        mce: num(&tf["with_eos"]["mce"]),
-        adaptive_ece: num(&tf["with_eos"]["adaptive_ece"]),
-        temperature: num(&first["fitted_temperature"]),
-        ece_at_temperature: num(&first["teacher_forced_at_fitted_temperature"]["with_eos"]["ece"]),
-        oracle_mean_abs_gap: first["oracle"]["mean_abs_gap"].as_f64(),
-        oracle_ece: first["oracle"]["ece"].as_f64(),
+    let tf = &first.teacher_forced;
+    Ok(Some(SplitResult {
+        split: split.to_string(),
+        test_nll: tf.nll,
+        test_accuracy: tf.with_eos.accuracy,
+        ece: tf.with_eos.ece,
+        mce: tf.with_eos.mce,
+        adaptive_ece: tf.with_eos.adaptive_ece,
+        temperature: first.fitted_temperature,
+        ece_at_temperature: first.teacher_forced_at_fitted_temperature.with_eos.ece,
+        oracle_mean_abs_gap: first.oracle.as_ref().map(|o| o.mean_abs_gap),
+        oracle_ece: first.oracle.as_ref().map(|o| o.ece),
         beams: evals
             .iter()
-            .map(|(beam, e)| BeamResult {
-                beam: *beam,
-                bleu: num(&e["bleu"]["score"]),
-                chrf: num(&e["chrf"]),
-                length_ratio: num(&e["length_ratio"]),
-                inference_ece: num(&e["inference"]["ece"]),
-                sentences_per_sec: num(&e["sentences_per_sec"]),
-                hypotheses_file: e["hypotheses_file"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+            .map(|e| BeamResult {
+                beam: e.search.beam_size,
+                bleu: e.bleu.score,
+                chrf: e.chrf,
+                length_ratio: e.length_ratio,
+                inference_ece: e.inference.ece,
+                sentences_per_sec: e.sentences_per_sec,
+                hypotheses_file: e.hypotheses_file.clone(),
             })
             .collect(),
-        epochs,
-        teacher_forced: calibration(&tf["with_eos"]),
-        teacher_forced_at_temperature: calibration(
-            &first["teacher_forced_at_fitted_temperature"]["with_eos"],
+        teacher_forced: Some(tf.with_eos.clone()),
+        teacher_forced_at_temperature: Some(
+            first.teacher_forced_at_fitted_temperature.with_eos.clone(),
         ),
     }))
 }
 
-/// A column of the main table: header, value, decimals.
-type Column = (String, Box<dyn Fn(&Row) -> Option<f64>>, usize);
+/// The mean of a run's split results (the beams every split has); `None` unless there are at least two.
+fn mean_over_splits(splits: &[SplitResult]) -> Option<SplitResult> {
+    if splits.len() < 2 {
+        return None;
+    }
+    let mean =
+        |f: &dyn Fn(&SplitResult) -> f64| splits.iter().map(f).sum::<f64>() / splits.len() as f64;
+    let mean_opt = |f: &dyn Fn(&SplitResult) -> Option<f64>| {
+        let xs: Option<Vec<f64>> = splits.iter().map(f).collect();
+        xs.map(|v| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let beams = splits[0]
+        .beams
+        .iter()
+        .filter_map(|b| {
+            let all: Option<Vec<&BeamResult>> = splits.iter().map(|s| s.at(b.beam)).collect();
+            let all = all?;
+            let m = |f: fn(&BeamResult) -> f64| {
+                all.iter().map(|x| f(x)).sum::<f64>() / all.len() as f64
+            };
+            Some(BeamResult {
+                beam: b.beam,
+                bleu: m(|x| x.bleu),
+                chrf: m(|x| x.chrf),
+                length_ratio: m(|x| x.length_ratio),
+                inference_ece: m(|x| x.inference_ece),
+                sentences_per_sec: m(|x| x.sentences_per_sec),
+                hypotheses_file: String::new(),
+            })
+        })
+        .collect();
+    Some(SplitResult {
+        split: MEAN_OVER_SPLITS.into(),
+        test_nll: mean(&|s| s.test_nll),
+        test_accuracy: mean(&|s| s.test_accuracy),
+        ece: mean(&|s| s.ece),
+        mce: mean(&|s| s.mce),
+        adaptive_ece: mean(&|s| s.adaptive_ece),
+        temperature: mean(&|s| s.temperature),
+        ece_at_temperature: mean(&|s| s.ece_at_temperature),
+        oracle_mean_abs_gap: mean_opt(&|s| s.oracle_mean_abs_gap),
+        oracle_ece: mean_opt(&|s| s.oracle_ece),
+        beams,
+        teacher_forced: None,
+        teacher_forced_at_temperature: None,
+    })
+}
 
-fn columns(beams: &[usize]) -> Vec<Column> {
-    let mut cols: Vec<Column> = vec![
-        ("valid NLL".into(), Box::new(|r: &Row| r.valid_nll), 4),
-        (
-            "valid ppl".into(),
-            Box::new(|r: &Row| r.valid_perplexity),
-            2,
-        ),
-        (
-            "valid acc %".into(),
-            Box::new(|r: &Row| r.valid_accuracy.map(|a| 100.0 * a)),
-            2,
-        ),
-        ("test NLL".into(), Box::new(|r: &Row| Some(r.test_nll)), 4),
-        ("ECE".into(), Box::new(|r: &Row| Some(r.ece)), 4),
-        ("MCE".into(), Box::new(|r: &Row| Some(r.mce)), 4),
-        (
-            "adaptive ECE".into(),
-            Box::new(|r: &Row| Some(r.adaptive_ece)),
-            4,
-        ),
-        ("T*".into(), Box::new(|r: &Row| Some(r.temperature)), 3),
-        (
-            "ECE@T*".into(),
-            Box::new(|r: &Row| Some(r.ece_at_temperature)),
-            4,
-        ),
+/// Reads every finished run of the sweep (a run with `metrics.json` and at least one evaluation).
+pub fn collect(sweep: &Sweep) -> anyhow::Result<Vec<RunResult>> {
+    let beams = &sweep.config.sweep.beams;
+    let mut runs = Vec::new();
+    for job in sweep.trainings() {
+        if !job.run.metrics().exists() {
+            continue;
+        }
+        let summary = TrainSummary::read(&job.run.metrics()).map_err(anyhow::Error::msg)?;
+        let mut splits = Vec::new();
+        for split in &sweep.test_splits {
+            if let Some(s) = read_split(&job.run, split, beams)? {
+                splits.push(s);
+            }
+        }
+        if splits.is_empty() {
+            continue;
+        }
+        if splits.len() == sweep.test_splits.len()
+            && let Some(mean) = mean_over_splits(&splits)
+        {
+            splits.push(mean);
+        }
+        let epochs = read_log(&job.run.log())
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .filter_map(|line| match line {
+                LogLine::Valid {
+                    epoch,
+                    metrics,
+                    greedy_bleu,
+                    train_seconds,
+                    ..
+                } => Some(EpochResult {
+                    epoch,
+                    nll: metrics.nll,
+                    greedy_bleu,
+                    train_seconds,
+                }),
+                LogLine::Train { .. } => None,
+            })
+            .collect();
+        runs.push(RunResult {
+            alpha: job.alpha,
+            seed: job.seed,
+            valid: summary.final_valid,
+            train_seconds: summary.train_seconds,
+            threads: summary.threads,
+            epochs,
+            splits,
+        });
+    }
+    Ok(runs)
+}
+
+/// The value of a column for one run on one split.
+type CellValue = Box<dyn Fn(&RunResult, &SplitResult) -> Option<f64>>;
+
+/// A column of the run tables.
+struct Column {
+    header: String,
+    decimals: usize,
+    /// Printed with a sign (differences).
+    signed: bool,
+    value: CellValue,
+}
+
+impl Column {
+    fn new(
+        header: impl Into<String>,
+        decimals: usize,
+        value: impl Fn(&RunResult, &SplitResult) -> Option<f64> + 'static,
+    ) -> Column {
+        Column {
+            header: header.into(),
+            decimals,
+            signed: false,
+            value: Box::new(value),
+        }
+    }
+
+    fn format(&self, v: Option<f64>) -> String {
+        match v {
+            Some(v) if v.is_finite() && self.signed => format!("{v:+.d$}", d = self.decimals),
+            Some(v) if v.is_finite() => format!("{v:.d$}", d = self.decimals),
+            _ => "–".into(),
+        }
+    }
+}
+
+fn columns(beams: &[usize], compare: usize) -> Vec<Column> {
+    let mut cols = vec![
+        Column::new("valid NLL", 4, |r, _| r.valid.as_ref().map(|v| v.nll)),
+        Column::new("valid ppl", 2, |r, _| {
+            r.valid.as_ref().map(|v| v.perplexity)
+        }),
+        Column::new("valid acc %", 2, |r, _| {
+            r.valid.as_ref().map(|v| 100.0 * v.accuracy)
+        }),
+        Column::new("test NLL", 4, |_, s| Some(s.test_nll)),
+        Column::new("ECE", 4, |_, s| Some(s.ece)),
+        Column::new("MCE", 4, |_, s| Some(s.mce)),
+        Column::new("adaptive ECE", 4, |_, s| Some(s.adaptive_ece)),
+        Column::new("T*", 3, |_, s| Some(s.temperature)),
+        Column::new("ECE@T*", 4, |_, s| Some(s.ece_at_temperature)),
     ];
     for &b in beams {
-        cols.push((
-            format!("BLEU b{b}"),
-            Box::new(move |r: &Row| r.at(b).map(|x| x.bleu)),
-            2,
-        ));
+        cols.push(Column::new(format!("BLEU b{b}"), 2, move |_, s| {
+            s.at(b).map(|x| x.bleu)
+        }));
     }
-    cols.push((
-        "Δ b4−b1".into(),
-        Box::new(|r: &Row| Some(r.at(4)?.bleu - r.at(1)?.bleu)),
-        2,
-    ));
+    if compare != 1 && beams.contains(&1) {
+        let mut gain = Column::new(format!("Δ b{compare}−b1"), 2, move |_, s| {
+            Some(s.at(compare)?.bleu - s.at(1)?.bleu)
+        });
+        gain.signed = true;
+        cols.push(gain);
+    }
     for &b in beams {
-        cols.push((
-            format!("len b{b}"),
-            Box::new(move |r: &Row| r.at(b).map(|x| x.length_ratio)),
-            3,
-        ));
+        cols.push(Column::new(format!("len b{b}"), 3, move |_, s| {
+            s.at(b).map(|x| x.length_ratio)
+        }));
     }
-    cols.push((
-        "inference ECE b4".into(),
-        Box::new(|r: &Row| r.at(4).map(|x| x.inference_ece)),
+    cols.push(Column::new(
+        format!("inference ECE b{compare}"),
         4,
+        move |_, s| s.at(compare).map(|x| x.inference_ece),
     ));
-    cols.push((
-        "oracle gap".into(),
-        Box::new(|r: &Row| r.oracle_mean_abs_gap),
-        4,
-    ));
-    cols.push(("oracle ECE".into(), Box::new(|r: &Row| r.oracle_ece), 4));
-    cols.push((
-        "train s".into(),
-        Box::new(|r: &Row| Some(r.train_seconds)),
-        0,
-    ));
+    cols.push(Column::new("oracle gap", 4, |_, s| s.oracle_mean_abs_gap));
+    cols.push(Column::new("oracle ECE", 4, |_, s| s.oracle_ece));
+    cols.push(Column::new("train s", 0, |r, _| Some(r.train_seconds)));
     cols
 }
 
+/// Mean and sample standard deviation (0 for one value).
 fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
@@ -235,6 +332,281 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
         0.0
     };
     (mean, var.sqrt())
+}
+
+/// The runs of each α (in the sweep's order) that have results on `split`.
+fn by_alpha<'a>(
+    alphas: &[f64],
+    runs: &'a [RunResult],
+    split: &str,
+) -> Vec<(f64, Vec<(&'a RunResult, &'a SplitResult)>)> {
+    alphas
+        .iter()
+        .map(|&a| {
+            let group = runs
+                .iter()
+                .filter(|r| r.alpha == a)
+                .filter_map(|r| Some((r, r.split(split)?)))
+                .collect();
+            (a, group)
+        })
+        .filter(|(_, g): &(f64, Vec<_>)| !g.is_empty())
+        .collect()
+}
+
+/// The tables of one split: mean ± std per α (with several seeds), then one row per run. Appends the
+/// rows to `csv`.
+fn split_tables(
+    md: &mut String,
+    csv: &mut String,
+    sweep: &Sweep,
+    runs: &[RunResult],
+    split: &str,
+    cols: &[&Column],
+) -> anyhow::Result<()> {
+    let groups = by_alpha(&sweep.config.sweep.alphas, runs, split);
+    if sweep.config.sweep.seeds.len() > 1 {
+        write!(md, "| α | seeds |")?;
+        for c in cols {
+            write!(md, " {} |", c.header)?;
+        }
+        writeln!(md, "\n|{}", "---|".repeat(cols.len() + 2))?;
+        for (alpha, group) in &groups {
+            write!(md, "| {alpha} | {} |", group.len())?;
+            for c in cols {
+                let xs: Vec<f64> = group.iter().filter_map(|(r, s)| (c.value)(r, s)).collect();
+                if xs.is_empty() {
+                    write!(md, " – |")?;
+                } else {
+                    let (m, s) = mean_std(&xs);
+                    write!(md, " {} ± {s:.d$} |", c.format(Some(m)), d = c.decimals)?;
+                }
+            }
+            writeln!(md)?;
+        }
+        writeln!(md, "\nMean ± standard deviation over seeds. Per run:\n")?;
+    }
+    write!(md, "| α | seed |")?;
+    for c in cols {
+        write!(md, " {} |", c.header)?;
+    }
+    writeln!(md, " threads |\n|{}", "---|".repeat(cols.len() + 3))?;
+    for (_, group) in &groups {
+        for (r, s) in group {
+            write!(md, "| {} | {} |", r.alpha, r.seed)?;
+            write!(csv, "{split},{},{}", r.alpha, r.seed)?;
+            for c in cols {
+                let v = (c.value)(r, s);
+                write!(md, " {} |", c.format(v))?;
+                match v {
+                    Some(v) if v.is_finite() => write!(csv, ",{v:.d$}", d = c.decimals + 2)?,
+                    _ => csv.push(','),
+                }
+            }
+            writeln!(md, " {} |", r.threads)?;
+            writeln!(csv, ",{}", r.threads)?;
+        }
+    }
+    Ok(())
+}
+
+/// A contrast estimated for the report, with what it compares.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub split: String,
+    /// `bleu` (α against the baseline α at `beam`) or `beam-gain` (change of BLEU(`beam`) − BLEU(1)).
+    pub kind: String,
+    pub alpha: f64,
+    pub baseline_alpha: f64,
+    pub beam: usize,
+    pub seeds: Vec<u64>,
+    pub contrast: SeedContrast,
+}
+
+/// Hypotheses of every run in `group` at `beam`, by seed.
+fn hypotheses(
+    dir: &Path,
+    group: &[(&RunResult, &SplitResult)],
+    beam: usize,
+) -> anyhow::Result<Vec<(u64, Vec<String>)>> {
+    let mut out = Vec::new();
+    for (r, s) in group {
+        if let Some(b) = s.at(beam) {
+            let path = dir.join(run_name(r.alpha, r.seed)).join(&b.hypotheses_file);
+            out.push((r.seed, seqls_data::read::read_lines(&path)?));
+        }
+    }
+    Ok(out)
+}
+
+/// One term of a contrast: weight, beam size, and whether it is the baseline α's.
+type ContrastTerm = (f64, usize, bool);
+
+/// Each α against the smallest α at every beam size, and the change of the gain of beam
+/// `compare_beam` over greedy, on `split`, over the seeds both have.
+fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result<Vec<Comparison>> {
+    let groups = by_alpha(&sweep.config.sweep.alphas, runs, split);
+    let Some(((base_alpha, base), others)) = groups
+        .iter()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|b| (b, groups.iter().filter(|g| g.0 != b.0).collect::<Vec<_>>()))
+    else {
+        return Ok(Vec::new());
+    };
+    let text = sweep.config.data.load_split(split)?;
+    let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
+    let options = BleuOptions::default();
+    let compare = sweep.config.sweep.compare_beam;
+    let mut out = Vec::new();
+    for (alpha, group) in others {
+        let mut kinds: Vec<(String, usize, Vec<ContrastTerm>)> = sweep
+            .config
+            .sweep
+            .beams
+            .iter()
+            .map(|&b| {
+                (
+                    "bleu".to_string(),
+                    b,
+                    vec![(1.0, b, false), (-1.0, b, true)],
+                )
+            })
+            .collect();
+        if compare != 1 && sweep.config.sweep.beams.contains(&1) {
+            kinds.push((
+                "beam-gain".into(),
+                compare,
+                vec![
+                    (1.0, compare, false),
+                    (-1.0, 1, false),
+                    (-1.0, compare, true),
+                    (1.0, 1, true),
+                ],
+            ));
+        }
+        for (kind, beam, terms) in kinds {
+            // Hypotheses per term, restricted to the seeds every term has.
+            let mut per_term = Vec::new();
+            for &(w, b, is_base) in &terms {
+                per_term.push((
+                    w,
+                    hypotheses(&sweep.dir, if is_base { base } else { group }, b)?,
+                ));
+            }
+            let mut seeds: Vec<u64> = per_term[0].1.iter().map(|(s, _)| *s).collect();
+            seeds.retain(|s| per_term.iter().all(|(_, h)| h.iter().any(|(t, _)| t == s)));
+            if seeds.is_empty() {
+                continue;
+            }
+            let term_refs: Vec<Term> = per_term
+                .iter()
+                .map(|(w, h)| Term {
+                    weight: *w,
+                    hypotheses: seeds
+                        .iter()
+                        .filter_map(|s| h.iter().find(|(t, _)| t == s))
+                        .map(|(_, x)| x.as_slice())
+                        .collect(),
+                })
+                .collect();
+            let contrast = seed_contrast(
+                &term_refs,
+                &refs,
+                &options,
+                BOOTSTRAP_SAMPLES,
+                BOOTSTRAP_SEED,
+            )
+            .map_err(anyhow::Error::msg)?;
+            out.push(Comparison {
+                split: split.to_string(),
+                kind,
+                alpha: *alpha,
+                baseline_alpha: *base_alpha,
+                beam,
+                seeds,
+                contrast,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn comparison_tables(
+    md: &mut String,
+    split: &str,
+    comparisons: &[Comparison],
+) -> anyhow::Result<()> {
+    let of_split: Vec<&Comparison> = comparisons.iter().filter(|c| c.split == split).collect();
+    let Some(first) = of_split.first() else {
+        return Ok(());
+    };
+    let t_p = |c: &Comparison| {
+        c.contrast
+            .t_test
+            .as_ref()
+            .map_or("–".to_string(), |t| format!("{:.3}", t.p_value))
+    };
+    let per_seed = |c: &Comparison| {
+        c.contrast
+            .per_seed
+            .iter()
+            .map(|d| format!("{d:+.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    writeln!(
+        md,
+        "\n**Each α against α = {} on {split}** (BLEU difference; mean over the seeds both have):\n",
+        first.baseline_alpha
+    )?;
+    writeln!(
+        md,
+        "| α | beam | seeds | Δ BLEU | Δ per seed | 95% CI (two-level bootstrap) | p (bootstrap) | p (t-test over seeds) |\n|---|---|---|---|---|---|---|---|"
+    )?;
+    for c in of_split.iter().filter(|c| c.kind == "bleu") {
+        writeln!(
+            md,
+            "| {} | {} | {} | {:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {} |",
+            c.alpha,
+            c.beam,
+            c.seeds.len(),
+            c.contrast.delta,
+            per_seed(c),
+            c.contrast.ci.0,
+            c.contrast.ci.1,
+            c.contrast.p_value,
+            t_p(c)
+        )?;
+    }
+    let gains: Vec<&&Comparison> = of_split.iter().filter(|c| c.kind == "beam-gain").collect();
+    if let Some(g) = gains.first() {
+        writeln!(
+            md,
+            "\n**Does smoothing change the gain of beam search?** Δ(b{b} − b1) of each α minus that of α = {}, on {split}:\n",
+            g.baseline_alpha,
+            b = g.beam
+        )?;
+        writeln!(
+            md,
+            "| α | seeds | Δ(b{b} − b1) change | per seed | 95% CI (two-level bootstrap) | p (bootstrap) | p (t-test over seeds) |\n|---|---|---|---|---|---|---|",
+            b = g.beam
+        )?;
+        for c in gains {
+            writeln!(
+                md,
+                "| {} | {} | {:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {} |",
+                c.alpha,
+                c.seeds.len(),
+                c.contrast.delta,
+                per_seed(c),
+                c.contrast.ci.0,
+                c.contrast.ci.1,
+                c.contrast.p_value,
+                t_p(c)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The figures directory of a report and what has been written into it.
@@ -253,110 +625,145 @@ impl FigureDir {
     }
 }
 
-/// Writes the figures of `rows` into `dir/figures`; returns (title, file stem) per figure.
-fn write_figures(
-    dir: &Path,
-    config: &ExperimentConfig,
-    rows: &[Row],
-    device: &Device,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut figures = FigureDir {
-        dir: dir.join("figures"),
-        written: Vec::new(),
-    };
-    std::fs::create_dir_all(&figures.dir).with_context(|| figures.dir.display().to_string())?;
-    let seed = config.sweep.seeds.first().copied().unwrap_or(1);
-    let first_seed: Vec<&Row> = rows.iter().filter(|r| r.seed == seed).collect();
-    let label = |r: &Row| format!("α = {}", r.alpha);
-    let per_beam = |f: fn(&BeamResult) -> f64| -> Vec<Series> {
-        first_seed
-            .iter()
-            .map(|r| Series {
-                label: label(r),
-                points: r.beams.iter().map(|b| (b.beam as f64, f(b))).collect(),
-            })
-            .collect()
-    };
-    let chart = |title: &str, x: &str, y: &str, series: Vec<Series>, log2_x: bool| LineChart {
+/// One line per α through `(x, mean over seeds)` with the standard deviation as error bars.
+fn mean_series(
+    groups: &[(f64, Vec<(&RunResult, &SplitResult)>)],
+    xs: &[f64],
+    value: &dyn Fn(&RunResult, &SplitResult, f64) -> Option<f64>,
+) -> Vec<Series> {
+    groups
+        .iter()
+        .map(|(alpha, group)| {
+            let mut s = Series::new(format!("α = {alpha}"), Vec::new());
+            for &x in xs {
+                let ys: Vec<f64> = group.iter().filter_map(|(r, sp)| value(r, sp, x)).collect();
+                if !ys.is_empty() {
+                    let (m, sd) = mean_std(&ys);
+                    s.points.push((x, m));
+                    s.errors.push(sd);
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+fn chart(title: &str, x: &str, y: &str, series: Vec<Series>, log2_x: bool) -> LineChart {
+    LineChart {
         title: title.into(),
         x_label: x.into(),
         y_label: y.into(),
         series,
         log2_x,
+    }
+}
+
+/// Writes the figures of `runs` into `SWEEP/figures`; returns (title, file stem) per figure.
+fn write_figures(
+    sweep: &Sweep,
+    runs: &[RunResult],
+    device: &Device,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut figures = FigureDir {
+        dir: sweep.dir.join("figures"),
+        written: Vec::new(),
     };
+    std::fs::create_dir_all(&figures.dir).with_context(|| figures.dir.display().to_string())?;
+    let grid = &sweep.config.sweep;
+    let seeds = if grid.seeds.len() > 1 {
+        format!(", mean ± std over {} seeds", grid.seeds.len())
+    } else {
+        String::new()
+    };
+    let beams: Vec<f64> = grid.beams.iter().map(|&b| b as f64).collect();
+    let alphas = &grid.alphas;
+    for split in &sweep.test_splits {
+        let groups = by_alpha(alphas, runs, split);
+        let c = chart(
+            &format!("{split}: BLEU vs beam size{seeds}"),
+            "beam size",
+            "BLEU",
+            mean_series(&groups, &beams, &|_, s, b| s.at(b as usize).map(|x| x.bleu)),
+            true,
+        );
+        figures.save(
+            &format!("bleu-vs-beam-{split}"),
+            &format!("{split}: BLEU vs beam size, one line per α{seeds}"),
+            &c,
+        )?;
+    }
+    let primary = &sweep.test_splits[0];
+    let groups = by_alpha(alphas, runs, primary);
     let c = chart(
-        "Test BLEU vs beam size",
-        "beam size",
-        "BLEU",
-        per_beam(|b| b.bleu),
-        true,
-    );
-    figures.save("bleu-vs-beam", "BLEU vs beam size, one line per α", &c)?;
-    let c = chart(
-        "Length ratio (hyp/ref) vs beam size",
+        &format!("{primary}: length ratio (hyp/ref) vs beam size"),
         "beam size",
         "length ratio",
-        per_beam(|b| b.length_ratio),
+        mean_series(&groups, &beams, &|_, s, b| {
+            s.at(b as usize).map(|x| x.length_ratio)
+        }),
         true,
     );
     figures.save(
         "length-ratio-vs-beam",
-        "Hypothesis/reference length ratio vs beam size (length bias)",
+        &format!("{primary}: hypothesis/reference length ratio vs beam size (length bias){seeds}"),
         &c,
     )?;
-    let vs_alpha = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
-        first_seed
-            .iter()
-            .filter_map(|r| Some((r.alpha, f(r)?)))
-            .collect()
+    // Lines over α: one series per measure, mean ± std over seeds.
+    let over_alpha = |label: String, f: &dyn Fn(&RunResult, &SplitResult) -> Option<f64>| {
+        let mut s = Series::new(label, Vec::new());
+        for (alpha, group) in &groups {
+            let ys: Vec<f64> = group.iter().filter_map(|(r, sp)| f(r, sp)).collect();
+            if !ys.is_empty() {
+                let (m, sd) = mean_std(&ys);
+                s.points.push((*alpha, m));
+                s.errors.push(sd);
+            }
+        }
+        s
     };
+    let compare = grid.compare_beam;
     let c = chart(
-        "Calibration vs α (test, teacher-forced)",
+        &format!("{primary}: calibration vs α"),
         "α",
         "ECE",
         vec![
-            Series {
-                label: "ECE".into(),
-                points: vs_alpha(&|r| Some(r.ece)),
-            },
-            Series {
-                label: "ECE at T*".into(),
-                points: vs_alpha(&|r| Some(r.ece_at_temperature)),
-            },
-            Series {
-                label: "inference ECE (beam 4)".into(),
-                points: vs_alpha(&|r| r.at(4).map(|b| b.inference_ece)),
-            },
+            over_alpha("ECE (teacher-forced)".into(), &|_, s| Some(s.ece)),
+            over_alpha("ECE at T*".into(), &|_, s| Some(s.ece_at_temperature)),
+            over_alpha(format!("inference ECE (beam {compare})"), &|_, s| {
+                s.at(compare).map(|b| b.inference_ece)
+            }),
         ],
         false,
     );
-    figures.save("ece-vs-alpha", "ECE vs α", &c)?;
+    figures.save("ece-vs-alpha", &format!("{primary}: ECE vs α{seeds}"), &c)?;
     let c = chart(
-        "Test BLEU vs α",
+        &format!("{primary}: BLEU vs α"),
         "α",
         "BLEU",
-        config
-            .sweep
-            .beams
+        grid.beams
             .iter()
-            .map(|&k| Series {
-                label: format!("beam {k}"),
-                points: vs_alpha(&|r| r.at(k).map(|b| b.bleu)),
-            })
+            .map(|&k| over_alpha(format!("beam {k}"), &|_, s| s.at(k).map(|b| b.bleu)))
             .collect(),
         false,
     );
-    figures.save("bleu-vs-alpha", "BLEU vs α, one line per beam size", &c)?;
+    figures.save(
+        "bleu-vs-alpha",
+        &format!("{primary}: BLEU vs α, one line per beam size{seeds}"),
+        &c,
+    )?;
+
+    let first_seed: Vec<&RunResult> = runs.iter().filter(|r| r.seed == grid.seeds[0]).collect();
     let per_epoch = |f: fn(&EpochResult) -> Option<f64>| -> Vec<Series> {
         first_seed
             .iter()
-            .map(|r| Series {
-                label: label(r),
-                points: r
-                    .epochs
-                    .iter()
-                    .filter_map(|e| Some((e.epoch as f64, f(e)?)))
-                    .collect(),
+            .map(|r| {
+                Series::new(
+                    format!("α = {}", r.alpha),
+                    r.epochs
+                        .iter()
+                        .filter_map(|e| Some((e.epoch as f64, f(e)?)))
+                        .collect(),
+                )
             })
             .collect()
     };
@@ -369,192 +776,219 @@ fn write_figures(
     );
     figures.save(
         "valid-nll-per-epoch",
-        "Validation NLL per epoch (learning speed)",
+        &format!(
+            "Validation NLL per epoch (learning speed; seed {})",
+            grid.seeds[0]
+        ),
         &c,
     )?;
-    let c = chart(
-        "Validation BLEU (greedy) per epoch",
-        "epoch",
-        "BLEU",
-        per_epoch(|e| e.greedy_bleu),
-        false,
-    );
-    figures.save(
-        "valid-bleu-per-epoch",
-        "Greedy validation BLEU per epoch",
-        &c,
-    )?;
-
-    let mut panels: Vec<Reliability> = first_seed
+    if first_seed
         .iter()
-        .filter_map(|r| {
-            Some(Reliability {
-                title: label(r),
-                calibration: r.teacher_forced.as_ref()?,
-            })
+        .any(|r| r.epochs.iter().any(|e| e.greedy_bleu.is_some()))
+    {
+        let c = chart(
+            "Validation BLEU (greedy) per epoch",
+            "epoch",
+            "BLEU",
+            per_epoch(|e| e.greedy_bleu),
+            false,
+        );
+        figures.save(
+            "valid-bleu-per-epoch",
+            &format!("Greedy validation BLEU per epoch (seed {})", grid.seeds[0]),
+            &c,
+        )?;
+    }
+
+    // Reliability diagrams pooled over seeds.
+    let pooled: Vec<(String, Calibration)> = groups
+        .iter()
+        .filter_map(|(alpha, group)| {
+            let parts: Vec<&Calibration> = group
+                .iter()
+                .filter_map(|(_, s)| s.teacher_forced.as_ref())
+                .collect();
+            Some((format!("α = {alpha}"), pool(&parts)?))
         })
         .collect();
-    if let Some(r0) = first_seed.iter().find(|r| r.alpha == 0.0)
-        && let Some(cal) = &r0.teacher_forced_at_temperature
-    {
-        panels.push(Reliability {
-            title: format!("α = 0 at T* = {:.3}", r0.temperature),
-            calibration: cal,
-        });
+    let mut panels: Vec<(String, Calibration)> = pooled;
+    if let Some((_, group)) = groups.iter().find(|(a, _)| *a == 0.0) {
+        let parts: Vec<&Calibration> = group
+            .iter()
+            .filter_map(|(_, s)| s.teacher_forced_at_temperature.as_ref())
+            .collect();
+        let (t, _) = mean_std(&group.iter().map(|(_, s)| s.temperature).collect::<Vec<_>>());
+        if let Some(cal) = pool(&parts) {
+            panels.push((format!("α = 0 at T* (mean {t:.3})"), cal));
+        }
     }
-    let grid = ReliabilityGrid {
-        columns: panels.len().min(4),
-        panels,
+    let grid_figure = ReliabilityGrid {
+        columns: panels.len().clamp(1, 4),
+        panels: panels
+            .iter()
+            .map(|(title, calibration)| Reliability {
+                title: title.clone(),
+                calibration,
+            })
+            .collect(),
+    };
+    let pooled_note = if grid.seeds.len() > 1 {
+        ", tokens of all seeds pooled"
+    } else {
+        ""
     };
     figures.save(
         "reliability-grid",
-        "Teacher-forced reliability diagrams, one per α, and α = 0 after temperature scaling",
-        &grid,
+        &format!(
+            "{primary}: teacher-forced reliability diagrams, one per α, and α = 0 after temperature scaling{pooled_note}"
+        ),
+        &grid_figure,
     )?;
 
-    // Penultimate layer: α = 0 (or the smallest α) and the largest α.
-    let smallest = first_seed.iter().min_by(|a, b| a.alpha.total_cmp(&b.alpha));
-    let largest = first_seed.iter().max_by(|a, b| a.alpha.total_cmp(&b.alpha));
-    if let (Some(lo), Some(hi)) = (smallest, largest)
-        && lo.alpha != hi.alpha
-    {
-        let mut panels = Vec::new();
-        let mut classes = Vec::new();
-        for r in [lo, hi] {
-            let run = RunDir::new(dir.join(run_name(r.alpha, r.seed)));
-            let (run_config, tokenizer, model) =
-                run.load_model(device).map_err(anyhow::Error::msg)?;
-            let text = run_config.data.load_split("test")?;
-            let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
-            if classes.is_empty() {
-                let tokens = penultimate::frequent_word_tokens(&encoded.examples, &tokenizer);
-                classes = tokens
-                    .iter()
-                    .filter_map(|&t| tokenizer.id_to_token(t))
-                    .collect::<Vec<_>>();
+    match penultimate_figure(sweep, &first_seed, device) {
+        Ok(Some(figure)) => figures.save("penultimate", "Penultimate-layer picture", &figure)?,
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("notice: penultimate-layer picture not redrawn: {e:#}");
+            if figures.dir.join("penultimate.png").exists() {
+                figures.written.push((
+                    "Penultimate-layer picture".into(),
+                    "figures/penultimate".into(),
+                ));
             }
-            let ids: Vec<u32> = classes
-                .iter()
-                .filter_map(|s| tokenizer.token_to_id(s))
-                .collect();
-            let Ok(ids) = <[u32; 3]>::try_from(ids) else {
-                break;
-            };
-            let projection = penultimate::project(&model, &encoded.examples, ids, 300, device);
-            panels.push(ScatterPanel {
-                title: format!("α = {}", r.alpha),
-                points: projection.points,
-                anchors: projection.templates,
-            });
-        }
-        if panels.len() == 2 {
-            let figure = Scatter {
-                classes: classes
-                    .iter()
-                    .map(|c| format!("\"{}\"", c.trim_start_matches('▁')))
-                    .collect(),
-                panels,
-                x_label: "e1".into(),
-                y_label: "e2".into(),
-            };
-            figures.save("penultimate", "Penultimate-layer picture", &figure)?;
         }
     }
     Ok(figures.written)
 }
 
+/// The penultimate-layer picture of the smallest and the largest α; `None` with a single α.
+fn penultimate_figure(
+    sweep: &Sweep,
+    runs: &[&RunResult],
+    device: &Device,
+) -> anyhow::Result<Option<Scatter>> {
+    let smallest = runs.iter().min_by(|a, b| a.alpha.total_cmp(&b.alpha));
+    let largest = runs.iter().max_by(|a, b| a.alpha.total_cmp(&b.alpha));
+    let (Some(lo), Some(hi)) = (smallest, largest) else {
+        return Ok(None);
+    };
+    if lo.alpha == hi.alpha {
+        return Ok(None);
+    }
+    let mut panels = Vec::new();
+    let mut classes = Vec::new();
+    for r in [lo, hi] {
+        let run = sweep.run_dir(r.alpha, r.seed);
+        let (run_config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
+        let text = run_config.data.load_split(&sweep.test_splits[0])?;
+        let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
+        if classes.is_empty() {
+            let tokens = penultimate::frequent_word_tokens(&encoded.examples, &tokenizer);
+            classes = tokens
+                .iter()
+                .filter_map(|&t| tokenizer.id_to_token(t))
+                .collect::<Vec<_>>();
+        }
+        let ids: Vec<u32> = classes
+            .iter()
+            .filter_map(|s| tokenizer.token_to_id(s))
+            .collect();
+        let Ok(ids) = <[u32; 3]>::try_from(ids) else {
+            return Ok(None);
+        };
+        let projection = penultimate::project(&model, &encoded.examples, ids, 300, device);
+        panels.push(ScatterPanel {
+            title: format!("α = {}", r.alpha),
+            points: projection.points,
+            anchors: projection.templates,
+        });
+    }
+    Ok(Some(Scatter {
+        classes: classes
+            .iter()
+            .map(|c| format!("\"{}\"", c.trim_start_matches('▁')))
+            .collect(),
+        panels,
+        x_label: "e1".into(),
+        y_label: "e2".into(),
+    }))
+}
+
 /// Assembles the report of the sweep directory `dir` from its finished jobs; returns the markdown.
 pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
-    let config = ExperimentConfig::load(&dir.join("sweep.toml")).map_err(anyhow::Error::msg)?;
-    let beams = &config.sweep.beams;
-    let mut rows = Vec::new();
-    for &seed in &config.sweep.seeds {
-        for &alpha in &config.sweep.alphas {
-            let run = RunDir::new(dir.join(run_name(alpha, seed)));
-            if let Some(row) = read_row(&run, alpha, seed, beams)? {
-                rows.push(row);
-            }
-        }
-    }
-    if rows.is_empty() {
+    let sweep = Sweep::open(dir)?;
+    let runs = collect(&sweep)?;
+    if runs.is_empty() {
         anyhow::bail!("{}: no finished runs with evaluations yet", dir.display());
     }
-    let cols = columns(beams);
-    let f = |x: Option<f64>, d: usize| match x {
-        Some(v) if v.is_finite() => format!("{v:.d$}"),
-        _ => "–".into(),
-    };
+    let grid = &sweep.config.sweep;
+    let all_cols = columns(&grid.beams, grid.compare_beam);
     // Drop columns that no row has (oracle columns outside the synthetic corpus).
-    let cols: Vec<&Column> = cols
+    let cols: Vec<&Column> = all_cols
         .iter()
-        .filter(|c| rows.iter().any(|r| (c.1)(r).is_some()))
+        .filter(|c| {
+            runs.iter()
+                .any(|r| r.splits.iter().any(|s| (c.value)(r, s).is_some()))
+        })
         .collect();
+    let mut sections: Vec<&str> = sweep.test_splits.iter().map(String::as_str).collect();
+    if sections.len() > 1 {
+        sections.push(MEAN_OVER_SPLITS);
+    }
 
     let mut md = String::new();
-    let mut csv = String::from("alpha,seed");
-    writeln!(md, "# seqls sweep: {} (test split)\n", config.name)?;
-    write!(md, "| α | seed |")?;
+    let mut csv = String::from("split,alpha,seed");
     for c in &cols {
-        write!(md, " {} |", c.0)?;
-        write!(csv, ",{}", c.0.replace(' ', "_"))?;
+        write!(csv, ",{}", c.header.replace(' ', "_"))?;
     }
-    writeln!(md, " threads |\n|{}", "---|".repeat(cols.len() + 3))?;
     csv.push_str(",threads\n");
-    for r in &rows {
-        write!(md, "| {} | {} |", r.alpha, r.seed)?;
-        write!(csv, "{},{}", r.alpha, r.seed)?;
-        for c in &cols {
-            let v = (c.1)(r);
-            if c.0 == "Δ b4−b1" {
-                write!(
-                    md,
-                    " {} |",
-                    v.map(|g| format!("{g:+.2}")).unwrap_or("–".into())
-                )?;
-            } else {
-                write!(md, " {} |", f(v, c.2))?;
-            }
-            write!(csv, ",{}", f(v, c.2 + 2))?;
+    let seeds_present: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.seed).collect();
+    writeln!(
+        md,
+        "# seqls sweep: {}\n\n{} finished runs: α ∈ {{{}}}, seeds {{{}}}; test sets: {}.\n",
+        sweep.config.name,
+        runs.len(),
+        grid.alphas
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        seeds_present
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        sweep.test_splits.join(", ")
+    )?;
+    let mut comparisons_all = Vec::new();
+    for split in &sections {
+        writeln!(md, "## {split}\n")?;
+        split_tables(&mut md, &mut csv, &sweep, &runs, split, &cols)?;
+        if *split != MEAN_OVER_SPLITS {
+            let c = comparisons(&sweep, &runs, split)?;
+            comparison_tables(&mut md, split, &c)?;
+            comparisons_all.extend(c);
         }
-        writeln!(md, " {} |", r.threads)?;
-        writeln!(csv, ",{}", r.threads)?;
-    }
-    if config.sweep.seeds.len() > 1 {
-        writeln!(md, "\n### Mean ± std over seeds\n")?;
-        write!(md, "| α | seeds |")?;
-        for c in &cols {
-            write!(md, " {} |", c.0)?;
-        }
-        writeln!(md, "\n|{}", "---|".repeat(cols.len() + 2))?;
-        for &alpha in &config.sweep.alphas {
-            let group: Vec<&Row> = rows.iter().filter(|r| r.alpha == alpha).collect();
-            if group.is_empty() {
-                continue;
-            }
-            write!(md, "| {alpha} | {} |", group.len())?;
-            for c in &cols {
-                let xs: Vec<f64> = group.iter().filter_map(|r| (c.1)(r)).collect();
-                if xs.is_empty() {
-                    write!(md, " – |")?;
-                } else {
-                    let (m, s) = mean_std(&xs);
-                    write!(md, " {m:.d$} ± {s:.d$} |", d = c.2)?;
-                }
-            }
-            writeln!(md)?;
-        }
+        writeln!(md)?;
     }
     writeln!(
         md,
-        "\nBLEU: sacreBLEU on detokenised output, `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`. \
+        "BLEU: sacreBLEU on detokenised output, `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`. \
          NLL per reference token (`</s>` included), nats. ECE/MCE/adaptive ECE: teacher-forced top-class \
          confidence on the test references, 15 bins, `</s>` included. T*: the temperature minimising \
          validation NLL; ECE@T*: test ECE at T*. len bK: hypothesis/reference length ratio (13a tokens) at \
-         beam K. Inference ECE: confidence of each token the beam-4 search produced vs whether an \
+         beam K. Inference ECE: confidence of each token the beam-{compare} search produced vs whether an \
          edit-distance alignment to the reference matches it (Wang et al. 2020). Oracle (synthetic corpus \
          only): oracle gap = mean |p − q| between the model's and the generator's probability of each reference word, \
-         and ECE against q. Search: {}.\n",
-        serde_json::to_string(&config.decode)?
+         and ECE against q. \"{MEAN_OVER_SPLITS}\": each number averaged over the test sets. \
+         Comparisons: Δ is the mean over seeds of the per-seed corpus-BLEU difference (seed s of α against \
+         seed s of the baseline: same initialisation and batch order); the two-level bootstrap \
+         ({BOOTSTRAP_SAMPLES} resamples) draws seeds with replacement and, within each, the test sentences \
+         (paired across systems), so its interval holds both the training-seed and the test-set variance; the \
+         t-test over seeds treats the test set as fixed (S − 1 degrees of freedom). With one seed both reduce \
+         to the paired bootstrap over sentences (Koehn 2004). Search: {}.\n",
+        serde_json::to_string(&sweep.config.decode)?,
+        compare = grid.compare_beam,
     )?;
 
     writeln!(md, "## Training time and validation per epoch\n")?;
@@ -562,8 +996,13 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
         md,
         "| α | seed | threads | train s | greedy valid BLEU per epoch | valid NLL per epoch |\n|---|---|---|---|---|---|"
     )?;
-    for r in &rows {
-        let join = |xs: Vec<String>| xs.join(", ");
+    for r in &runs {
+        let bleus: Vec<String> = r
+            .epochs
+            .iter()
+            .map(|e| e.greedy_bleu.map_or("–".into(), |b| format!("{b:.2}")))
+            .collect();
+        let nlls: Vec<String> = r.epochs.iter().map(|e| format!("{:.3}", e.nll)).collect();
         writeln!(
             md,
             "| {} | {} | {} | {:.0} | {} | {} |",
@@ -571,62 +1010,12 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
             r.seed,
             r.threads,
             r.train_seconds,
-            join(r.epochs.iter().map(|e| f(e.greedy_bleu, 2)).collect()),
-            join(r.epochs.iter().map(|e| format!("{:.3}", e.nll)).collect()),
+            bleus.join(", "),
+            nlls.join(", ")
         )?;
     }
 
-    let with_4: Vec<&Row> = rows.iter().filter(|r| r.at(4).is_some()).collect();
-    if let Some(base) = with_4.iter().find(|r| r.alpha == 0.0).or(with_4.first())
-        && with_4.len() > 1
-    {
-        let text = config.data.load_split("test")?;
-        let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
-        let hyps = |r: &Row| -> anyhow::Result<Vec<String>> {
-            // Cannot fail: `with_4` holds only rows that have a beam-4 evaluation.
-            let file = &r.at(4).expect("beam 4").hypotheses_file;
-            Ok(seqls_data::read::read_lines(
-                &dir.join(run_name(r.alpha, r.seed)).join(file),
-            )?)
-        };
-        let base_hyps = hyps(base)?;
-        writeln!(
-            md,
-            "\n## Beam 4: each α against α = {} (seed {}), paired bootstrap (1000 resamples)\n",
-            base.alpha, base.seed
-        )?;
-        writeln!(
-            md,
-            "| α | seed | BLEU | Δ | 95% CI of Δ | p |\n|---|---|---|---|---|---|"
-        )?;
-        for r in &with_4 {
-            if std::ptr::eq(*r, *base) {
-                continue;
-            }
-            let bs = paired_bootstrap(
-                &base_hyps,
-                &hyps(r)?,
-                &refs,
-                &BleuOptions::default(),
-                1000,
-                12345,
-            )
-            .map_err(anyhow::Error::msg)?;
-            writeln!(
-                md,
-                "| {} | {} | {:.2} | {:+.2} | [{:+.2}, {:+.2}] | {:.4} |",
-                r.alpha,
-                r.seed,
-                bs.system,
-                bs.system - bs.baseline,
-                bs.delta_ci.0,
-                bs.delta_ci.1,
-                bs.p_value
-            )?;
-        }
-    }
-
-    let figures = write_figures(dir, &config, &rows, device)?;
+    let figures = write_figures(&sweep, &runs, device)?;
     writeln!(md, "\n## Figures\n")?;
     for (title, stem) in &figures {
         writeln!(
@@ -653,8 +1042,10 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
     seqls_data::read::write_atomic(
         &dir.join("report.json"),
         serde_json::to_string_pretty(&serde_json::json!({
-            "config": config.name,
-            "rows": rows,
+            "config": sweep.config.name,
+            "test_splits": sweep.test_splits,
+            "runs": runs,
+            "comparisons": comparisons_all,
             "figures": figures,
         }))?
         .as_bytes(),

@@ -90,6 +90,11 @@ pub struct SweepConfig {
     pub alphas: Vec<f64>,
     pub beams: Vec<usize>,
     pub seeds: Vec<u64>,
+    /// Splits every run is evaluated on (e.g. `["test_2016_flickr", "test_2017_flickr"]`); the
+    /// report has a table per split and one averaged over them.
+    pub test_splits: Vec<String>,
+    /// The beam size the report compares α values at (paired bootstrap, Δ over greedy).
+    pub compare_beam: usize,
 }
 
 impl Default for SweepConfig {
@@ -98,6 +103,8 @@ impl Default for SweepConfig {
             alphas: vec![0.0, 0.1, 0.2, 0.3],
             beams: vec![1, 2, 4, 8, 16],
             seeds: vec![1],
+            test_splits: vec!["test".into()],
+            compare_beam: 4,
         }
     }
 }

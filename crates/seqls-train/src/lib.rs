@@ -14,4 +14,6 @@ pub use config::{ExperimentConfig, SweepConfig, TrainConfig};
 pub use duration::WallClock;
 pub use lock::RunLock;
 pub use run::RunDir;
-pub use trainer::{Start, TrainOptions, TrainSummary, ValidMetrics, train, validate};
+pub use trainer::{
+    LogLine, Start, TrainOptions, TrainSummary, ValidMetrics, read_log, train, validate,
+};

@@ -78,6 +78,11 @@ impl RunDir {
     pub fn average_model(&self) -> PathBuf {
         self.root.join("model-average.bpk")
     }
+    /// The evaluation of `split` at beam size `beam` (`seqls eval`): `eval-<split>-beam<K>.json`, with
+    /// `.hyp.txt` and `-reliability.{png,svg}` next to it.
+    pub fn eval_file(&self, split: &str, beam: usize) -> PathBuf {
+        self.root.join(format!("eval-{split}-beam{beam}.json"))
+    }
     /// Wall-clock training time so far (kept out of the checkpoint, which stays byte-reproducible).
     pub fn timing(&self) -> PathBuf {
         self.root.join("timing.json")

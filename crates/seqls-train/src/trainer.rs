@@ -68,7 +68,8 @@ pub struct ValidMetrics {
 }
 
 /// What `train` returns and writes to `metrics.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainSummary {
     pub steps: usize,
     pub epochs_completed: usize,
@@ -88,9 +89,9 @@ pub struct TrainSummary {
 }
 
 /// One line of `log.jsonl`.
-#[derive(Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum LogLine {
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LogLine {
     Train {
         step: usize,
         epoch: usize,
@@ -107,6 +108,26 @@ enum LogLine {
         train_seconds: f64,
         wall_seconds: f64,
     },
+}
+
+impl TrainSummary {
+    /// Reads `metrics.json`; a missing or malformed field is an error naming the file.
+    pub fn read(path: &Path) -> Result<TrainSummary, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Reads `log.jsonl`; a malformed line is an error naming the file and line.
+pub fn read_log(path: &Path) -> Result<Vec<LogLine>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
+        })
+        .collect()
 }
 
 /// Sums the squares of every parameter's gradient.

@@ -5,10 +5,21 @@
 //! The jobs and how they run are [`seqls_sweep::Sweep`]; this file maps flags onto the config.
 
 use crate::train::ConfigArgs;
-use clap::Args;
+use anyhow::bail;
+use clap::{Args, ValueEnum};
 use seqls_sweep::Sweep;
 use seqls_sweep::write_report;
 use std::path::PathBuf;
+
+/// Where the jobs of a sweep run.
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+pub enum Backend {
+    /// One after the other in this process
+    Local,
+    /// As a Slurm job array (one task per training and its evaluations) and a report job that
+    /// depends on it, submitted with sbatch; `[sweep.slurm]` sets the resources
+    Slurm,
+}
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -37,6 +48,16 @@ pub struct SweepArgs {
     /// Print one `seqls train` / `seqls eval` command per job instead of running them
     #[arg(long)]
     plan: bool,
+    /// Where the jobs run
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    backend: Backend,
+    /// With --backend slurm: write SWEEP/slurm/array.sbatch and report.sbatch without submitting
+    #[arg(long)]
+    dry_run: bool,
+    /// Print where every job stands (done, running, pending, failed, interrupted, not started), from
+    /// the run directories and, for a Slurm sweep, squeue and sacct
+    #[arg(long, conflicts_with_all = ["plan", "dry_run"])]
+    status: bool,
     /// Epochs per α (overrides train.max_epochs)
     #[arg(long)]
     max_epochs: Option<usize>,
@@ -82,7 +103,16 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("sweeps").join(&config.name));
+    if args.status {
+        return print_status(&Sweep::open(&out)?);
+    }
+    if args.dry_run && args.backend != Backend::Slurm {
+        bail!("--dry-run writes the Slurm scripts: use it with --backend slurm");
+    }
     let sweep = Sweep::create(&out, config)?;
+    if args.backend == Backend::Slurm && !args.plan {
+        return submit_to_slurm(&sweep, args.dry_run);
+    }
     if args.plan {
         for line in sweep.plan() {
             println!("{line}");
@@ -93,6 +123,65 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let report = write_report(&out, &device)?;
     println!("{report}");
     println!("wrote {}", out.join("report.md").display());
+    Ok(())
+}
+
+fn print_status(sweep: &Sweep) -> anyhow::Result<()> {
+    let states = seqls_sweep::slurm::status(sweep);
+    let mut unfinished = 0;
+    println!("task\tα\tseed\tstate");
+    for (i, (job, state)) in states.iter().enumerate() {
+        println!("{i}\t{}\t{}\t{state}", job.alpha, job.seed);
+        unfinished += usize::from(*state != seqls_sweep::slurm::State::Done);
+    }
+    println!(
+        "{} of {} jobs done{}",
+        states.len() - unfinished,
+        states.len(),
+        if sweep.dir.join("report.md").exists() {
+            format!("; report: {}", sweep.dir.join("report.md").display())
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn submit_to_slurm(sweep: &Sweep, dry_run: bool) -> anyhow::Result<()> {
+    let seqls = match &sweep.config.sweep.slurm.seqls {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let tasks = seqls_sweep::slurm::unfinished_tasks(sweep);
+    if tasks.is_empty() {
+        println!(
+            "every job of {} is finished, running or queued; `seqls report {}` writes the report",
+            sweep.dir.display(),
+            sweep.dir.display()
+        );
+        return Ok(());
+    }
+    let scripts = seqls_sweep::slurm::write_scripts(sweep, &seqls, &tasks)?;
+    if dry_run {
+        println!(
+            "wrote {} ({} array tasks) and {}\nsubmit with:\n  jobid=$(sbatch --parsable {})\n  sbatch --dependency=afterok:$jobid --kill-on-invalid-dep=yes {}",
+            scripts.array.display(),
+            tasks.len(),
+            scripts.report.display(),
+            scripts.array.display(),
+            scripts.report.display()
+        );
+        return Ok(());
+    }
+    let s = seqls_sweep::slurm::submit(sweep, &scripts)?;
+    println!(
+        "submitted array job {} ({} tasks: {:?}) and report job {} (after the array succeeds)\nwhere it stands: seqls sweep --out {} --status",
+        s.array_job,
+        s.tasks.len(),
+        s.tasks,
+        s.report_job,
+        sweep.dir.display()
+    );
     Ok(())
 }
 

@@ -426,7 +426,12 @@ fn malformed_input_to_every_command_is_refused_cleanly() {
         ),
         case(
             &[
-                "sweep", "--config", TINY, "--test-splits", "test,test_2017_flickr", "--out",
+                "sweep",
+                "--config",
+                TINY,
+                "--test-splits",
+                "test,test_2017_flickr",
+                "--out",
                 &sweep_out,
             ],
             &["test_2017_flickr", "corpus synth has train, val and test"],

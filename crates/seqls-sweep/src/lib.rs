@@ -7,12 +7,14 @@
 //! - [`driver`]: the jobs of a sweep directory (trainings, evaluations), run or printed as a plan.
 //! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
 //! - [`report`]: tables and figures assembled from a sweep directory.
+//! - [`slurm`]: the sweep as a Slurm job array and a dependent report job; where each job stands.
 
 pub mod curve;
 pub mod driver;
 pub mod evaluate;
 pub mod penultimate;
 pub mod report;
+pub mod slurm;
 
 pub use driver::{Sweep, TrainJob, run_name};
 pub use evaluate::{EvalReport, TeacherForced, TeacherForcedReport, evaluate};

@@ -95,6 +95,44 @@ pub struct SweepConfig {
     pub test_splits: Vec<String>,
     /// The beam size the report compares α values at (paired bootstrap, Δ over greedy).
     pub compare_beam: usize,
+    /// `[sweep.slurm]`: the batch jobs of `seqls sweep --backend slurm`.
+    pub slurm: SlurmConfig,
+}
+
+/// `[sweep.slurm]`: resources of the job-array tasks (one per training and its evaluations) and the
+/// report job of `seqls sweep --backend slurm`. Unset fields are left to the cluster's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlurmConfig {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    /// CPUs per task; the task trains and decodes on that many threads.
+    pub cpus_per_task: usize,
+    /// Memory per task in Slurm's notation, e.g. `8G`.
+    pub mem: String,
+    /// Time limit per task in Slurm's notation, e.g. `04:00:00` or `1-00:00:00`.
+    pub time: String,
+    /// GPUs per task (`--gres=gpu:N`); then the task runs with `--device wgpu`.
+    pub gpus: Option<usize>,
+    /// Extra `#SBATCH` lines, written as given after the generated ones (e.g. `--qos=short`).
+    pub extra: Vec<String>,
+    /// The `seqls` binary the tasks run (default: the one that submits), on a filesystem every node sees.
+    pub seqls: Option<std::path::PathBuf>,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            partition: None,
+            account: None,
+            cpus_per_task: 2,
+            mem: "8G".into(),
+            time: "04:00:00".into(),
+            gpus: None,
+            extra: Vec::new(),
+            seqls: None,
+        }
+    }
 }
 
 impl Default for SweepConfig {
@@ -105,6 +143,7 @@ impl Default for SweepConfig {
             seeds: vec![1],
             test_splits: vec!["test".into()],
             compare_beam: 4,
+            slurm: SlurmConfig::default(),
         }
     }
 }

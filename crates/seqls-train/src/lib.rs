@@ -10,7 +10,7 @@ pub mod run;
 pub mod schedule;
 pub mod trainer;
 
-pub use config::{ExperimentConfig, SweepConfig, TrainConfig};
+pub use config::{ExperimentConfig, SlurmConfig, SweepConfig, TrainConfig};
 pub use duration::WallClock;
 pub use lock::RunLock;
 pub use run::RunDir;

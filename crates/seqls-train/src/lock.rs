@@ -139,6 +139,21 @@ impl RunLock {
         Ok(RunLock { _file: file, path })
     }
 
+    /// Who holds the lock of `dir` now, if anyone: `Some("process N on host H (`cmd`)")`. Takes and
+    /// releases the lock when it is free.
+    pub fn holder(dir: &Path) -> Option<String> {
+        if !dir.join(LOCK_FILE).exists() {
+            return None;
+        }
+        match RunLock::acquire(dir) {
+            Ok(_) => None,
+            Err(LockError::Held { holder, .. }) | Err(LockError::Stale { holder, .. }) => {
+                Some(holder)
+            }
+            Err(LockError::Io { .. }) => None,
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,373 @@
+//! `seqls sweep --backend slurm`: the sweep's jobs as one Slurm job array plus a report job.
+//!
+//! Array task `i` is training job `i` of [`Sweep::trainings`] followed by its evaluations: the same
+//! commands as [`Sweep::plan`], with `--threads $SLURM_CPUS_PER_TASK`. Every command is idempotent
+//! (`--resume-or-start`, `--skip-finished`), and the array is submitted with `--requeue`, so a
+//! preempted or requeued task continues from its checkpoint instead of starting again; the run
+//! directory's lock keeps two tasks from writing one run. The report job runs `seqls report` once
+//! the whole array has succeeded (`--dependency=afterok`).
+//!
+//! Files, in `SWEEP/slurm/`: `array.sbatch` and `report.sbatch` (the generated scripts),
+//! `logs/` (one output file per task, appended across requeues), `submitted.json` (the job ids of
+//! every submission, read by [`status`]).
+
+use crate::driver::{Sweep, TrainJob};
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The generated batch scripts.
+#[derive(Debug, Clone)]
+pub struct Scripts {
+    pub array: PathBuf,
+    pub report: PathBuf,
+    /// The array task ids the array script runs (`#SBATCH --array`).
+    pub tasks: Vec<usize>,
+}
+
+/// One submission, as recorded in `submitted.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub array_job: String,
+    pub report_job: String,
+    pub tasks: Vec<usize>,
+}
+
+/// Where one training job stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Trained and every evaluation written.
+    Done,
+    /// Training or evaluating now (Slurm says so, or a process holds the run's lock).
+    Running(String),
+    /// Queued in Slurm (with the reason).
+    Pending(String),
+    /// Its last Slurm task ended without finishing the job.
+    Failed(String),
+    /// Started (a checkpoint exists) but neither running nor queued.
+    Interrupted,
+    /// Nothing done yet and not queued.
+    NotStarted,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            State::Done => write!(f, "done"),
+            State::Running(d) => write!(f, "running ({d})"),
+            State::Pending(d) => write!(f, "pending ({d})"),
+            State::Failed(d) => write!(f, "failed ({d})"),
+            State::Interrupted => write!(f, "interrupted (has a checkpoint)"),
+            State::NotStarted => write!(f, "not started"),
+        }
+    }
+}
+
+fn slurm_dir(sweep: &Sweep) -> PathBuf {
+    sweep.dir.join("slurm")
+}
+
+/// Single-quotes `s` for the shell.
+fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Whether `job` has trained and written every evaluation.
+pub fn finished(sweep: &Sweep, job: &TrainJob) -> bool {
+    job.run.metrics().exists() && sweep.evaluations(&job.run).iter().all(|e| e.2.exists())
+}
+
+/// Writes `array.sbatch` (tasks `tasks`) and `report.sbatch` into `SWEEP/slurm/`, running the
+/// binary `seqls`. Paths in the scripts are absolute.
+pub fn write_scripts(sweep: &Sweep, seqls: &Path, tasks: &[usize]) -> anyhow::Result<Scripts> {
+    let slurm = &sweep.config.sweep.slurm;
+    let dir = std::path::absolute(slurm_dir(sweep))?;
+    std::fs::create_dir_all(dir.join("logs")).with_context(|| dir.display().to_string())?;
+    let sweep_dir = std::path::absolute(&sweep.dir)?;
+    let absolute = Sweep {
+        dir: sweep_dir.clone(),
+        ..sweep.clone()
+    };
+    let name = format!("seqls-{}", sweep.config.name);
+    let mut head = String::from("#!/bin/bash\n");
+    let mut directive = |line: String| head.push_str(&format!("#SBATCH {line}\n"));
+    directive(format!("--job-name={name}"));
+    if let Some(p) = &slurm.partition {
+        directive(format!("--partition={p}"));
+    }
+    if let Some(a) = &slurm.account {
+        directive(format!("--account={a}"));
+    }
+    let common_end = |head: &mut String| {
+        for line in &slurm.extra {
+            let line = line.trim();
+            let line = line.strip_prefix("#SBATCH").unwrap_or(line).trim();
+            head.push_str(&format!("#SBATCH {line}\n"));
+        }
+    };
+    let mut array = head.clone();
+    let task_list: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
+    for line in [
+        format!("--array={}", task_list.join(",")),
+        "--ntasks=1".into(),
+        format!("--cpus-per-task={}", slurm.cpus_per_task),
+        format!("--mem={}", slurm.mem),
+        format!("--time={}", slurm.time),
+        "--requeue".into(),
+        "--open-mode=append".into(),
+        format!("--output={}/logs/%x-%A_%a.out", dir.display()),
+    ] {
+        array.push_str(&format!("#SBATCH {line}\n"));
+    }
+    if let Some(g) = slurm.gpus {
+        array.push_str(&format!("#SBATCH --gres=gpu:{g}\n"));
+    }
+    common_end(&mut array);
+    let mut env = format!(
+        "set -euo pipefail\nSEQLS={}\n",
+        quote(&seqls.display().to_string())
+    );
+    if sweep.config.data.corpus == "multi30k" {
+        let data = std::path::absolute(sweep.config.data.multi30k_dir()?)?;
+        env.push_str(&format!(
+            "export SEQLS_DATA_DIR={}\n",
+            quote(&data.display().to_string())
+        ));
+    }
+    array.push_str(&format!(
+        "\n# Generated by `seqls sweep --backend slurm` for {}: task i = training job i of the sweep\n\
+         # and its evaluations. Every command skips finished work and resumes from a checkpoint, so a\n\
+         # requeued task continues where it stopped.\n",
+        sweep_dir.display()
+    ));
+    array.push_str(&env);
+    let device = if slurm.gpus.is_some() {
+        " --device wgpu"
+    } else {
+        ""
+    };
+    array.push_str(&format!(
+        "THREADS=${{SLURM_CPUS_PER_TASK:-{}}}\necho \"task $SLURM_ARRAY_TASK_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname) at $(date -Is)\"\ncase \"$SLURM_ARRAY_TASK_ID\" in\n",
+        slurm.cpus_per_task
+    ));
+    let jobs = absolute.trainings();
+    for &t in tasks {
+        let Some(job) = jobs.get(t) else {
+            bail!("array task {t}: the sweep has {} jobs", jobs.len());
+        };
+        array.push_str(&format!("{t})  # α = {}, seed {}\n", job.alpha, job.seed));
+        for line in absolute.job_commands(job) {
+            let line = line.replacen("seqls ", "\"$SEQLS\" ", 1);
+            array.push_str(&format!("    {line} --threads \"$THREADS\"{device}\n"));
+        }
+        array.push_str("    ;;\n");
+    }
+    array.push_str(
+        "*)\n    echo \"no job for array task $SLURM_ARRAY_TASK_ID\" >&2\n    exit 1\n    ;;\nesac\n",
+    );
+
+    let mut report = head;
+    for line in [
+        "--ntasks=1".to_string(),
+        "--cpus-per-task=1".into(),
+        format!("--mem={}", slurm.mem),
+        "--time=00:30:00".into(),
+        format!("--output={}/logs/%x-report-%j.out", dir.display()),
+    ] {
+        report.push_str(&format!("#SBATCH {line}\n"));
+    }
+    common_end(&mut report);
+    report.push_str(&format!(
+        "\n# Generated by `seqls sweep --backend slurm`: the report of {}, submitted to run once every\n\
+         # array task has succeeded.\n",
+        sweep_dir.display()
+    ));
+    report.push_str(&env);
+    report.push_str(&format!(
+        "\"$SEQLS\" report {} --threads 1\n",
+        quote(&sweep_dir.display().to_string())
+    ));
+
+    let scripts = Scripts {
+        array: dir.join("array.sbatch"),
+        report: dir.join("report.sbatch"),
+        tasks: tasks.to_vec(),
+    };
+    seqls_data::read::write_atomic(&scripts.array, array.as_bytes())?;
+    seqls_data::read::write_atomic(&scripts.report, report.as_bytes())?;
+    Ok(scripts)
+}
+
+/// The tasks to submit: every job that is not finished and not running now.
+pub fn unfinished_tasks(sweep: &Sweep) -> Vec<usize> {
+    let states = status(sweep);
+    states
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, s))| !matches!(s, State::Done | State::Running(_) | State::Pending(_)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn run_sbatch(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("sbatch")
+        .args(args)
+        .output()
+        .context("running sbatch (is Slurm installed and on the PATH?)")?;
+    if !out.status.success() {
+        bail!(
+            "sbatch {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `--parsable` prints `jobid` or `jobid;cluster`.
+    Ok(text
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Submits the array and the report job that depends on it; records both in `submitted.json`.
+pub fn submit(sweep: &Sweep, scripts: &Scripts) -> anyhow::Result<Submission> {
+    if scripts.tasks.is_empty() {
+        bail!("no unfinished jobs to submit");
+    }
+    let array = scripts.array.display().to_string();
+    let array_job = run_sbatch(&["--parsable", &array])?;
+    let report = scripts.report.display().to_string();
+    let report_job = run_sbatch(&[
+        "--parsable",
+        &format!("--dependency=afterok:{array_job}"),
+        "--kill-on-invalid-dep=yes",
+        &report,
+    ])?;
+    let submission = Submission {
+        array_job,
+        report_job,
+        tasks: scripts.tasks.clone(),
+    };
+    let mut all = submissions(sweep);
+    all.push(submission.clone());
+    seqls_data::read::write_atomic(
+        &slurm_dir(sweep).join("submitted.json"),
+        serde_json::to_string_pretty(&all)?.as_bytes(),
+    )?;
+    Ok(submission)
+}
+
+/// Every recorded submission, oldest first (empty when none).
+pub fn submissions(sweep: &Sweep) -> Vec<Submission> {
+    std::fs::read_to_string(slurm_dir(sweep).join("submitted.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// `(array task, state)` lines of a Slurm query, or `None` when the command is missing or fails.
+fn query(program: &str, args: &[&str], separator: char) -> Option<Vec<(String, String)>> {
+    let out = Command::new(program).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (id, rest) = l.trim().split_once(separator)?;
+                Some((id.to_string(), rest.trim().to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// Where every training job of the sweep stands, in job order, from its run directory, its lock
+/// and (when they answer) `squeue` and `sacct` for the latest submission of its task.
+pub fn status(sweep: &Sweep) -> Vec<(TrainJob, State)> {
+    let submitted = submissions(sweep);
+    let mut slurm_states = std::collections::HashMap::new();
+    for s in &submitted {
+        // Later submissions override earlier ones.
+        if let Some(lines) = query(
+            "sacct",
+            &["-n", "-P", "-X", "-j", &s.array_job, "-o", "JobID,State"],
+            '|',
+        ) {
+            for (id, state) in lines {
+                slurm_states.insert(id, (state, false));
+            }
+        }
+        if let Some(lines) = query(
+            "squeue",
+            &["-h", "-r", "-j", &s.array_job, "-o", "%i %T %r"],
+            ' ',
+        ) {
+            for (id, state) in lines {
+                slurm_states.insert(id, (state, true));
+            }
+        }
+    }
+    sweep
+        .trainings()
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let state = if finished(sweep, &job) {
+                State::Done
+            } else {
+                let last = submitted.iter().rev().find(|s| s.tasks.contains(&i));
+                let slurm = last.and_then(|s| slurm_states.get(&format!("{}_{i}", s.array_job)));
+                match slurm {
+                    Some((state, true)) if state.starts_with("RUNNING") => State::Running(format!(
+                        "Slurm job {}_{i}",
+                        last.map_or("", |s| &s.array_job)
+                    )),
+                    Some((state, true)) => State::Pending(state.to_lowercase()),
+                    _ => match seqls_train::RunLock::holder(&job.run.root) {
+                        Some(holder) => State::Running(holder),
+                        None => match (last, slurm) {
+                            (Some(s), Some((state, false))) => State::Failed(format!(
+                                "Slurm job {}_{i} {}; log {}",
+                                s.array_job,
+                                state.to_lowercase(),
+                                slurm_dir(sweep).join("logs").display()
+                            )),
+                            (Some(s), None) => State::Failed(format!(
+                                "Slurm job {}_{i} ended unfinished; log in {}",
+                                s.array_job,
+                                slurm_dir(sweep).join("logs").display()
+                            )),
+                            _ if job.run.checkpoint().exists() => State::Interrupted,
+                            _ => State::NotStarted,
+                        },
+                    },
+                }
+            };
+            (job, state)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_keeps_plain_words_and_quotes_the_rest() {
+        assert_eq!(quote("/a/b-c_1.toml"), "/a/b-c_1.toml");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+}

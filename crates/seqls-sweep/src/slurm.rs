@@ -370,4 +370,38 @@ mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
     }
+
+    #[test]
+    fn status_reads_the_run_directories_and_the_recorded_submissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = seqls_train::ExperimentConfig::synth_default();
+        config.sweep.alphas = vec![0.0, 0.1, 0.2, 0.3];
+        config.sweep.beams = vec![1, 4];
+        let sweep = Sweep::create(dir.path(), config).unwrap();
+        let jobs = sweep.trainings();
+        // Job 0 finished, job 1 interrupted, job 2 submitted but gone from the queue, job 3 untouched.
+        std::fs::create_dir_all(&jobs[0].run.root).unwrap();
+        std::fs::write(jobs[0].run.metrics(), "{}").unwrap();
+        for (_, _, eval) in sweep.evaluations(&jobs[0].run) {
+            std::fs::write(eval, "{}").unwrap();
+        }
+        std::fs::create_dir_all(&jobs[1].run.root).unwrap();
+        std::fs::write(jobs[1].run.checkpoint(), "x").unwrap();
+        std::fs::create_dir_all(dir.path().join("slurm")).unwrap();
+        std::fs::write(
+            dir.path().join("slurm/submitted.json"),
+            r#"[{"array_job": "999999", "report_job": "1000000", "tasks": [2]}]"#,
+        )
+        .unwrap();
+        let states: Vec<State> = status(&sweep).into_iter().map(|(_, s)| s).collect();
+        assert_eq!(states[0], State::Done);
+        assert_eq!(states[1], State::Interrupted);
+        assert!(
+            matches!(&states[2], State::Failed(d) if d.contains("999999_2")),
+            "{:?}",
+            states[2]
+        );
+        assert_eq!(states[3], State::NotStarted);
+        assert_eq!(unfinished_tasks(&sweep), vec![1, 2, 3]);
+    }
 }

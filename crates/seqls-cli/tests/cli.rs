@@ -477,4 +477,28 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         text.lines().filter(|l| l.starts_with("seqls eval")).count(),
         8
     );
+
+    // The report is rebuilt from the results alone: without any weights it is byte-identical (the
+    // penultimate picture is redrawn from figures/penultimate.json, the bootstrap reads the cached
+    // per-sentence BLEU statistics).
+    assert!(
+        dir.path()
+            .join("a0-s1/eval-test-beam4.bleu-stats.json")
+            .exists()
+    );
+    let md_before = std::fs::read(dir.path().join("report.md")).unwrap();
+    let png_before = std::fs::read(dir.path().join("figures/penultimate.png")).unwrap();
+    for run in ["a0-s1", "a0.1-s1", "a0-s2", "a0.1-s2"] {
+        for entry in std::fs::read_dir(dir.path().join(run)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".bpk") || name == "checkpoint.bin" {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    let out = seqls(&["report", out_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(dir.path().join("report.md")).unwrap() == md_before);
+    assert!(std::fs::read(dir.path().join("figures/penultimate.png")).unwrap() == png_before);
 }

@@ -132,27 +132,30 @@ impl DataConfig {
     /// test set present in the data directory (`test` names [`multi30k::DEFAULT_TEST`]). An unknown
     /// split is an error that lists the available ones.
     pub fn resolve_split(&self, split: &str) -> Result<String> {
+        let name = self.split_name(split)?;
+        if self.corpus == "multi30k" {
+            multi30k::check_split(&self.multi30k_dir()?, &self.pair.parse()?, &name)?;
+        }
+        Ok(name)
+    }
+
+    /// [`DataConfig::resolve_split`] without looking at the data: for reading results that name
+    /// their split, where the corpus need not be present. Any Multi30k name is taken as it is.
+    pub fn split_name(&self, split: &str) -> Result<String> {
         let basic = match split {
             "train" => Some("train"),
             "val" | "valid" | "dev" => Some("val"),
             "test" => Some("test"),
             _ => None,
         };
-        if self.corpus == "multi30k" {
-            let name = match basic {
-                Some("test") => multi30k::DEFAULT_TEST,
-                Some(b) => b,
-                None => split,
-            };
-            multi30k::check_split(&self.multi30k_dir()?, &self.pair.parse()?, name)?;
-            return Ok(name.to_string());
+        match (self.corpus.as_str(), basic) {
+            ("multi30k", Some("test")) => Ok(multi30k::DEFAULT_TEST.to_string()),
+            ("multi30k", None) => Ok(split.to_string()),
+            (_, Some(b)) => Ok(b.to_string()),
+            (corpus, None) => Err(DataError::Invalid(format!(
+                "unknown split {split:?}: corpus {corpus} has train, val and test"
+            ))),
         }
-        basic.map(str::to_string).ok_or_else(|| {
-            DataError::Invalid(format!(
-                "unknown split {split:?}: corpus {} has train, val and test",
-                self.corpus
-            ))
-        })
     }
 
     /// Reads one split (any name [`DataConfig::resolve_split`] accepts).

@@ -136,13 +136,37 @@ pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> Result<(f64, String
     ))
 }
 
-/// Per-sentence BLEU statistics (n-gram matches and totals, lengths) of `hyps[i]` against
-/// `refs[r][i]`, for corpus BLEU of any subset.
-pub(crate) fn sentence_stats(
-    metric: &Bleu,
+/// The BLEU statistics of one sentence: matched and total n-grams for n = 1..4, hypothesis and
+/// reference length (13a tokens by default). Corpus BLEU of any set of sentences follows from their sum
+/// ([`bleu_from_stats`]), so these are what a bootstrap needs, without the texts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentenceStats {
+    pub counts: Vec<i64>,
+    pub totals: Vec<i64>,
+    pub sys_len: i64,
+    pub ref_len: i64,
+}
+
+/// Per-sentence statistics of `hyps[i]` against `refs[r][i]`.
+pub fn sentence_stats(
     hyps: &[String],
     refs: &[Vec<String>],
-) -> Vec<BleuScore> {
+    options: &BleuOptions,
+) -> Result<Vec<SentenceStats>, String> {
+    check_lengths(hyps, refs)?;
+    let metric = bleu_metric(options)?;
+    Ok(sentence_scores(&metric, hyps, refs)
+        .into_iter()
+        .map(|s| SentenceStats {
+            counts: s.counts,
+            totals: s.totals,
+            sys_len: s.sys_len,
+            ref_len: s.ref_len,
+        })
+        .collect())
+}
+
+fn sentence_scores(metric: &Bleu, hyps: &[String], refs: &[Vec<String>]) -> Vec<BleuScore> {
     (0..hyps.len())
         .map(|i| {
             let seg_refs: Vec<Vec<String>> = refs.iter().map(|s| vec![s[i].clone()]).collect();
@@ -151,8 +175,19 @@ pub(crate) fn sentence_stats(
         .collect()
 }
 
+/// Corpus BLEU of the sentences `idx` (repeats allowed) from their statistics, with the smoothing of
+/// `options`.
+pub fn bleu_from_stats(
+    all: &[SentenceStats],
+    idx: &[usize],
+    options: &BleuOptions,
+) -> Result<f64, String> {
+    let metric = bleu_metric(options)?;
+    Ok(bleu_of(&metric, all, idx))
+}
+
 /// Corpus BLEU of the sentences `idx` (repeats allowed) from their statistics.
-pub(crate) fn bleu_of(metric: &Bleu, all: &[BleuScore], idx: &[usize]) -> f64 {
+pub(crate) fn bleu_of(metric: &Bleu, all: &[SentenceStats], idx: &[usize]) -> f64 {
     let order = metric.max_ngram_order;
     let (mut correct, mut total, mut sys_len, mut ref_len) =
         (vec![0i64; order], vec![0i64; order], 0, 0);
@@ -218,10 +253,10 @@ pub fn paired_bootstrap(
         return Err("paired bootstrap needs at least one resample".into());
     }
     let (base_stats, sys_stats) = (
-        sentence_stats(&metric, baseline, refs),
-        sentence_stats(&metric, system, refs),
+        sentence_stats(baseline, refs, options)?,
+        sentence_stats(system, refs, options)?,
     );
-    let score_of = |all: &[BleuScore], idx: &[usize]| bleu_of(&metric, all, idx);
+    let score_of = |all: &[SentenceStats], idx: &[usize]| bleu_of(&metric, all, idx);
     let all: Vec<usize> = (0..n).collect();
     let (real_base, real_sys) = (score_of(&base_stats, &all), score_of(&sys_stats, &all));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -6,7 +6,10 @@ pub mod calibration;
 pub mod inference;
 pub mod seeds;
 
-pub use bleu::{BleuOptions, BleuReport, corpus_bleu, corpus_chrf, paired_bootstrap};
+pub use bleu::{
+    BleuOptions, BleuReport, SentenceStats, bleu_from_stats, corpus_bleu, corpus_chrf,
+    paired_bootstrap, sentence_stats,
+};
 pub use calibration::{Calibration, calibration};
 pub use inference::{OracleCalibration, aligned_matches, oracle_calibration};
 pub use seeds::{SeedContrast, SeedTTest, Term, seed_contrast};

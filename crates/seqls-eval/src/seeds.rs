@@ -3,9 +3,10 @@
 //!
 //! A *contrast* is a weighted sum of systems, `Δ = Σ_i w_i · BLEU_i`: `[(1, α=0.1), (−1, α=0)]` is
 //! the gain of smoothing; `[(1, α b4), (−1, α b1), (−1, 0 b4), (1, 0 b1)]` is how much smoothing
-//! changes the gain of beam search over greedy. Every system has one hypothesis file per seed; system
-//! `i` under seed `s` is `hyps[i][s]`. The observed contrast is the mean over seeds of the per-seed
-//! contrasts `Δ_s = Σ_i w_i · BLEU(hyps[i][s])`.
+//! changes the gain of beam search over greedy. Every system has one output per seed, given by its
+//! per-sentence BLEU statistics ([`SentenceStats`]: all a bootstrap needs, so a committed report can
+//! be recomputed without the references); system `i` under seed `s` is `stats[i][s]`. The observed
+//! contrast is the mean over seeds of the per-seed contrasts `Δ_s = Σ_i w_i · BLEU(stats[i][s])`.
 //!
 //! Two tests are reported, because they answer different questions:
 //!
@@ -21,18 +22,17 @@
 //!   treats the test set as fixed and asks whether the sign of the effect survives re-training. With
 //!   `S = 3` it has 2 degrees of freedom and little power: a small p needs a consistent effect.
 
-use crate::bleu::{BleuOptions, bleu_metric, bleu_of, check_lengths, sentence_stats};
+use crate::bleu::{BleuOptions, SentenceStats, bleu_metric, bleu_of};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sacrebleu_rs::BleuScore;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-/// One system of a contrast: its weight and its hypotheses per seed (`hypotheses[seed][sentence]`).
+/// One system of a contrast: its weight and its sentence statistics per seed (`stats[seed][sentence]`).
 #[derive(Debug, Clone)]
 pub struct Term<'a> {
     pub weight: f64,
-    pub hypotheses: Vec<&'a [String]>,
+    pub stats: Vec<&'a [SentenceStats]>,
 }
 
 /// The paired t-test over seeds.
@@ -61,51 +61,36 @@ pub struct SeedContrast {
     pub t_test: Option<SeedTTest>,
 }
 
-/// Estimates the contrast `terms` against `refs` (one reference stream per entry) with `samples`
-/// two-level bootstrap resamples drawn from `rng_seed`. Every term needs the same number of seeds and
-/// every hypothesis list one line per reference.
+/// Estimates the contrast `terms` with `samples` two-level bootstrap resamples drawn from `rng_seed`.
+/// Every term needs the same number of seeds and every statistics list the same number of sentences.
 pub fn seed_contrast(
     terms: &[Term],
-    refs: &[Vec<String>],
     options: &BleuOptions,
     samples: usize,
     rng_seed: u64,
 ) -> Result<SeedContrast, String> {
-    let seeds = terms.first().map_or(0, |t| t.hypotheses.len());
+    let seeds = terms.first().map_or(0, |t| t.stats.len());
     if terms.is_empty() || seeds == 0 {
         return Err("a contrast needs at least one system with at least one seed".into());
     }
-    if terms.iter().any(|t| t.hypotheses.len() != seeds) {
+    if terms.iter().any(|t| t.stats.len() != seeds) {
         return Err("every system of a contrast needs the same seeds".into());
     }
     if samples == 0 {
         return Err("the bootstrap needs at least one resample".into());
     }
-    for term in terms {
-        for hyps in &term.hypotheses {
-            check_lengths(hyps, refs)?;
-        }
+    let n = terms[0].stats[0].len();
+    if terms.iter().flat_map(|t| &t.stats).any(|s| s.len() != n) {
+        return Err("every system of a contrast needs statistics of the same sentences".into());
     }
-    let n = refs[0].len();
     if n == 0 {
         return Err("no sentences to resample".into());
     }
     let metric = bleu_metric(options)?;
-    // stats[term][seed][sentence]
-    let stats: Vec<Vec<Vec<BleuScore>>> = terms
-        .iter()
-        .map(|t| {
-            t.hypotheses
-                .iter()
-                .map(|h| sentence_stats(&metric, h, refs))
-                .collect()
-        })
-        .collect();
     let contrast_at = |seed: usize, idx: &[usize]| -> f64 {
         terms
             .iter()
-            .zip(&stats)
-            .map(|(t, s)| t.weight * bleu_of(&metric, &s[seed], idx))
+            .map(|t| t.weight * bleu_of(&metric, t.stats[seed], idx))
             .sum()
     };
     let all: Vec<usize> = (0..n).collect();
@@ -178,6 +163,7 @@ pub fn t_test(xs: &[f64]) -> Option<SeedTTest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bleu::sentence_stats;
     use crate::corpus_bleu;
 
     fn lines(v: &[&str]) -> Vec<String> {
@@ -238,18 +224,23 @@ mod tests {
             ]),
         ];
         let opts = BleuOptions::default();
+        let stats = |h: &[Vec<String>]| -> Vec<Vec<SentenceStats>> {
+            h.iter()
+                .map(|x| sentence_stats(x, &refs, &opts).unwrap())
+                .collect()
+        };
+        let (sys_stats, base_stats) = (stats(&system), stats(&base));
         let r = seed_contrast(
             &[
                 Term {
                     weight: 1.0,
-                    hypotheses: system.iter().map(|h| h.as_slice()).collect(),
+                    stats: sys_stats.iter().map(|h| h.as_slice()).collect(),
                 },
                 Term {
                     weight: -1.0,
-                    hypotheses: base.iter().map(|h| h.as_slice()).collect(),
+                    stats: base_stats.iter().map(|h| h.as_slice()).collect(),
                 },
             ],
-            &refs,
             &opts,
             500,
             7,
@@ -272,18 +263,15 @@ mod tests {
             lines(&["a b c d", "e f g i", "a c d f"]),
             lines(&["a b c x", "e f g h", "a c d e"]),
         ];
+        let st: Vec<Vec<SentenceStats>> = h
+            .iter()
+            .map(|x| sentence_stats(x, &refs, &BleuOptions::default()).unwrap())
+            .collect();
         let term = |w| Term {
             weight: w,
-            hypotheses: h.iter().map(|x| x.as_slice()).collect(),
+            stats: st.iter().map(|x| x.as_slice()).collect(),
         };
-        let r = seed_contrast(
-            &[term(1.0), term(-1.0)],
-            &refs,
-            &BleuOptions::default(),
-            200,
-            1,
-        )
-        .unwrap();
+        let r = seed_contrast(&[term(1.0), term(-1.0)], &BleuOptions::default(), 200, 1).unwrap();
         assert_eq!(r.delta, 0.0);
         assert_eq!(r.ci, (0.0, 0.0));
         assert_eq!(r.p_value, 1.0);
@@ -292,38 +280,42 @@ mod tests {
     #[test]
     fn mismatched_seeds_and_lengths_are_refused() {
         let refs = vec![lines(&["a b", "c d"])];
-        let two = [lines(&["a b", "c d"]), lines(&["a b", "c d"])];
-        let one = [lines(&["a b", "c d"])];
+        let two = sentence_stats(&lines(&["a b", "c d"]), &refs, &BleuOptions::default()).unwrap();
         let err = seed_contrast(
             &[
                 Term {
                     weight: 1.0,
-                    hypotheses: two.iter().map(|x| x.as_slice()).collect(),
+                    stats: vec![&two, &two],
                 },
                 Term {
                     weight: -1.0,
-                    hypotheses: one.iter().map(|x| x.as_slice()).collect(),
+                    stats: vec![&two],
                 },
             ],
-            &refs,
             &BleuOptions::default(),
             10,
             1,
         )
         .unwrap_err();
         assert!(err.contains("same seeds"), "{err}");
-        let short = [lines(&["a b"])];
         let err = seed_contrast(
-            &[Term {
-                weight: 1.0,
-                hypotheses: short.iter().map(|x| x.as_slice()).collect(),
-            }],
-            &refs,
+            &[
+                Term {
+                    weight: 1.0,
+                    stats: vec![&two],
+                },
+                Term {
+                    weight: -1.0,
+                    stats: vec![&two[..1]],
+                },
+            ],
             &BleuOptions::default(),
             10,
             1,
         )
         .unwrap_err();
+        assert!(err.contains("same sentences"), "{err}");
+        let err = sentence_stats(&lines(&["a b"]), &refs, &BleuOptions::default()).unwrap_err();
         assert!(err.contains("lines"), "{err}");
     }
 }

@@ -356,6 +356,7 @@ impl Figure for LineChart {
 
 /// One panel of a [`Scatter`]: points with a class index into `classes`, and optionally one anchor per
 /// class (drawn as a large outlined cross).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScatterPanel {
     pub title: String,
     pub points: Vec<(f64, f64, usize)>,
@@ -363,6 +364,7 @@ pub struct ScatterPanel {
 }
 
 /// Point clouds, one panel each, side by side, coloured by class.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scatter {
     pub classes: Vec<String>,
     pub panels: Vec<ScatterPanel>,

@@ -44,19 +44,24 @@ impl Sweep {
     /// Checks every job of `config` (each α and seed as a training config, each beam as a search,
     /// each test split present in the data) and writes `dir/sweep.toml`.
     pub fn create(dir: &Path, config: ExperimentConfig) -> anyhow::Result<Sweep> {
-        let sweep = Sweep::with_config(dir, config)?;
+        let sweep = Sweep::with_config(dir, config, true)?;
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
         seqls_data::read::write_atomic(&sweep.config_file(), sweep.config.to_toml().as_bytes())?;
         Ok(sweep)
     }
 
-    /// Opens a sweep directory written by [`Sweep::create`].
+    /// Opens a sweep directory written by [`Sweep::create`] (the corpus need not be present).
     pub fn open(dir: &Path) -> anyhow::Result<Sweep> {
         let config = ExperimentConfig::load(&dir.join("sweep.toml")).map_err(anyhow::Error::msg)?;
-        Sweep::with_config(dir, config)
+        Sweep::with_config(dir, config, false)
     }
 
-    fn with_config(dir: &Path, config: ExperimentConfig) -> anyhow::Result<Sweep> {
+    /// Checks the grid; with `check_data`, also that every test split is in the data.
+    fn with_config(
+        dir: &Path,
+        config: ExperimentConfig,
+        check_data: bool,
+    ) -> anyhow::Result<Sweep> {
         config.validate().map_err(anyhow::Error::msg)?;
         let grid = &config.sweep;
         if grid.alphas.is_empty() || grid.seeds.is_empty() || grid.beams.is_empty() {
@@ -86,7 +91,11 @@ impl Sweep {
         }
         let mut test_splits = Vec::new();
         for split in &grid.test_splits {
-            let name = config.data.resolve_split(split)?;
+            let name = if check_data {
+                config.data.resolve_split(split)?
+            } else {
+                config.data.split_name(split)?
+            };
             if !test_splits.contains(&name) {
                 test_splits.push(name);
             }

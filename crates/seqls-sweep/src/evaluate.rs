@@ -10,6 +10,9 @@
 //!   on [0.05, 10] to 1e-4); on the synthetic corpus, oracle calibration of each reference word's
 //!   model probability (the product of its subword probabilities) against its true probability.
 //!
+//! Next to the JSON: the hypotheses (`.hyp.txt`), their per-sentence BLEU statistics
+//! (`.bleu-stats.json`, for bootstraps without the references) and the reliability diagrams.
+//!
 //! The teacher-forced part does not depend on the search, so it is computed once per run, split and
 //! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json` (recomputed when the run's weights
 //! are newer than that file).
@@ -23,7 +26,7 @@ use seqls_decode::SearchConfig;
 use seqls_eval::calibration::{Calibration, calibration};
 use seqls_eval::{
     BleuOptions, BleuReport, OracleCalibration, aligned_matches, corpus_bleu, corpus_chrf,
-    oracle_calibration,
+    oracle_calibration, sentence_stats,
 };
 use seqls_model::{TokenScore, Transformer, teacher_forced_scores, translate};
 use seqls_plot::{Reliability, ReliabilityGrid};
@@ -304,6 +307,12 @@ pub fn evaluate(
     let (chrf, chrf_signature) = corpus_chrf(&all_hyps, &refs).map_err(anyhow::Error::msg)?;
     let hyp_path = output.with_extension("hyp.txt");
     seqls_data::read::write_lines(&hyp_path, all_hyps.iter().map(String::as_str))?;
+    let stats =
+        sentence_stats(&all_hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+    seqls_data::read::write_atomic(
+        &bleu_stats_file(output),
+        serde_json::to_string(&stats)?.as_bytes(),
+    )?;
 
     let (mut conf, mut correct) = (Vec::new(), Vec::new());
     for (example, nbest) in encoded.examples.iter().zip(&nbests) {
@@ -380,6 +389,12 @@ pub fn evaluate(
     };
     seqls_data::read::write_atomic(output, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(report)
+}
+
+/// The per-sentence BLEU statistics of an evaluation (`eval-<split>-beam<K>.bleu-stats.json`, a list of
+/// [`seqls_eval::SentenceStats`]): what the report's bootstrap needs, without the references.
+pub fn bleu_stats_file(eval_file: &Path) -> std::path::PathBuf {
+    eval_file.with_extension("bleu-stats.json")
 }
 
 impl EvalReport {

@@ -11,14 +11,14 @@
 //! Everything is read from those files, except the penultimate-layer picture, which loads the models
 //! of the smallest and the largest α (first seed); without the weights that figure is left as it is.
 
-use crate::driver::{Sweep, run_name};
-use crate::evaluate::EvalReport;
+use crate::driver::Sweep;
+use crate::evaluate::{EvalReport, bleu_stats_file};
 use crate::penultimate;
 use anyhow::Context;
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_eval::calibration::{Calibration, pool};
-use seqls_eval::{BleuOptions, SeedContrast, Term, seed_contrast};
+use seqls_eval::{BleuOptions, SeedContrast, SentenceStats, Term, seed_contrast, sentence_stats};
 use seqls_plot::{Figure, LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
 use seqls_train::{LogLine, RunDir, TrainSummary, ValidMetrics, read_log};
 use serde::Serialize;
@@ -423,18 +423,40 @@ pub struct Comparison {
     pub contrast: SeedContrast,
 }
 
-/// Hypotheses of every run in `group` at `beam`, by seed.
-fn hypotheses(
-    dir: &Path,
+/// The per-sentence BLEU statistics of the runs of `group` at `beam` on `split`, by seed: read from
+/// the cache next to each evaluation, or computed from its hypotheses and the references (loaded once
+/// into `refs`) and cached.
+fn sentence_stats_of(
+    sweep: &Sweep,
     group: &[(&RunResult, &SplitResult)],
+    split: &str,
     beam: usize,
-) -> anyhow::Result<Vec<(u64, Vec<String>)>> {
+    refs: &mut Option<Vec<Vec<String>>>,
+) -> anyhow::Result<Vec<(u64, Vec<SentenceStats>)>> {
     let mut out = Vec::new();
     for (r, s) in group {
-        if let Some(b) = s.at(beam) {
-            let path = dir.join(run_name(r.alpha, r.seed)).join(&b.hypotheses_file);
-            out.push((r.seed, seqls_data::read::read_lines(&path)?));
-        }
+        let Some(b) = s.at(beam) else { continue };
+        let run = sweep.run_dir(r.alpha, r.seed);
+        let cache = bleu_stats_file(&run.eval_file(split, beam));
+        let stats = if cache.exists() {
+            let text =
+                std::fs::read_to_string(&cache).with_context(|| cache.display().to_string())?;
+            serde_json::from_str(&text).with_context(|| cache.display().to_string())?
+        } else {
+            if refs.is_none() {
+                let text = sweep.config.data.load_split(split)?;
+                *refs = Some(vec![text.pairs.into_iter().map(|p| p.tgt).collect()]);
+            }
+            let hyps = seqls_data::read::read_lines(&run.root.join(&b.hypotheses_file))?;
+            // Cannot fail: `refs` was filled just above.
+            let refs = refs.as_ref().expect("references loaded");
+            let stats = sentence_stats(&hyps, refs, &BleuOptions::default()).map_err(|e| {
+                anyhow::anyhow!("{}: {e}", run.root.join(&b.hypotheses_file).display())
+            })?;
+            seqls_data::read::write_atomic(&cache, serde_json::to_string(&stats)?.as_bytes())?;
+            stats
+        };
+        out.push((r.seed, stats));
     }
     Ok(out)
 }
@@ -453,8 +475,7 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result
     else {
         return Ok(Vec::new());
     };
-    let text = sweep.config.data.load_split(split)?;
-    let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
+    let mut refs = None;
     let options = BleuOptions::default();
     let compare = sweep.config.sweep.compare_beam;
     let mut out = Vec::new();
@@ -485,13 +506,11 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result
             ));
         }
         for (kind, beam, terms) in kinds {
-            // Hypotheses per term, restricted to the seeds every term has.
+            // Sentence statistics per term, restricted to the seeds every term has.
             let mut per_term = Vec::new();
             for &(w, b, is_base) in &terms {
-                per_term.push((
-                    w,
-                    hypotheses(&sweep.dir, if is_base { base } else { group }, b)?,
-                ));
+                let runs = if is_base { base } else { group };
+                per_term.push((w, sentence_stats_of(sweep, runs, split, b, &mut refs)?));
             }
             let mut seeds: Vec<u64> = per_term[0].1.iter().map(|(s, _)| *s).collect();
             seeds.retain(|s| per_term.iter().all(|(_, h)| h.iter().any(|(t, _)| t == s)));
@@ -502,21 +521,15 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result
                 .iter()
                 .map(|(w, h)| Term {
                     weight: *w,
-                    hypotheses: seeds
+                    stats: seeds
                         .iter()
                         .filter_map(|s| h.iter().find(|(t, _)| t == s))
                         .map(|(_, x)| x.as_slice())
                         .collect(),
                 })
                 .collect();
-            let contrast = seed_contrast(
-                &term_refs,
-                &refs,
-                &options,
-                BOOTSTRAP_SAMPLES,
-                BOOTSTRAP_SEED,
-            )
-            .map_err(anyhow::Error::msg)?;
+            let contrast = seed_contrast(&term_refs, &options, BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)
+                .map_err(anyhow::Error::msg)?;
             out.push(Comparison {
                 split: split.to_string(),
                 kind,
@@ -845,18 +858,28 @@ fn write_figures(
         &grid_figure,
     )?;
 
-    match penultimate_figure(sweep, &first_seed, device) {
-        Ok(Some(figure)) => figures.save("penultimate", "Penultimate-layer picture", &figure)?,
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("notice: penultimate-layer picture not redrawn: {e:#}");
-            if figures.dir.join("penultimate.png").exists() {
-                figures.written.push((
-                    "Penultimate-layer picture".into(),
-                    "figures/penultimate".into(),
-                ));
-            }
+    // The projected points are kept in figures/penultimate.json, so that the figure can be redrawn
+    // where the models are not (a committed report).
+    let cache = figures.dir.join("penultimate.json");
+    let scatter = match penultimate_figure(sweep, &first_seed, device) {
+        Ok(Some(figure)) => {
+            seqls_data::read::write_atomic(&cache, serde_json::to_string(&figure)?.as_bytes())?;
+            Some(figure)
         }
+        Ok(None) => None,
+        Err(e) if cache.exists() => {
+            eprintln!(
+                "notice: penultimate-layer picture redrawn from {}: {e:#}",
+                cache.display()
+            );
+            let text =
+                std::fs::read_to_string(&cache).with_context(|| cache.display().to_string())?;
+            Some(serde_json::from_str(&text).with_context(|| cache.display().to_string())?)
+        }
+        Err(e) => return Err(e.context("penultimate-layer picture")),
+    };
+    if let Some(figure) = scatter {
+        figures.save("penultimate", "Penultimate-layer picture", &figure)?;
     }
     Ok(figures.written)
 }

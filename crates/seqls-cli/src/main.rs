@@ -102,7 +102,7 @@ fn error_line(err: &anyhow::Error) -> String {
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
     keep_freed_memory();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(bleu::sacrebleu_flags(std::env::args_os()));
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Decode(args) => decode::run(args),

@@ -102,9 +102,9 @@ fn bleu_refuses_mismatched_lines_and_writes_nothing() {
         "{}",
         stderr(&out)
     );
-    let out = seqls(&["bleu", r.to_str().unwrap(), "-i", r.to_str().unwrap()]);
+    let out = seqls(&["bleu", r.to_str().unwrap(), "-i", r.to_str().unwrap(), "-b"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("BLEU = 100.00"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "100.0\n");
 }
 
 #[test]
@@ -502,3 +502,67 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     assert!(std::fs::read(dir.path().join("report.md")).unwrap() == md_before);
     assert!(std::fs::read(dir.path().join("figures/penultimate.png")).unwrap() == png_before);
 }
+
+/// `seqls bleu` takes sacreBLEU's flags and prints what sacreBLEU 2.6.0 prints (expected outputs
+/// recorded from `sacrebleu` 2.6.0 on the same two files).
+#[test]
+fn bleu_speaks_sacrebleu() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write(
+        dir.path(),
+        "ref.txt",
+        "The cat sat on the mat.\nA dog runs in the Park!\nTwo men, playing football.\nA woman reads a book about Z\u{fc}rich.\n".as_bytes(),
+    );
+    let h = write(
+        dir.path(),
+        "hyp.txt",
+        b"the cat sat on a mat .\nA dog is running in the park!\nTwo men playing football\nA woman reads the book about zurich.\n",
+    );
+    let (r, h) = (r.to_str().unwrap(), h.to_str().unwrap());
+    let run = |flags: &[&str]| {
+        let mut args = vec!["bleu", r, "-i", h];
+        args.extend_from_slice(flags);
+        let out = seqls(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(run(&["-tok", "intl", "-lc", "-b", "-w", "2"]), "34.36\n");
+    assert_eq!(
+        run(&["-m", "bleu", "chrf", "-f", "text"]),
+        "  BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = 17.9 77.8/43.5/10.5/3.3 (BP = 0.964 ratio = 0.964 hyp_len = 27 ref_len = 28)\n\
+         chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = 63.1\n"
+    );
+    assert_eq!(
+        run(&["-s", "floor", "-sv", "0.2", "-f", "text", "-w", "3"]),
+        "BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:floor[0.20]|version:2.6.0 = 14.223 77.8/43.5/10.5/1.3 (BP = 0.964 ratio = 0.964 hyp_len = 27 ref_len = 28)\n"
+    );
+    assert_eq!(run(&["-m", "bleu", "chrf"]), EXPECTED_BLEU_CHRF_JSON);
+}
+
+const EXPECTED_BLEU_CHRF_JSON: &str = r#"[
+{
+ "name": "BLEU",
+ "score": 17.9,
+ "signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
+ "verbose_score": "77.8/43.5/10.5/3.3 (BP = 0.964 ratio = 0.964 hyp_len = 27 ref_len = 28)",
+ "nrefs": "1",
+ "case": "mixed",
+ "eff": "no",
+ "tok": "13a",
+ "smooth": "exp",
+ "version": "2.6.0"
+},
+{
+ "name": "chrF2",
+ "score": 63.1,
+ "signature": "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0",
+ "nrefs": "1",
+ "case": "mixed",
+ "eff": "yes",
+ "nc": "6",
+ "nw": "0",
+ "space": "no",
+ "version": "2.6.0"
+}
+]
+"#;

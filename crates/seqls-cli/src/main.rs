@@ -9,6 +9,7 @@ mod corpus;
 mod curve;
 mod decode;
 mod eval;
+mod export;
 mod sweep;
 mod train;
 
@@ -41,6 +42,8 @@ enum Command {
     Bleu(bleu::BleuArgs),
     /// Average the weights of a run's last kept checkpoints into model-average.bpk
     Average(average::AverageArgs),
+    /// Write a run's weights for other tools (safetensors with PyTorch parameter names)
+    Export(export::ExportArgs),
     /// Test BLEU of a run's kept checkpoints against wall-clock minutes of training
     Curve(curve::CurveArgs),
     /// Decode a split, then BLEU, calibration and reliability diagrams into eval.json
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Bleu(args) => bleu::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Average(args) => average::run(args),
+        Command::Export(args) => export::run(args),
         Command::Curve(args) => curve::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => sweep::run_report(args),

@@ -478,6 +478,97 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         8
     );
 
+    // `seqls export`: fairseq names, PyTorch layout, a valid safetensors header.
+    let export = dir.path().join("export");
+    let out = seqls(&[
+        "export",
+        run.to_str().unwrap(),
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(export.join("model.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    for (name, info) in header.as_object().unwrap() {
+        if name == "__metadata__" {
+            continue;
+        }
+        assert_eq!(info["dtype"], "F32", "{name}");
+        let numel: u64 = info["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .product();
+        let (a, b) = (
+            info["data_offsets"][0].as_u64().unwrap(),
+            info["data_offsets"][1].as_u64().unwrap(),
+        );
+        assert_eq!(b - a, 4 * numel, "{name}");
+        spans.push((a, b));
+    }
+    spans.sort();
+    assert_eq!(spans[0].0, 0);
+    assert!(
+        spans.windows(2).all(|w| w[0].1 == w[1].0),
+        "tensors are packed"
+    );
+    assert_eq!(
+        8 + header_len as u64 + spans.last().unwrap().1,
+        bytes.len() as u64
+    );
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    // tiny-sweep.toml: d = 16, FF 32, 1+1 layers, shared and tied embeddings.
+    let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
+    names.sort();
+    assert_eq!(names.len(), 47);
+    for name in [
+        "encoder.embed_tokens.weight",
+        "encoder.layers.0.self_attn.q_proj.weight",
+        "encoder.layers.0.fc1.weight",
+        "encoder.layers.0.final_layer_norm.weight",
+        "decoder.layers.0.encoder_attn.v_proj.bias",
+        "decoder.layers.0.encoder_attn_layer_norm.bias",
+        "decoder.layer_norm.weight",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+    }
+    assert_eq!(
+        file.tensor("encoder.layers.0.fc1.weight").unwrap().shape(),
+        [32, 16]
+    );
+    // fc1 is burn's `[16, 32]` inner weight transposed to `[out, in]`.
+    let weights = ["model-average.bpk", "model-best.bpk"]
+        .iter()
+        .map(|f| run.join(f))
+        .find(|p| p.exists())
+        .unwrap();
+    let pack = burn_pack::Reader::from_file(&weights).unwrap();
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let inner = f32s(
+        &pack
+            .tensor_data("encoder.0.feed_forward.inner.weight")
+            .unwrap(),
+    );
+    let fc1 = f32s(file.tensor("encoder.layers.0.fc1.weight").unwrap().data());
+    for o in 0..32 {
+        for i in 0..16 {
+            assert_eq!(fc1[o * 16 + i], inner[i * 32 + o]);
+        }
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["d_model"], 16);
+    assert_eq!(config["vocab_size"], 600);
+    assert!(export.join("tokenizer.json").exists());
+
     // The report is rebuilt from the results alone: without any weights it is byte-identical (the
     // penultimate picture is redrawn from figures/penultimate.json, the bootstrap reads the cached
     // per-sentence BLEU statistics).

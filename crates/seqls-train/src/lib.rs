@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod duration;
+pub mod export;
 pub mod lock;
 pub mod run;
 pub mod schedule;

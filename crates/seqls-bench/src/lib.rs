@@ -169,6 +169,7 @@ pub fn time_training(
         let (updated, outcome) = seqls_train::trainer::update(
             // Cannot fail: the closure puts the updated model back before it returns.
             model.take().expect("model"),
+            None,
             &mut optimizer,
             &padded,
             &train,

@@ -71,6 +71,18 @@ pub struct TrainArgs {
     /// Seed of initialisation, dropout and batch order
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Word-level knowledge distillation from this trained run (config: train.teacher): the teacher
+    /// (frozen, dropout off) scores every batch, and the student, which uses the teacher's tokenizer
+    /// (so data.vocab_size must equal the teacher's), minimises
+    /// (1 − β)·LS-CE(reference) + β·T²·KL(p_teacher^T ‖ p_student^T) per non-pad target token
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Softmax temperature T of the distillation term, > 0 (config: train.kd_temperature, default 1)
+    #[arg(long)]
+    pub kd_temperature: Option<f64>,
+    /// Weight β of the distillation term, in [0, 1] (config: train.kd_weight, default 0.5)
+    #[arg(long)]
+    pub kd_weight: Option<f64>,
     /// Split each batch into this many shards trained in parallel (config: train.shards, default 2;
     /// results depend on it, not on --threads)
     #[arg(long)]
@@ -117,6 +129,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = args.seed {
         t.seed = s;
+    }
+    if let Some(dir) = &args.teacher {
+        t.teacher = Some(dir.clone());
+    }
+    if let Some(x) = args.kd_temperature {
+        t.kd_temperature = x;
+    }
+    if let Some(x) = args.kd_weight {
+        t.kd_weight = x;
     }
     if let Some(m) = args.max_time {
         t.max_time = Some(m);

@@ -7,5 +7,8 @@ pub mod loss;
 pub mod transformer;
 
 pub use inference::{ModelScorer, SPECIAL_TOKENS, TokenScore, teacher_forced_scores, translate};
-pub use loss::{Normalize, SmoothingVariant, TokenLoss, label_smoothed_loss};
+pub use loss::{
+    Normalize, SmoothingVariant, TokenLoss, distillation_kl, distillation_objective,
+    label_smoothed_loss,
+};
 pub use transformer::{DecoderCache, DecoderOutput, ModelConfig, Transformer};

@@ -14,6 +14,13 @@
 //! tokens ([`Normalize::Tokens`], default) or by the number of sentences ([`Normalize::Sentences`], the
 //! classic KLDivLoss recipe). Perplexity is `exp(nll_sum / n_tokens)`, never the exponential of the
 //! smoothed loss.
+//!
+//! Word-level knowledge distillation (Hinton et al. 2015; Kim & Rush 2016), [`distillation_kl`]: with
+//! teacher and student logits at temperature `T`, `p^T = softmax(logits / T)`, each non-pad row adds
+//! `kl = Σ_k p_t^T(k) · (log p_t^T(k) − log p_s^T(k))` (nats; the teacher is a constant). The training
+//! objective with a teacher is `[(1 − β)·Σ ce + β·T²·Σ kl] / N` over the same non-pad rows and with the
+//! same normaliser `N` as above; `T²` keeps the gradient scale of the soft term independent of `T`
+//! (Hinton et al. 2015).
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
@@ -180,6 +187,37 @@ pub fn label_smoothed_loss(
     }
 }
 
+/// `Σ kl` over the non-pad rows of `targets` (see the module documentation): the KL divergence from
+/// the teacher's distribution at temperature `temperature` to the student's, nats, differentiable in
+/// `student_logits`. Both logits are `[B, T, K]`; `teacher_logits` is used as a constant.
+pub fn distillation_kl(
+    student_logits: Tensor<3>,
+    teacher_logits: Tensor<3>,
+    targets: Tensor<2, Int>,
+    temperature: f64,
+    pad_id: u32,
+) -> Tensor<1> {
+    let [b, t, _] = student_logits.dims();
+    let student = log_softmax(student_logits.div_scalar(temperature), 2);
+    let teacher = log_softmax(teacher_logits.div_scalar(temperature), 2);
+    let mask = targets
+        .not_equal_elem(pad_id as i64)
+        .float()
+        .reshape([b, t, 1]);
+    let rows = (teacher.clone().exp() * (teacher - student)).sum_dim(2);
+    (rows * mask).sum()
+}
+
+/// The summed training objective with a teacher: `(1 − β)·Σ ce + β·T²·Σ kl` (nats; divide by `N`).
+pub fn distillation_objective(
+    smoothed_sum: Tensor<1>,
+    kl_sum: Tensor<1>,
+    weight: f64,
+    temperature: f64,
+) -> Tensor<1> {
+    smoothed_sum.mul_scalar(1.0 - weight) + kl_sum.mul_scalar(weight * temperature * temperature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +320,78 @@ mod tests {
             - (0.2f64 - (0.1f64.exp() + 3f64.exp() + 0.2f64.exp()).ln());
         assert!((nll - want).abs() < 1e-5, "{nll} vs {want}");
         assert_eq!(out.correct.into_scalar::<i64>(), 1);
+    }
+
+    /// The distillation objective against an independent float64 computation by hand: padding rows,
+    /// T ∈ {1, 2}, β ∈ {0, 0.5, 1}, uniform smoothing α = 0.1.
+    #[test]
+    fn distillation_objective_matches_float64_by_hand() {
+        let device = Device::flex();
+        let (b, t, k) = (2usize, 3usize, 5usize);
+        let student: Vec<f64> = (0..b * t * k)
+            .map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.4)
+            .collect();
+        let teacher: Vec<f64> = (0..b * t * k)
+            .map(|i| ((i * 53 % 13) as f64 - 6.0) * 0.5)
+            .collect();
+        let targets: Vec<i64> = vec![3, 1, 0, 4, 2, 0]; // 0 = <pad>: rows 2 and 5 do not count
+        let alpha = 0.1;
+        let to3 = |v: &[f64]| {
+            Tensor::<3>::from_data(
+                TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), [b, t, k]),
+                &device,
+            )
+        };
+        let log_softmax64 = |row: &[f64], temp: f64| -> Vec<f64> {
+            let z: Vec<f64> = row.iter().map(|x| x / temp).collect();
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + z.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+            z.iter().map(|x| x - lse).collect()
+        };
+        for temp in [1.0, 2.0] {
+            for beta in [0.0, 0.5, 1.0] {
+                let (mut ce, mut kl) = (0.0, 0.0);
+                for row in 0..b * t {
+                    let y = targets[row] as usize;
+                    if y == 0 {
+                        continue;
+                    }
+                    let s = &student[row * k..(row + 1) * k];
+                    let te = &teacher[row * k..(row + 1) * k];
+                    let lp = log_softmax64(s, 1.0);
+                    for (c, l) in lp.iter().enumerate() {
+                        let q = if c == y { 1.0 - alpha } else { 0.0 } + alpha / k as f64;
+                        ce -= q * l;
+                    }
+                    let (ls, lt) = (log_softmax64(s, temp), log_softmax64(te, temp));
+                    kl += (0..k).map(|c| lt[c].exp() * (lt[c] - ls[c])).sum::<f64>();
+                }
+                let want = (1.0 - beta) * ce + beta * temp * temp * kl;
+                let tgt =
+                    Tensor::<2, Int>::from_data(TensorData::new(targets.clone(), [b, t]), &device);
+                let loss = label_smoothed_loss(
+                    to3(&student),
+                    tgt.clone(),
+                    alpha,
+                    SmoothingVariant::Uniform,
+                    0,
+                );
+                let kl_sum = distillation_kl(to3(&student), to3(&teacher), tgt, temp, 0);
+                assert!(
+                    close(kl_sum.clone().into_scalar::<f64>(), kl, 1e-5),
+                    "T = {temp}: kl"
+                );
+                let got = distillation_objective(loss.smoothed_sum, kl_sum, beta, temp)
+                    .into_scalar::<f64>();
+                assert!(
+                    close(got, want, 1e-5),
+                    "T = {temp}, β = {beta}: {got} vs {want}"
+                );
+            }
+        }
+        // Identical logits: no divergence at any temperature.
+        let tgt = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, t]), &device);
+        let zero = distillation_kl(to3(&student), to3(&student), tgt, 2.0, 0).into_scalar::<f64>();
+        assert!(zero.abs() < 1e-6, "{zero}");
     }
 }

@@ -54,6 +54,15 @@ pub struct TrainConfig {
     /// At the end of training, average the weights of the last this many epochs into
     /// `model-average.bpk` (0 = off; needs `keep_last` ≥ it), which decode and eval then load.
     pub average_last: usize,
+    /// Word-level knowledge distillation from this trained run (its weights, frozen, dropout off):
+    /// the student uses the teacher's tokenizer and minimises
+    /// `(1 − kd_weight)·LS-CE + kd_weight·kd_temperature²·KL(p_teacher^T ‖ p_student^T)` per token
+    /// ([`seqls_model::loss::distillation_kl`]). Unset = no teacher.
+    pub teacher: Option<std::path::PathBuf>,
+    /// Softmax temperature T of both distributions in the distillation term (> 0).
+    pub kd_temperature: f64,
+    /// Weight β of the distillation term, in [0, 1] (1 = the teacher alone, 0 = references alone).
+    pub kd_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -79,6 +88,9 @@ impl Default for TrainConfig {
             max_time: None,
             keep_last: 0,
             average_last: 0,
+            teacher: None,
+            kd_temperature: 1.0,
+            kd_weight: 0.5,
         }
     }
 }
@@ -190,6 +202,18 @@ impl ExperimentConfig {
         let t = &self.train;
         if !(0.0..1.0).contains(&t.alpha) {
             return Err(format!("train.alpha must be in [0, 1), got {}", t.alpha));
+        }
+        if !(t.kd_temperature > 0.0 && t.kd_temperature <= 1e3) {
+            return Err(format!(
+                "train.kd_temperature must be positive (and at most 1000), got {}",
+                t.kd_temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.kd_weight) {
+            return Err(format!(
+                "train.kd_weight must be in [0, 1], got {}",
+                t.kd_weight
+            ));
         }
         if !(t.lr > 0.0 && t.lr < 1e3) {
             return Err(format!(

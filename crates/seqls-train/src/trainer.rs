@@ -24,7 +24,9 @@ use seqls_data::tokenizer::PAD;
 use seqls_data::{Batch, Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
 use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::inference::BatchTensors;
-use seqls_model::{Normalize, Transformer, label_smoothed_loss, translate};
+use seqls_model::{
+    Normalize, Transformer, distillation_kl, distillation_objective, label_smoothed_loss, translate,
+};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -178,6 +180,56 @@ fn clip_global_norm(model: &Transformer, grads: &mut GradientsParams, max_norm: 
     norm
 }
 
+/// A frozen teacher for word-level distillation (`train.teacher`): its model on the inner device, so
+/// that it runs without dropout and outside the autodiff graph.
+pub struct Teacher {
+    pub model: Transformer,
+    pub temperature: f64,
+    pub weight: f64,
+}
+
+impl Teacher {
+    /// Loads `train.teacher` (if set) on the inner device of `device`, with its tokenizer, which the
+    /// student must use. Errors name the teacher directory: no weights, or a student whose
+    /// `data.vocab_size` differs from the teacher's vocabulary.
+    pub fn load(
+        config: &ExperimentConfig,
+        device: &Device,
+    ) -> Result<Option<(Teacher, SubwordTokenizer)>, String> {
+        let Some(dir) = &config.train.teacher else {
+            return Ok(None);
+        };
+        let run = RunDir::new(dir);
+        if !run.best_model().exists() && !run.average_model().exists() && !run.checkpoint().exists()
+        {
+            return Err(format!(
+                "train.teacher {}: no trained model there (model-best.bpk, model-average.bpk or checkpoint.bin)",
+                dir.display()
+            ));
+        }
+        let (_, tokenizer, model) = run
+            .load_model(&device.clone().inner())
+            .map_err(|e| format!("train.teacher {}: {e}", dir.display()))?;
+        if tokenizer.vocab_size() != config.data.vocab_size {
+            return Err(format!(
+                "train.teacher {}: its tokenizer has {} ids but the student's data.vocab_size is {}: a student uses its teacher's tokenizer, so set data.vocab_size = {}",
+                dir.display(),
+                tokenizer.vocab_size(),
+                config.data.vocab_size,
+                tokenizer.vocab_size()
+            ));
+        }
+        Ok(Some((
+            Teacher {
+                model,
+                temperature: config.train.kd_temperature,
+                weight: config.train.kd_weight,
+            },
+            tokenizer,
+        )))
+    }
+}
+
 /// The sums of one update's batch (nats), before the step.
 #[derive(Debug, Clone, Copy)]
 pub struct StepOutcome {
@@ -198,8 +250,10 @@ struct ShardPass {
 /// is the shard's smoothed loss sum divided by the whole batch's `denominator`, so the shards'
 /// gradients add up to the gradient of the batch objective. Dropout is seeded with
 /// `(dropout_seed, shard)` on the calling thread. A non-finite loss skips the backward pass.
+#[allow(clippy::too_many_arguments)]
 fn shard_pass(
     model: &Transformer,
+    teacher: Option<&Teacher>,
     shard: &Batch,
     index: usize,
     t: &TrainConfig,
@@ -211,14 +265,40 @@ fn shard_pass(
     let replica = model.clone().fork(device);
     let tensors = BatchTensors::new(shard, device);
     let logits = replica.forward(tensors.src, tensors.tgt_in, PAD).logits;
+    let objective_sum = match teacher {
+        None => None,
+        Some(teacher) => {
+            // The teacher runs on the inner device: no dropout, no graph; its logits enter the
+            // student's graph as a constant.
+            let inner = device.clone().inner();
+            let plain = BatchTensors::new(shard, &inner);
+            let teacher_logits = teacher.model.forward(plain.src, plain.tgt_in, PAD).logits;
+            Some(distillation_kl(
+                logits.clone(),
+                teacher_logits,
+                tensors.tgt_out.clone(),
+                teacher.temperature,
+                PAD,
+            ))
+        }
+    };
     let loss = label_smoothed_loss(logits, tensors.tgt_out, t.alpha, t.ls_variant, PAD);
+    let objective_sum = match (objective_sum, teacher) {
+        (Some(kl), Some(teacher)) => distillation_objective(
+            loss.smoothed_sum.clone(),
+            kl,
+            teacher.weight,
+            teacher.temperature,
+        ),
+        _ => loss.smoothed_sum.clone(),
+    };
     let outcome = StepOutcome {
-        loss_sum: loss.smoothed_sum.clone().into_scalar::<f64>(),
+        loss_sum: objective_sum.clone().into_scalar::<f64>(),
         nll_sum: loss.nll_sum.clone().into_scalar::<f64>(),
         n_tokens: loss.n_tokens,
     };
     let grads = if outcome.loss_sum.is_finite() {
-        let objective = loss.smoothed_sum.div_scalar(denominator);
+        let objective = objective_sum.div_scalar(denominator);
         GradientsParams::from_grads(objective.backward(), &replica)
     } else {
         GradientsParams::new()
@@ -234,8 +314,10 @@ fn shard_pass(
 /// passes run as tasks of the global rayon pool (in turn on this thread when `threads` is 1); the shard
 /// gradients are summed in shard order, so the result depends on `t.shards` but not on `threads`. Dropout masks are a function of
 /// `(dropout_seed, shard)`. A non-finite loss leaves the model unchanged (the caller stops).
+#[allow(clippy::too_many_arguments)]
 pub fn update(
     model: Transformer,
+    teacher: Option<&Teacher>,
     optimizer: &mut ModuleOptimizer,
     batch: &Batch,
     t: &TrainConfig,
@@ -252,7 +334,16 @@ pub fn update(
     let n_shards = shards.len();
     let workers = threads.clamp(1, n_shards);
     let pass = |model: &Transformer, i: usize| {
-        shard_pass(model, &shards[i], i, t, denominator, dropout_seed, device)
+        shard_pass(
+            model,
+            teacher,
+            &shards[i],
+            i,
+            t,
+            denominator,
+            dropout_seed,
+            device,
+        )
     };
     let passes: Vec<ShardPass> = if workers == 1 {
         (0..n_shards).map(|i| pass(&model, i)).collect()
@@ -534,10 +625,16 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
     };
 
     let log = |msg: String| eprintln!("{msg}");
+    let (teacher, teacher_tokenizer) = match Teacher::load(config, &options.device)? {
+        Some((teacher, tokenizer)) => (Some(teacher), Some(tokenizer)),
+        None => (None, None),
+    };
     let train_text = config.data.load_split("train").map_err(|e| e.to_string())?;
     let valid_text = config.data.load_split("val").map_err(|e| e.to_string())?;
     let tokenizer = if resuming {
         SubwordTokenizer::load(&run.tokenizer()).map_err(|e| e.to_string())?
+    } else if let Some(tokenizer) = teacher_tokenizer {
+        tokenizer
     } else {
         train_tokenizer(&train_text.pairs, config.data.vocab_size).map_err(|e| e.to_string())?
     };
@@ -802,6 +899,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             );
             let (updated, outcome) = update(
                 model,
+                teacher.as_ref(),
                 &mut optimizer,
                 &batch,
                 t,

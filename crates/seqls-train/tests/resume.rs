@@ -221,3 +221,83 @@ fn a_time_limit_stops_cleanly_and_averaging_is_the_parameter_mean() {
         .unwrap();
     assert_eq!(model_values(&model), average);
 }
+
+/// Word-level distillation end to end: a tiny teacher, then a student of another shape that uses its
+/// tokenizer; the logged objective mixes the two terms; a resumed student ends with the same bytes as
+/// an uninterrupted one; a student with another vocabulary or a teacher without weights is refused
+/// before anything is written.
+#[test]
+fn a_distilled_student_trains_resumes_bit_identically_and_checks_its_teacher() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let teacher_dir = tempfile::tempdir().unwrap();
+    train(&tiny_config(12), &options(teacher_dir.path(), false, 1)).unwrap();
+
+    let student = |steps: usize| {
+        let mut c = tiny_config(steps);
+        c.model.d_model = 8;
+        c.model.d_ff = 16;
+        c.train.teacher = Some(teacher_dir.path().to_path_buf());
+        c.train.kd_temperature = 2.0;
+        c.train.kd_weight = 0.5;
+        c
+    };
+    let whole = tempfile::tempdir().unwrap();
+    train(&student(10), &options(whole.path(), false, 2)).unwrap();
+    assert_eq!(
+        std::fs::read(whole.path().join("tokenizer.json")).unwrap(),
+        std::fs::read(teacher_dir.path().join("tokenizer.json")).unwrap(),
+        "the student uses the teacher's tokenizer"
+    );
+    let halves = tempfile::tempdir().unwrap();
+    train(&student(5), &options(halves.path(), false, 1)).unwrap();
+    train(&student(10), &options(halves.path(), true, 2)).unwrap();
+    // (The checkpoints themselves differ only in the log line count: the first half validated at
+    // its end.)
+    assert!(
+        std::fs::read(whole.path().join("model-best.bpk")).unwrap()
+            == std::fs::read(halves.path().join("model-best.bpk")).unwrap(),
+        "a resumed student must end with the same weights"
+    );
+    // The objective is not the plain smoothed loss: with β = 0.5 and a teacher it differs from the
+    // same student trained without one.
+    let first_loss = |log: &str| -> f64 {
+        let line = log
+            .lines()
+            .find(|l| l.contains("\"kind\":\"train\""))
+            .unwrap();
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["loss"]
+            .as_f64()
+            .unwrap()
+    };
+    let plain_dir = tempfile::tempdir().unwrap();
+    let mut plain = student(10);
+    plain.train.teacher = None;
+    plain.train.log_every = 1;
+    let mut logged = student(10);
+    logged.train.log_every = 1;
+    let logged_dir = tempfile::tempdir().unwrap();
+    train(&logged, &options(logged_dir.path(), false, 1)).unwrap();
+    train(&plain, &options(plain_dir.path(), false, 1)).unwrap();
+    assert!(
+        (first_loss(&std::fs::read_to_string(logged_dir.path().join("log.jsonl")).unwrap())
+            - first_loss(&std::fs::read_to_string(plain_dir.path().join("log.jsonl")).unwrap()))
+        .abs()
+            > 1e-6
+    );
+
+    // Refusals, before the run directory exists.
+    let refused = tempfile::tempdir().unwrap().path().join("never");
+    let mut other_vocab = student(4);
+    other_vocab.data.vocab_size = 500;
+    let err = train(&other_vocab, &options(&refused, false, 1)).unwrap_err();
+    assert!(
+        err.contains("tokenizer has 600 ids") && err.contains("vocab_size is 500"),
+        "{err}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let mut no_model = student(4);
+    no_model.train.teacher = Some(empty.path().to_path_buf());
+    let err = train(&no_model, &options(&refused, false, 1)).unwrap_err();
+    assert!(err.contains("no trained model"), "{err}");
+    assert!(!refused.exists());
+}

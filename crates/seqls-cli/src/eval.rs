@@ -110,6 +110,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         100.0 * inf.mean_confidence,
         inf.ece
     );
+    if let Some(e) = &r.erasure {
+        println!(
+            "beyond the reference (val, teacher forced): H(q)/ln(K−1) {:.4} | KL(q ‖ uniform) {:.4} nats | top-5 mass of q {:.4} ({} tokens)",
+            e.entropy_ratio, e.kl_from_uniform, e.top5_mass, e.tokens
+        );
+    }
     if let Some(o) = &r.oracle {
         println!(
             "oracle  mean |p − q| {:.4} | ECE vs true probabilities {:.4} ({} words)",

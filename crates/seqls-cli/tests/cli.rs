@@ -306,6 +306,7 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         "Mean ± standard deviation over seeds",
         "two-level bootstrap",
         "Does smoothing change the gain of beam search?",
+        "H(q)/ln(K−1)",
         "![",
         "Penultimate",
     ] {
@@ -324,6 +325,8 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         &eval["inference"]["ece"],
         &eval["oracle"]["ece"],
         &eval["oracle"]["mean_abs_gap"],
+        &eval["erasure"]["entropy_ratio"],
+        &eval["erasure"]["top5_mass"],
     ] {
         let v = key.as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v), "{key}");

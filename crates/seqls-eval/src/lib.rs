@@ -3,6 +3,7 @@
 
 pub mod bleu;
 pub mod calibration;
+pub mod erasure;
 pub mod inference;
 pub mod seeds;
 
@@ -11,5 +12,6 @@ pub use bleu::{
     paired_bootstrap, sentence_stats,
 };
 pub use calibration::{Calibration, calibration};
+pub use erasure::{ErasureSums, InformationErasure};
 pub use inference::{OracleCalibration, aligned_matches, oracle_calibration};
 pub use seeds::{SeedContrast, SeedTTest, Term, seed_contrast};

@@ -256,6 +256,29 @@ pub fn teacher_forced_scores(
         .collect()
 }
 
+/// Calls `f(log_probs, reference)` for every non-pad target position of `batch` under teacher forcing:
+/// the model's log-probabilities over the whole vocabulary (temperature 1) and the reference id.
+pub fn for_each_distribution(
+    model: &Transformer,
+    batch: &Batch,
+    device: &Device,
+    mut f: impl FnMut(&[f32], usize),
+) {
+    let tensors = BatchTensors::new(batch, device);
+    let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
+    let [_, _, k] = logits.dims();
+    let log_probs: Vec<f32> = log_softmax(logits, 2)
+        .into_data()
+        .try_into_vec()
+        // Cannot fail: log-probabilities of an f32 model are f32.
+        .expect("f32");
+    for (i, &reference) in batch.tgt_out.iter().enumerate() {
+        if reference != PAD {
+            f(&log_probs[i * k..(i + 1) * k], reference as usize);
+        }
+    }
+}
+
 /// The special-token ids of the project's tokenizer, for the search.
 pub const SPECIAL_TOKENS: seqls_decode::SpecialTokens = seqls_decode::SpecialTokens {
     pad: PAD,

@@ -6,7 +6,10 @@ pub mod inference;
 pub mod loss;
 pub mod transformer;
 
-pub use inference::{ModelScorer, SPECIAL_TOKENS, TokenScore, teacher_forced_scores, translate};
+pub use inference::{
+    ModelScorer, SPECIAL_TOKENS, TokenScore, for_each_distribution, teacher_forced_scores,
+    translate,
+};
 pub use loss::{
     Normalize, SmoothingVariant, TokenLoss, distillation_kl, distillation_objective,
     label_smoothed_loss,

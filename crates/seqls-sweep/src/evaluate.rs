@@ -25,10 +25,12 @@ use seqls_data::{Batch, Example, ParallelText, SubwordTokenizer};
 use seqls_decode::SearchConfig;
 use seqls_eval::calibration::{Calibration, calibration};
 use seqls_eval::{
-    BleuOptions, BleuReport, OracleCalibration, aligned_matches, corpus_bleu, corpus_chrf,
-    oracle_calibration, sentence_stats,
+    BleuOptions, BleuReport, ErasureSums, InformationErasure, OracleCalibration, aligned_matches,
+    corpus_bleu, corpus_chrf, oracle_calibration, sentence_stats,
 };
-use seqls_model::{TokenScore, Transformer, teacher_forced_scores, translate};
+use seqls_model::{
+    TokenScore, Transformer, for_each_distribution, teacher_forced_scores, translate,
+};
 use seqls_plot::{Reliability, ReliabilityGrid};
 use seqls_train::{ExperimentConfig, RunDir};
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,9 @@ pub struct TeacherForcedReport {
     pub oracle: Option<OracleCalibration>,
     /// Synthetic corpus only: sentences whose subwords could not be grouped into the oracle's words.
     pub oracle_skipped_sentences: usize,
+    /// What the model's distribution says beyond the reference, on the validation split
+    /// ([`seqls_eval::erasure`]).
+    pub erasure: InformationErasure,
 }
 
 /// Everything `eval-<split>-beam<K>.json` holds.
@@ -76,6 +81,10 @@ pub struct EvalReport {
     pub fitted_temperature: f64,
     pub teacher_forced_at_fitted_temperature: TeacherForced,
     pub oracle: Option<OracleCalibration>,
+    /// Validation split, teacher forced: the distribution over the non-reference tokens
+    /// ([`seqls_eval::erasure`]). Absent in evaluations written before it was measured.
+    #[serde(default)]
+    pub erasure: Option<InformationErasure>,
     pub hypotheses_file: String,
     /// Reliability diagrams (teacher-forced, at T*, inference), PNG and SVG.
     pub figures: Vec<String>,
@@ -214,6 +223,13 @@ fn teacher_forced_report(
     }
     let valid = encode_pairs(tokenizer, &config.data.load_split("val")?.pairs, None)?;
     let fitted_temperature = fit_temperature(model, &valid.examples, device);
+    let mut erasure = ErasureSums::default();
+    for chunk in valid.examples.chunks(64) {
+        let rows: Vec<&Example> = chunk.iter().collect();
+        for_each_distribution(model, &Batch::from_examples(&rows), device, |lp, y| {
+            erasure.add(lp, y)
+        });
+    }
     let scores = scores_of(model, examples, 1.0, device);
     let fitted_scores = scores_of(model, examples, fitted_temperature as f32, device);
     let (oracle, oracle_skipped_sentences) =
@@ -224,6 +240,7 @@ fn teacher_forced_report(
         at_fitted: teacher_forced(&fitted_scores, fitted_temperature, bins),
         oracle,
         oracle_skipped_sentences,
+        erasure: erasure.finish(),
     };
     seqls_data::read::write_atomic(&cache, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(report)
@@ -379,6 +396,7 @@ pub fn evaluate(
         fitted_temperature: tf.fitted_temperature,
         teacher_forced_at_fitted_temperature: tf.at_fitted,
         oracle: tf.oracle,
+        erasure: Some(tf.erasure),
         hypotheses_file: hyp_path
             .file_name()
             .unwrap_or_default()

@@ -56,6 +56,10 @@ pub struct SplitResult {
     pub ece_at_temperature: f64,
     pub oracle_mean_abs_gap: Option<f64>,
     pub oracle_ece: Option<f64>,
+    /// Validation split: the distribution over the non-reference tokens ([`seqls_eval::erasure`]).
+    pub erasure_entropy_ratio: Option<f64>,
+    pub erasure_kl_from_uniform: Option<f64>,
+    pub erasure_top5_mass: Option<f64>,
     pub beams: Vec<BeamResult>,
     #[serde(skip)]
     teacher_forced: Option<Calibration>,
@@ -121,6 +125,9 @@ fn read_split(run: &RunDir, split: &str, beams: &[usize]) -> anyhow::Result<Opti
         ece_at_temperature: first.teacher_forced_at_fitted_temperature.with_eos.ece,
         oracle_mean_abs_gap: first.oracle.as_ref().map(|o| o.mean_abs_gap),
         oracle_ece: first.oracle.as_ref().map(|o| o.ece),
+        erasure_entropy_ratio: first.erasure.as_ref().map(|e| e.entropy_ratio),
+        erasure_kl_from_uniform: first.erasure.as_ref().map(|e| e.kl_from_uniform),
+        erasure_top5_mass: first.erasure.as_ref().map(|e| e.top5_mass),
         beams: evals
             .iter()
             .map(|e| BeamResult {
@@ -182,6 +189,9 @@ fn mean_over_splits(splits: &[SplitResult]) -> Option<SplitResult> {
         ece_at_temperature: mean(&|s| s.ece_at_temperature),
         oracle_mean_abs_gap: mean_opt(&|s| s.oracle_mean_abs_gap),
         oracle_ece: mean_opt(&|s| s.oracle_ece),
+        erasure_entropy_ratio: mean_opt(&|s| s.erasure_entropy_ratio),
+        erasure_kl_from_uniform: mean_opt(&|s| s.erasure_kl_from_uniform),
+        erasure_top5_mass: mean_opt(&|s| s.erasure_top5_mass),
         beams,
         teacher_forced: None,
         teacher_forced_at_temperature: None,
@@ -316,6 +326,13 @@ fn columns(beams: &[usize], compare: usize) -> Vec<Column> {
         4,
         move |_, s| s.at(compare).map(|x| x.inference_ece),
     ));
+    cols.push(Column::new("H(q)/ln(K−1)", 4, |_, s| {
+        s.erasure_entropy_ratio
+    }));
+    cols.push(Column::new("KL(q‖u)", 3, |_, s| {
+        s.erasure_kl_from_uniform
+    }));
+    cols.push(Column::new("top-5 q", 3, |_, s| s.erasure_top5_mass));
     cols.push(Column::new("oracle gap", 4, |_, s| s.oracle_mean_abs_gap));
     cols.push(Column::new("oracle ECE", 4, |_, s| s.oracle_ece));
     cols.push(Column::new("train s", 0, |r, _| Some(r.train_seconds)));
@@ -1003,7 +1020,11 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
          beam K. Inference ECE: confidence of each token the beam-{compare} search produced vs whether an \
          edit-distance alignment to the reference matches it (Wang et al. 2020). Oracle (synthetic corpus \
          only): oracle gap = mean |p − q| between the model's and the generator's probability of each reference word, \
-         and ECE against q. \"{MEAN_OVER_SPLITS}\": each number averaged over the test sets. \
+         and ECE against q. H(q)/ln(K−1), KL(q‖u), top-5 q (validation split, teacher forced): the model's \
+         distribution over the K − 1 non-reference tokens, renormalised, as its entropy relative to uniform, \
+         its KL divergence from uniform (nats) and the mass of its five largest entries, averaged over \
+         positions: what the logits say beyond the reference, which label smoothing is said to erase \
+         (Müller et al. 2019). \"{MEAN_OVER_SPLITS}\": each number averaged over the test sets. \
          Comparisons: Δ is the mean over seeds of the per-seed corpus-BLEU difference (seed s of α against \
          seed s of the baseline: same initialisation and batch order); the two-level bootstrap \
          ({BOOTSTRAP_SAMPLES} resamples) draws seeds with replacement and, within each, the test sentences \

@@ -8,6 +8,7 @@ mod block_cache;
 mod corpus;
 mod curve;
 mod decode;
+mod distill;
 mod eval;
 mod export;
 mod sweep;
@@ -44,6 +45,8 @@ enum Command {
     Average(average::AverageArgs),
     /// Write a run's weights for other tools (safetensors with PyTorch parameter names)
     Export(export::ExportArgs),
+    /// Translate a teacher's training sources: data for sequence-level knowledge distillation
+    DistillData(distill::DistillDataArgs),
     /// Test BLEU of a run's kept checkpoints against wall-clock minutes of training
     Curve(curve::CurveArgs),
     /// Decode a split, then BLEU, calibration and reliability diagrams into eval.json
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Average(args) => average::run(args),
         Command::Export(args) => export::run(args),
+        Command::DistillData(args) => distill::run(args),
         Command::Curve(args) => curve::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => sweep::run_report(args),

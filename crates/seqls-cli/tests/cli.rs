@@ -660,3 +660,106 @@ const EXPECTED_BLEU_CHRF_JSON: &str = r#"[
 }
 ]
 "#;
+
+/// Sequence-level distillation data: a tiny teacher translates its training sources; an interrupted
+/// run continues to the same files; a finished one is reused; another search is refused; a student
+/// trains on the translations through `data.train`.
+#[test]
+fn distill_data_is_resumable_and_trains_a_student() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny-sweep.toml");
+    let teacher = dir.path().join("teacher");
+    let out = seqls(&[
+        "train",
+        "--config",
+        config,
+        "--run-dir",
+        teacher.to_str().unwrap(),
+        "--max-epochs",
+        "1",
+        "--quiet",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let data = dir.path().join("kd");
+    let distill = |beam: &str| {
+        seqls(&[
+            "distill-data",
+            "--teacher",
+            teacher.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+            "--beam",
+            beam,
+            "--quiet",
+            "--threads",
+            "1",
+        ])
+    };
+    let out = distill("2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let src = std::fs::read_to_string(data.join("train.src")).unwrap();
+    let tgt = std::fs::read_to_string(data.join("train.tgt")).unwrap();
+    assert_eq!(src.lines().count(), 300);
+    assert_eq!(tgt.lines().count(), 300);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("distill.json")).unwrap()).unwrap();
+    assert_eq!(record["finished"], true);
+    assert_eq!(record["search"]["beam_size"], 2);
+    // Interrupted after 120 translations (and a torn line): the rerun continues to the same files.
+    let mut partial: String = tgt.lines().take(120).map(|l| format!("{l}\n")).collect();
+    partial.push_str("a torn li");
+    std::fs::write(data.join("train.tgt.partial"), partial).unwrap();
+    std::fs::remove_file(data.join("train.tgt")).unwrap();
+    let mut unfinished = record.clone();
+    unfinished["finished"] = serde_json::json!(false);
+    std::fs::write(data.join("distill.json"), unfinished.to_string()).unwrap();
+    let out = distill("2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(data.join("train.tgt")).unwrap(),
+        tgt
+    );
+    assert!(!data.join("train.tgt.partial").exists());
+    // Another search on the same directory is refused.
+    let out = distill("3");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("another teacher or search"),
+        "{}",
+        stderr(&out)
+    );
+    // A student reads the translations as its training split.
+    let student_config = dir.path().join("student.toml");
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text = text.replace(
+        "[data]\n",
+        &format!(
+            "[data]\ntrain = [{:?}, {:?}]\n",
+            data.join("train.src"),
+            data.join("train.tgt")
+        ),
+    );
+    std::fs::write(&student_config, text).unwrap();
+    let student = dir.path().join("student");
+    let out = seqls(&[
+        "train",
+        "--config",
+        student_config.to_str().unwrap(),
+        "--run-dir",
+        student.to_str().unwrap(),
+        "--max-epochs",
+        "1",
+        "--quiet",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let empty = tgt.lines().filter(|l| l.trim().is_empty()).count();
+    assert!(
+        stderr(&out).contains(&format!(" train pairs ({empty} empty skipped")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -24,7 +24,9 @@ pub struct DataConfig {
     pub synth_pairs: usize,
     /// Seed of the synthetic corpus.
     pub synth_seed: u64,
-    /// For `files`: per split either `[source, target]` file paths or one TSV path.
+    /// For `files`: per split either `[source, target]` file paths or one TSV path. For `synth` and
+    /// `multi30k`, a non-empty `train` replaces the training split only (e.g. a teacher's translations
+    /// of the training sources for sequence-level distillation, written by `seqls distill-data`).
     pub train: Vec<PathBuf>,
     pub val: Vec<PathBuf>,
     pub test: Vec<PathBuf>,
@@ -71,6 +73,15 @@ impl DataConfig {
             "multi30k" => {
                 self.pair.parse::<LanguagePair>()?;
             }
+            _ => {}
+        }
+        if self.corpus != "files" && self.train.len() > 2 {
+            return Err(DataError::Invalid(
+                "data.train must be empty, [source, target] or [tsv]".into(),
+            ));
+        }
+        match self.corpus.as_str() {
+            "synth" | "multi30k" => {}
             "files" => {
                 for (name, paths) in [("train", &self.train), ("val", &self.val)] {
                     if !(1..=2).contains(&paths.len()) {
@@ -162,6 +173,13 @@ impl DataConfig {
     pub fn load_split(&self, split: &str) -> Result<ParallelText> {
         let split = self.resolve_split(split)?;
         let split = split.as_str();
+        if split == "train" && self.corpus != "files" {
+            match self.train.as_slice() {
+                [tsv] => return read_tsv(tsv),
+                [src, tgt] => return read_parallel(src, tgt),
+                _ => {}
+            }
+        }
         match self.corpus.as_str() {
             "synth" => {
                 let pairs: Vec<Pair> = self

@@ -4,12 +4,14 @@
 //! - [`evaluate`]: decode a split, then BLEU, chrF, length ratio, inference calibration, and the
 //!   teacher-forced calibration of the run (before and after temperature scaling; against the oracle
 //!   on the synthetic corpus), with reliability diagrams.
+//! - [`distill`]: a teacher's translations of its training sources (sequence-level distillation).
 //! - [`driver`]: the jobs of a sweep directory (trainings, evaluations), run or printed as a plan.
 //! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
 //! - [`report`]: tables and figures assembled from a sweep directory.
 //! - [`slurm`]: the sweep as a Slurm job array and a dependent report job; where each job stands.
 
 pub mod curve;
+pub mod distill;
 pub mod driver;
 pub mod evaluate;
 pub mod penultimate;

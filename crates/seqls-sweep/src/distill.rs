@@ -1,0 +1,158 @@
+//! Sequence-level knowledge distillation data (Kim & Rush 2016): a teacher's beam-search translations
+//! of its own training sources, written as a parallel corpus that a student trains on with
+//! `data.train = ["DIR/train.src", "DIR/train.tgt"]` (validation and test stay the corpus's own).
+//!
+//! `DIR/train.tgt.partial` grows one chunk of translations at a time (each chunk flushed to disk), so an
+//! interrupted run continues from the last whole chunk; at the end the sources and the translations are
+//! written as `DIR/train.src` and `DIR/train.tgt` and `DIR/distill.json` records the teacher, the
+//! search and the counts. A finished directory is reused as it is; one started with another teacher
+//! or search is refused.
+
+use anyhow::{Context, bail};
+use burn::tensor::Device;
+use seqls_data::corpus::encode_pairs;
+use seqls_decode::SearchConfig;
+use seqls_train::RunDir;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What `DIR/distill.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillRecord {
+    /// The teacher run directory, as given.
+    pub teacher: PathBuf,
+    pub search: SearchConfig,
+    /// Training pairs translated (the teacher's training split, empty pairs skipped).
+    pub sentences: usize,
+    /// `false` while translations are still being written.
+    pub finished: bool,
+    /// Translations that came out empty (kept as empty lines; training skips them).
+    pub empty_translations: usize,
+}
+
+/// Translations per flushed chunk.
+const CHUNK: usize = 500;
+
+/// Writes the teacher's translations of its training sources into `out` (see the module
+/// documentation); `progress(done, total)` is called after every chunk. Returns the record.
+pub fn distill_data(
+    teacher: &RunDir,
+    search: &SearchConfig,
+    out: &Path,
+    device: &Device,
+    threads: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> anyhow::Result<DistillRecord> {
+    search.validate().map_err(anyhow::Error::msg)?;
+    let (config, tokenizer, model) = teacher.load_model(device).map_err(anyhow::Error::msg)?;
+    let text = config.data.load_split("train")?;
+    let total = text.pairs.len();
+    let record_path = out.join("distill.json");
+    let mut record = DistillRecord {
+        teacher: teacher.root.clone(),
+        search: search.clone(),
+        sentences: total,
+        finished: false,
+        empty_translations: 0,
+    };
+    if record_path.exists() {
+        let text = std::fs::read_to_string(&record_path)
+            .with_context(|| record_path.display().to_string())?;
+        let saved: DistillRecord =
+            serde_json::from_str(&text).with_context(|| record_path.display().to_string())?;
+        if (&saved.teacher, &saved.search, saved.sentences)
+            != (&record.teacher, &record.search, record.sentences)
+        {
+            bail!(
+                "{} holds the translations of another teacher or search ({} with {}): choose another --out",
+                out.display(),
+                saved.teacher.display(),
+                serde_json::to_string(&saved.search)?
+            );
+        }
+        if saved.finished {
+            progress(total, total);
+            return Ok(saved);
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    seqls_data::read::write_atomic(
+        &record_path,
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+
+    // Continue after the last whole line of the partial file.
+    let partial = out.join("train.tgt.partial");
+    let mut done_bytes = std::fs::read(&partial).unwrap_or_default();
+    let whole = done_bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    done_bytes.truncate(whole);
+    let mut done = done_bytes
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .min(total);
+    std::fs::write(&partial, &done_bytes).with_context(|| partial.display().to_string())?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&partial)
+        .with_context(|| partial.display().to_string())?;
+    progress(done, total);
+    while done < total {
+        let end = (done + CHUNK).min(total);
+        let chunk = &text.pairs[done..end];
+        let encoded = encode_pairs(&tokenizer, chunk, None)?;
+        // As `seqls decode`: a source longer than the model's positions is cut, keeping its `</s>`.
+        let limit = config.model.max_len.saturating_sub(1).max(1);
+        let sources: Vec<Vec<u32>> = encoded
+            .examples
+            .iter()
+            .map(|e| {
+                let mut src = e.src.clone();
+                if src.len() > limit {
+                    src.truncate(limit - 1);
+                    src.push(seqls_data::tokenizer::EOS);
+                }
+                src
+            })
+            .collect();
+        let nbests = seqls_model::translate(&model, &sources, search, device, 64, threads, |_| {});
+        let mut lines = vec![String::new(); chunk.len()];
+        for (example, nbest) in encoded.examples.iter().zip(&nbests) {
+            if let Some(best) = nbest.first() {
+                lines[example.index] = tokenizer.decode(&best.tokens)?;
+            }
+        }
+        let mut bytes = String::new();
+        for line in &lines {
+            // A translation never spans lines.
+            bytes.push_str(&line.replace(['\n', '\r'], " "));
+            bytes.push('\n');
+        }
+        file.write_all(bytes.as_bytes())
+            .and_then(|()| file.sync_data())
+            .with_context(|| partial.display().to_string())?;
+        done = end;
+        progress(done, total);
+    }
+    drop(file);
+    let translations = seqls_data::read::read_lines(&partial)?;
+    record.empty_translations = translations.iter().filter(|l| l.trim().is_empty()).count();
+    let sources: Vec<&str> = text.pairs.iter().map(|p| p.src.as_str()).collect();
+    seqls_data::read::write_lines(&out.join("train.src"), sources.iter().copied())?;
+    seqls_data::read::write_lines(
+        &out.join("train.tgt"),
+        translations.iter().map(String::as_str),
+    )?;
+    std::fs::remove_file(&partial).with_context(|| partial.display().to_string())?;
+    record.finished = true;
+    seqls_data::read::write_atomic(
+        &record_path,
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    Ok(record)
+}

@@ -62,18 +62,13 @@ pub const DATA_DIR_ENV: &str = "SEQLS_DATA_DIR";
 impl DataConfig {
     /// Checks values that would otherwise fail later.
     pub fn validate(&self) -> Result<()> {
-        match self.corpus.as_str() {
-            "synth" => {
-                if self.synth_pairs == 0 {
-                    return Err(DataError::Invalid(
-                        "data.synth_pairs must be positive".into(),
-                    ));
-                }
-            }
-            "multi30k" => {
-                self.pair.parse::<LanguagePair>()?;
-            }
-            _ => {}
+        if self.corpus == "synth" && self.synth_pairs == 0 {
+            return Err(DataError::Invalid(
+                "data.synth_pairs must be positive".into(),
+            ));
+        }
+        if self.corpus == "multi30k" {
+            self.pair.parse::<LanguagePair>()?;
         }
         if self.corpus != "files" && self.train.len() > 2 {
             return Err(DataError::Invalid(

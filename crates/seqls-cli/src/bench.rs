@@ -20,8 +20,8 @@ pub struct ReferenceArgs {
     /// Python with torch + transformers (+ ctranslate2, sentencepiece for decode) to time the references
     #[arg(long)]
     python: Option<PathBuf>,
-    /// Directory holding ref_bench.py and ref_ct2.py
-    #[arg(long, default_value = "../shared/bench")]
+    /// Directory holding ref_bench.py and ref_ct2.py (default: the repository's bench/)
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench"))]
     reference_dir: PathBuf,
     /// Timed runs per round (median reported)
     #[arg(long, default_value_t = 5)]

@@ -126,7 +126,9 @@ fn random_tokens(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
 }
 
 /// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`, with
-/// the default `train.shards` on up to `threads` threads.
+/// the default `train.shards` on up to `threads` threads. With `distill`, every step is a word-level
+/// distillation step from a frozen teacher of the same shape (T = 2, β = 0.5).
+#[allow(clippy::too_many_arguments)]
 pub fn time_training(
     shape: Shape,
     batch: usize,
@@ -134,6 +136,7 @@ pub fn time_training(
     tgt_len: usize,
     runs: usize,
     threads: usize,
+    distill: bool,
     device: &Device,
 ) -> Timing {
     let device = device.clone().autodiff();
@@ -159,6 +162,14 @@ pub fn time_training(
         ..TrainConfig::default()
     };
     let model = shape.model_config().init(shape.vocab, &device);
+    let teacher = distill.then(|| seqls_train::trainer::Teacher {
+        model: shape
+            .model_config()
+            .init(shape.vocab, &device.clone().inner())
+            .valid(),
+        temperature: 2.0,
+        weight: 0.5,
+    });
     let mut optimizer = AdamConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.98)
@@ -169,7 +180,7 @@ pub fn time_training(
         let (updated, outcome) = seqls_train::trainer::update(
             // Cannot fail: the closure puts the updated model back before it returns.
             model.take().expect("model"),
-            None,
+            teacher.as_ref(),
             &mut optimizer,
             &padded,
             &train,

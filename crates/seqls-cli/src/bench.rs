@@ -45,6 +45,10 @@ pub struct TrainBenchArgs {
     src_len: usize,
     #[arg(long, default_value_t = 20)]
     tgt_len: usize,
+    /// Also time word-level distillation steps (a frozen teacher of the same shape scores every
+    /// batch) and print their cost relative to plain steps
+    #[arg(long)]
+    kd: bool,
     #[command(flatten)]
     reference: ReferenceArgs,
 }
@@ -179,11 +183,22 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                     unit: "tgt tok/s",
                     values: vec![],
                 };
+                let mut distilled = Series {
+                    name: "seqls word-KD",
+                    unit: "tgt tok/s",
+                    values: vec![],
+                };
                 for _ in 0..r.rounds {
                     let timing = time_training(
-                        shape, a.batch, a.src_len, a.tgt_len, r.runs, threads, &device,
+                        shape, a.batch, a.src_len, a.tgt_len, r.runs, threads, false, &device,
                     );
                     ours.values.push(timing.per_second);
+                    if a.kd {
+                        let timing = time_training(
+                            shape, a.batch, a.src_len, a.tgt_len, r.runs, threads, true, &device,
+                        );
+                        distilled.values.push(timing.per_second);
+                    }
                     if let Some(python) = &r.python {
                         let args = ref_bench_args(
                             "train", shape.name, threads, a.batch, a.src_len, a.tgt_len, None,
@@ -199,6 +214,26 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                     shape.name, a.batch, a.src_len, a.tgt_len
                 );
                 report(&title, &ours, &[torch]);
+                if a.kd {
+                    // Step cost of a distillation step relative to a plain one, per round.
+                    let costs: Vec<f64> = ours
+                        .values
+                        .iter()
+                        .zip(&distilled.values)
+                        .map(|(plain, kd)| plain / kd)
+                        .collect();
+                    let (lo, hi) = costs
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                            (lo.min(x), hi.max(x))
+                        });
+                    println!(
+                        "train {:<2} word-KD step (same-shape teacher, T 2, β 0.5): {:.1} tgt tok/s, {:.2}× the time of a plain step [{lo:.2}–{hi:.2}]",
+                        shape.name,
+                        median(distilled.values.clone()),
+                        median(costs)
+                    );
+                }
             }
         }
         BenchCommand::Decode(a) => {

@@ -198,14 +198,19 @@ pub fn distillation_kl(
     pad_id: u32,
 ) -> Tensor<1> {
     let [b, t, _] = student_logits.dims();
-    let student = log_softmax(student_logits.div_scalar(temperature), 2);
-    let teacher = log_softmax(teacher_logits.div_scalar(temperature), 2);
     let mask = targets
         .not_equal_elem(pad_id as i64)
         .float()
         .reshape([b, t, 1]);
-    let rows = (teacher.clone().exp() * (teacher - student)).sum_dim(2);
-    (rows * mask).sum()
+    // The teacher's side is a constant: `Σ_k p_t log p_t` and `p_t` are computed outside the graph
+    // (on the teacher's device), so the graph holds only `−Σ_k p_t · log p_s` and the mask.
+    let teacher = log_softmax(teacher_logits.without_autodiff().div_scalar(temperature), 2);
+    let teacher_probs = teacher.clone().exp();
+    let neg_entropy =
+        (teacher_probs.clone() * teacher).sum_dim(2) * mask.clone().without_autodiff();
+    let student = log_softmax(student_logits.div_scalar(temperature), 2);
+    let cross = (student * teacher_probs).sum_dim(2) * mask;
+    neg_entropy.sum() - cross.sum()
 }
 
 /// The summed training objective with a teacher: `(1 − β)·Σ ce + β·T²·Σ kl` (nats; divide by `N`).

@@ -152,6 +152,13 @@ fn submit_to_slurm(sweep: &Sweep, dry_run: bool) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?,
     };
+    if !sweep.students().is_empty() {
+        eprintln!(
+            "notice: the Slurm array holds the teachers only; once it is done, `seqls sweep --config {} --out {}` trains and evaluates the [distill] students",
+            sweep.config_file().display(),
+            sweep.dir.display()
+        );
+    }
     let tasks = seqls_sweep::slurm::unfinished_tasks(sweep);
     if tasks.is_empty() {
         println!(

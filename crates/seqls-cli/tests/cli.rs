@@ -763,3 +763,109 @@ fn distill_data_is_resumable_and_trains_a_student() {
         stderr(&out)
     );
 }
+
+/// The distillation study of `seqls sweep` (`[distill]`): teachers, word- and sequence-level students,
+/// a references-only student, the report's table and figure, the plan.
+#[test]
+fn a_distillation_sweep_trains_every_student_and_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny-distill.toml");
+    let out_dir = dir.path().to_str().unwrap();
+    let out = seqls(&[
+        "sweep",
+        "--config",
+        config,
+        "--out",
+        out_dir,
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for student in [
+        "word-T2-w0.5-a0-s1",
+        "word-T2-w0.5-a0.1-s1",
+        "seq-b2-a0-s1",
+        "seq-b2-a0.1-s1",
+        "ref-s1",
+    ] {
+        let run = dir.path().join("students").join(student);
+        for f in [
+            "metrics.json",
+            "eval-test-beam1.json",
+            "eval-test-beam2.json",
+        ] {
+            assert!(run.join(f).exists(), "{student}/{f} missing");
+        }
+    }
+    // Word-level students share their teacher's tokenizer; sequence-level ones read its translations.
+    assert_eq!(
+        std::fs::read(
+            dir.path()
+                .join("students/word-T2-w0.5-a0.1-s1/tokenizer.json")
+        )
+        .unwrap(),
+        std::fs::read(dir.path().join("a0.1-s1/tokenizer.json")).unwrap()
+    );
+    let student_config =
+        std::fs::read_to_string(dir.path().join("students/seq-b2-a0.1-s1.toml")).unwrap();
+    assert!(
+        student_config.contains("students/data/a0.1-s1-beam2/train.tgt"),
+        "{student_config}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("students/data/a0.1-s1-beam2/train.tgt"))
+            .unwrap()
+            .lines()
+            .count(),
+        300
+    );
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for needle in [
+        "## Distillation: is a smoothed teacher a worse teacher?",
+        "| word T=2 β=0.5 | 0.1 | 1 |",
+        "| seq beam 2 | 0 | 1 |",
+        "| references | – | 1 |",
+        "Each student against the student of the same kind",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}");
+    }
+    assert!(
+        dir.path()
+            .join("figures/distill-bleu-vs-teacher-alpha-test.png")
+            .exists()
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["distillation"].as_array().unwrap().len(), 2);
+    // Everything is finished: a second sweep trains nothing.
+    let again = seqls(&[
+        "sweep",
+        "--config",
+        config,
+        "--out",
+        out_dir,
+        "--threads",
+        "1",
+    ]);
+    assert!(again.status.success());
+    assert!(
+        !stderr(&again).contains("== training"),
+        "{}",
+        stderr(&again)
+    );
+    let plan = seqls(&["sweep", "--config", config, "--out", out_dir, "--plan"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("seqls distill-data"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("seqls train"))
+            .count(),
+        7
+    );
+}

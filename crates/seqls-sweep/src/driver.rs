@@ -31,6 +31,49 @@ pub struct TrainJob {
     pub config: ExperimentConfig,
 }
 
+/// How a student of the distillation study learns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StudentKind {
+    /// Word-level distillation at this temperature and weight.
+    Word { temperature: f64, weight: f64 },
+    /// Trained on the teacher's beam-`beam` translations.
+    Seq { beam: usize },
+    /// Trained on the references.
+    Baseline,
+}
+
+impl StudentKind {
+    /// `word T=2 β=0.5`, `seq beam 4`, `references`.
+    pub fn label(&self) -> String {
+        match self {
+            StudentKind::Word {
+                temperature,
+                weight,
+            } => format!("word T={temperature} β={weight}"),
+            StudentKind::Seq { beam } => format!("seq beam {beam}"),
+            StudentKind::Baseline => "references".into(),
+        }
+    }
+}
+
+/// One student of the distillation study.
+#[derive(Debug, Clone)]
+pub struct StudentJob {
+    /// Run directory name under `SWEEP/students/`, e.g. `word-T2-w0.5-a0.1-s1`.
+    pub name: String,
+    pub kind: StudentKind,
+    /// The teacher's α and run (none for the baseline).
+    pub teacher_alpha: Option<f64>,
+    pub teacher_run: Option<RunDir>,
+    pub seed: u64,
+    pub run: RunDir,
+    /// `SWEEP/students/<name>.toml`: the student's config.
+    pub config_file: PathBuf,
+    pub config: ExperimentConfig,
+    /// Sequence level: the directory of the teacher's translations.
+    pub data: Option<PathBuf>,
+}
+
 /// A sweep directory and its effective config.
 #[derive(Debug, Clone)]
 pub struct Sweep {
@@ -47,6 +90,17 @@ impl Sweep {
         let sweep = Sweep::with_config(dir, config, true)?;
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
         seqls_data::read::write_atomic(&sweep.config_file(), sweep.config.to_toml().as_bytes())?;
+        let students = sweep.students();
+        if !students.is_empty() {
+            let dir = sweep.dir.join("students");
+            std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        }
+        for student in &students {
+            seqls_data::read::write_atomic(
+                &student.config_file,
+                student.config.to_toml().as_bytes(),
+            )?;
+        }
         Ok(sweep)
     }
 
@@ -89,6 +143,23 @@ impl Sweep {
                 grid.beams
             );
         }
+        let d = &config.distill;
+        for kind in &d.kinds {
+            if kind != "word" && kind != "seq" {
+                bail!("distill.kinds: unknown kind {kind:?} (use \"word\" and/or \"seq\")");
+            }
+        }
+        if d.kinds.iter().any(|k| k == "word")
+            && (d.temperatures.is_empty() || d.weights.is_empty())
+        {
+            bail!("distill: word-level distillation needs at least one temperature and one weight");
+        }
+        if !(0.0..1.0).contains(&d.student_alpha) {
+            bail!(
+                "distill.student_alpha must be in [0, 1), got {}",
+                d.student_alpha
+            );
+        }
         let mut test_splits = Vec::new();
         for split in &grid.test_splits {
             let name = if check_data {
@@ -100,11 +171,18 @@ impl Sweep {
                 test_splits.push(name);
             }
         }
-        Ok(Sweep {
+        let sweep = Sweep {
             dir: dir.to_path_buf(),
             config,
             test_splits,
-        })
+        };
+        for student in sweep.students() {
+            student
+                .config
+                .validate()
+                .map_err(|e| anyhow::anyhow!("distillation student {}: {e}", student.name))?;
+        }
+        Ok(sweep)
     }
 
     /// `dir/sweep.toml`.
@@ -131,6 +209,145 @@ impl Sweep {
             }
         }
         jobs
+    }
+
+    /// The students of the distillation study (`[distill]`), teacher by teacher, then the baselines.
+    pub fn students(&self) -> Vec<StudentJob> {
+        let d = &self.config.distill;
+        if d.kinds.is_empty() {
+            return Vec::new();
+        }
+        let root = self.dir.join("students");
+        let student_model = d.student.clone().unwrap_or_else(|| {
+            let mut m = self.config.model.clone();
+            m.d_model = 64;
+            m.d_ff = 256;
+            m
+        });
+        let make = |name: String, kind: StudentKind, teacher: Option<&TrainJob>, seed: u64| {
+            let mut config = self.config.clone();
+            config.name = format!("{}-{name}", self.config.name);
+            config.model = student_model.clone();
+            config.train.alpha = d.student_alpha;
+            config.train.seed = seed;
+            config.distill = Default::default();
+            let data = match (&kind, teacher) {
+                (StudentKind::Seq { beam }, Some(t)) => Some(
+                    root.join("data")
+                        .join(format!("{}-beam{beam}", run_name(t.alpha, t.seed))),
+                ),
+                _ => None,
+            };
+            match (&kind, teacher) {
+                (
+                    StudentKind::Word {
+                        temperature,
+                        weight,
+                    },
+                    Some(t),
+                ) => {
+                    config.train.teacher = Some(t.run.root.clone());
+                    config.train.kd_temperature = *temperature;
+                    config.train.kd_weight = *weight;
+                }
+                (StudentKind::Seq { .. }, Some(_)) => {
+                    // Cannot fail: `data` is set for every sequence-level student just above.
+                    let dir = data.clone().expect("seq data");
+                    config.data.train = vec![dir.join("train.src"), dir.join("train.tgt")];
+                }
+                _ => {}
+            }
+            StudentJob {
+                run: RunDir::new(root.join(&name)),
+                config_file: root.join(format!("{name}.toml")),
+                name,
+                kind,
+                teacher_alpha: teacher.map(|t| t.alpha),
+                teacher_run: teacher.map(|t| t.run.clone()),
+                seed,
+                data,
+                config,
+            }
+        };
+        let mut jobs = Vec::new();
+        for teacher in self.trainings() {
+            let from = run_name(teacher.alpha, teacher.seed);
+            for kind in &d.kinds {
+                if kind == "word" {
+                    for &temperature in &d.temperatures {
+                        for &weight in &d.weights {
+                            jobs.push(make(
+                                format!("word-T{temperature}-w{weight}-{from}"),
+                                StudentKind::Word {
+                                    temperature,
+                                    weight,
+                                },
+                                Some(&teacher),
+                                teacher.seed,
+                            ));
+                        }
+                    }
+                } else {
+                    jobs.push(make(
+                        format!("seq-b{}-{from}", d.seq_beam),
+                        StudentKind::Seq { beam: d.seq_beam },
+                        Some(&teacher),
+                        teacher.seed,
+                    ));
+                }
+            }
+        }
+        if d.baseline {
+            for &seed in &self.config.sweep.seeds {
+                jobs.push(make(
+                    format!("ref-s{seed}"),
+                    StudentKind::Baseline,
+                    None,
+                    seed,
+                ));
+            }
+        }
+        jobs
+    }
+
+    /// A student's evaluations: every test split at beam 1 and at `sweep.compare_beam`.
+    pub fn student_evaluations(&self, run: &RunDir) -> Vec<(String, usize, PathBuf)> {
+        let mut beams = vec![1, self.config.sweep.compare_beam];
+        beams.dedup();
+        let mut out = Vec::new();
+        for split in &self.test_splits {
+            for &beam in &beams {
+                out.push((split.clone(), beam, run.eval_file(split, beam)));
+            }
+        }
+        out
+    }
+
+    /// The shell commands of one student: its teacher's translations (sequence level), its
+    /// training and its evaluations.
+    pub fn student_commands(&self, job: &StudentJob) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let (Some(data), Some(teacher), StudentKind::Seq { beam }) =
+            (&job.data, &job.teacher_run, &job.kind)
+        {
+            lines.push(format!(
+                "seqls distill-data --teacher {} --beam {beam} --out {} --quiet",
+                teacher.root.display(),
+                data.display()
+            ));
+        }
+        lines.push(format!(
+            "seqls train --config {} --run-dir {} --resume-or-start --quiet",
+            job.config_file.display(),
+            job.run.root.display()
+        ));
+        for (split, beam, _) in self.student_evaluations(&job.run) {
+            lines.push(format!(
+                "seqls eval --model {} --split {split} --beam {beam} --skip-finished",
+                job.run.root.display()
+            ));
+        }
+        lines
     }
 
     /// The evaluations of one run: `(split, beam, output file)`.
@@ -162,12 +379,18 @@ impl Sweep {
         lines
     }
 
-    /// Every job as shell commands, in the order [`Sweep::run`] runs them.
+    /// Every job as shell commands, in the order [`Sweep::run`] runs them (the students of the
+    /// distillation study after all their teachers).
     pub fn plan(&self) -> Vec<String> {
-        self.trainings()
+        let mut lines: Vec<String> = self
+            .trainings()
             .iter()
             .flat_map(|job| self.job_commands(job))
-            .collect()
+            .collect();
+        for student in self.students() {
+            lines.extend(self.student_commands(&student));
+        }
+        lines
     }
 
     /// Runs every job that is not finished, in order, printing one line per step to stderr.
@@ -202,6 +425,64 @@ impl Sweep {
                     job.alpha, job.seed, r.bleu.score, r.teacher_forced.with_eos.ece
                 );
             }
+        }
+        for student in self.students() {
+            self.run_student(&student, device, threads)?;
+        }
+        Ok(())
+    }
+
+    fn run_student(&self, job: &StudentJob, device: &Device, threads: usize) -> anyhow::Result<()> {
+        if let (Some(data), Some(teacher), StudentKind::Seq { beam }) =
+            (&job.data, &job.teacher_run, &job.kind)
+        {
+            if !data.join("train.tgt").exists() {
+                eprintln!(
+                    "== translating the training sources with {} (beam {beam})",
+                    teacher.root.display()
+                );
+            }
+            crate::distill::distill_data(
+                teacher,
+                &search_at(&self.config, *beam),
+                data,
+                device,
+                threads,
+                |_, _| {},
+            )?;
+        }
+        if !job.run.metrics().exists() {
+            eprintln!(
+                "== training student {} → {}",
+                job.name,
+                job.run.root.display()
+            );
+            let options = TrainOptions {
+                run_dir: job.run.root.clone(),
+                start: Start::ResumeOrStart,
+                quiet: false,
+                device: device.clone(),
+                threads,
+            };
+            seqls_train::train(&job.config, &options).map_err(anyhow::Error::msg)?;
+        }
+        for (split, beam, output) in self.student_evaluations(&job.run) {
+            if output.exists() {
+                continue;
+            }
+            let r = evaluate(
+                &job.run,
+                &split,
+                &search_at(&job.config, beam),
+                SWEEP_BINS,
+                &output,
+                device,
+                threads,
+            )?;
+            eprintln!(
+                "   student {} {split} beam {beam}: BLEU {:.2}",
+                job.name, r.bleu.score
+            );
         }
         Ok(())
     }

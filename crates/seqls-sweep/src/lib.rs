@@ -12,12 +12,13 @@
 
 pub mod curve;
 pub mod distill;
+mod distill_report;
 pub mod driver;
 pub mod evaluate;
 pub mod penultimate;
 pub mod report;
 pub mod slurm;
 
-pub use driver::{Sweep, TrainJob, run_name};
+pub use driver::{StudentJob, StudentKind, Sweep, TrainJob, run_name};
 pub use evaluate::{EvalReport, TeacherForced, TeacherForcedReport, evaluate};
 pub use report::write_report;

@@ -26,8 +26,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Resamples of every bootstrap in the report, and the seed of their generator.
-const BOOTSTRAP_SAMPLES: usize = 1000;
-const BOOTSTRAP_SEED: u64 = 12345;
+pub(crate) const BOOTSTRAP_SAMPLES: usize = 1000;
+pub(crate) const BOOTSTRAP_SEED: u64 = 12345;
 /// The split name of the rows averaged over the test splits.
 const MEAN_OVER_SPLITS: &str = "mean over test sets";
 
@@ -68,7 +68,7 @@ pub struct SplitResult {
 }
 
 impl SplitResult {
-    fn at(&self, beam: usize) -> Option<&BeamResult> {
+    pub(crate) fn at(&self, beam: usize) -> Option<&BeamResult> {
         self.beams.iter().find(|b| b.beam == beam)
     }
 }
@@ -97,7 +97,7 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn split(&self, name: &str) -> Option<&SplitResult> {
+    pub(crate) fn split(&self, name: &str) -> Option<&SplitResult> {
         self.splits.iter().find(|s| s.split == name)
     }
 }
@@ -200,57 +200,76 @@ fn mean_over_splits(splits: &[SplitResult]) -> Option<SplitResult> {
 
 /// Reads every finished run of the sweep (a run with `metrics.json` and at least one evaluation).
 pub fn collect(sweep: &Sweep) -> anyhow::Result<Vec<RunResult>> {
-    let beams = &sweep.config.sweep.beams;
     let mut runs = Vec::new();
     for job in sweep.trainings() {
-        if !job.run.metrics().exists() {
-            continue;
+        if let Some(r) = read_run(
+            sweep,
+            &job.run,
+            job.alpha,
+            job.seed,
+            &sweep.config.sweep.beams,
+        )? {
+            runs.push(r);
         }
-        let summary = TrainSummary::read(&job.run.metrics()).map_err(anyhow::Error::msg)?;
-        let mut splits = Vec::new();
-        for split in &sweep.test_splits {
-            if let Some(s) = read_split(&job.run, split, beams)? {
-                splits.push(s);
-            }
-        }
-        if splits.is_empty() {
-            continue;
-        }
-        if splits.len() == sweep.test_splits.len()
-            && let Some(mean) = mean_over_splits(&splits)
-        {
-            splits.push(mean);
-        }
-        let epochs = read_log(&job.run.log())
-            .map_err(anyhow::Error::msg)?
-            .into_iter()
-            .filter_map(|line| match line {
-                LogLine::Valid {
-                    epoch,
-                    metrics,
-                    greedy_bleu,
-                    train_seconds,
-                    ..
-                } => Some(EpochResult {
-                    epoch,
-                    nll: metrics.nll,
-                    greedy_bleu,
-                    train_seconds,
-                }),
-                LogLine::Train { .. } => None,
-            })
-            .collect();
-        runs.push(RunResult {
-            alpha: job.alpha,
-            seed: job.seed,
-            valid: summary.final_valid,
-            train_seconds: summary.train_seconds,
-            threads: summary.threads,
-            epochs,
-            splits,
-        });
     }
     Ok(runs)
+}
+
+/// One finished run directory with its evaluations at `beams`; `None` when it has not finished
+/// training or has no evaluation yet.
+pub(crate) fn read_run(
+    sweep: &Sweep,
+    run: &RunDir,
+    alpha: f64,
+    seed: u64,
+    beams: &[usize],
+) -> anyhow::Result<Option<RunResult>> {
+    if !run.metrics().exists() {
+        return Ok(None);
+    }
+    let summary = TrainSummary::read(&run.metrics()).map_err(anyhow::Error::msg)?;
+    let mut splits = Vec::new();
+    for split in &sweep.test_splits {
+        if let Some(s) = read_split(run, split, beams)? {
+            splits.push(s);
+        }
+    }
+    if splits.is_empty() {
+        return Ok(None);
+    }
+    if splits.len() == sweep.test_splits.len()
+        && let Some(mean) = mean_over_splits(&splits)
+    {
+        splits.push(mean);
+    }
+    let epochs = read_log(&run.log())
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .filter_map(|line| match line {
+            LogLine::Valid {
+                epoch,
+                metrics,
+                greedy_bleu,
+                train_seconds,
+                ..
+            } => Some(EpochResult {
+                epoch,
+                nll: metrics.nll,
+                greedy_bleu,
+                train_seconds,
+            }),
+            LogLine::Train { .. } => None,
+        })
+        .collect();
+    Ok(Some(RunResult {
+        alpha,
+        seed,
+        valid: summary.final_valid,
+        train_seconds: summary.train_seconds,
+        threads: summary.threads,
+        epochs,
+        splits,
+    }))
 }
 
 /// The value of a column for one run on one split.
@@ -340,7 +359,7 @@ fn columns(beams: &[usize], compare: usize) -> Vec<Column> {
 }
 
 /// Mean and sample standard deviation (0 for one value).
-fn mean_std(xs: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
     let var = if xs.len() > 1 {
@@ -443,17 +462,16 @@ pub struct Comparison {
 /// The per-sentence BLEU statistics of the runs of `group` at `beam` on `split`, by seed: read from
 /// the cache next to each evaluation, or computed from its hypotheses and the references (loaded once
 /// into `refs`) and cached.
-fn sentence_stats_of(
+pub(crate) fn sentence_stats_of(
     sweep: &Sweep,
-    group: &[(&RunResult, &SplitResult)],
+    group: &[(u64, RunDir, &SplitResult)],
     split: &str,
     beam: usize,
     refs: &mut Option<Vec<Vec<String>>>,
 ) -> anyhow::Result<Vec<(u64, Vec<SentenceStats>)>> {
     let mut out = Vec::new();
-    for (r, s) in group {
+    for (seed, run, s) in group {
         let Some(b) = s.at(beam) else { continue };
-        let run = sweep.run_dir(r.alpha, r.seed);
         let cache = bleu_stats_file(&run.eval_file(split, beam));
         let stats = if cache.exists() {
             let text =
@@ -473,7 +491,7 @@ fn sentence_stats_of(
             seqls_data::read::write_atomic(&cache, serde_json::to_string(&stats)?.as_bytes())?;
             stats
         };
-        out.push((r.seed, stats));
+        out.push((*seed, stats));
     }
     Ok(out)
 }
@@ -527,7 +545,11 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result
             let mut per_term = Vec::new();
             for &(w, b, is_base) in &terms {
                 let runs = if is_base { base } else { group };
-                per_term.push((w, sentence_stats_of(sweep, runs, split, b, &mut refs)?));
+                let runs: Vec<(u64, RunDir, &SplitResult)> = runs
+                    .iter()
+                    .map(|(r, sp)| (r.seed, sweep.run_dir(r.alpha, r.seed), *sp))
+                    .collect();
+                per_term.push((w, sentence_stats_of(sweep, &runs, split, b, &mut refs)?));
             }
             let mut seeds: Vec<u64> = per_term[0].1.iter().map(|(s, _)| *s).collect();
             seeds.retain(|s| per_term.iter().all(|(_, h)| h.iter().any(|(t, _)| t == s)));
@@ -640,14 +662,19 @@ fn comparison_tables(
 }
 
 /// The figures directory of a report and what has been written into it.
-struct FigureDir {
-    dir: std::path::PathBuf,
+pub(crate) struct FigureDir {
+    pub(crate) dir: std::path::PathBuf,
     /// (title, path stem relative to the sweep directory) per figure.
-    written: Vec<(String, String)>,
+    pub(crate) written: Vec<(String, String)>,
 }
 
 impl FigureDir {
-    fn save(&mut self, name: &str, title: &str, figure: &impl Figure) -> anyhow::Result<()> {
+    pub(crate) fn save(
+        &mut self,
+        name: &str,
+        title: &str,
+        figure: &impl Figure,
+    ) -> anyhow::Result<()> {
         seqls_plot::save(figure, &self.dir.join(name)).map_err(anyhow::Error::msg)?;
         self.written
             .push((title.to_string(), format!("figures/{name}")));
@@ -1059,8 +1086,15 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
         )?;
     }
 
-    let figures = write_figures(&sweep, &runs, device)?;
-    writeln!(md, "\n## Figures\n")?;
+    let mut figure_dir = FigureDir {
+        dir: sweep.dir.join("figures"),
+        written: write_figures(&sweep, &runs, device)?,
+    };
+    writeln!(md)?;
+    let distillation =
+        crate::distill_report::write_distillation(&mut md, &sweep, &runs, &mut figure_dir)?;
+    let figures = figure_dir.written;
+    writeln!(md, "## Figures\n")?;
     for (title, stem) in &figures {
         writeln!(
             md,
@@ -1090,6 +1124,7 @@ pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
             "test_splits": sweep.test_splits,
             "runs": runs,
             "comparisons": comparisons_all,
+            "distillation": distillation,
             "figures": figures,
         }))?
         .as_bytes(),

@@ -160,6 +160,42 @@ impl Default for SweepConfig {
     }
 }
 
+/// `[distill]`: the distillation study of `seqls sweep` (off unless `kinds` is non-empty). Every run of
+/// the sweep (each α and seed) is a teacher; for each, students of the shape `student` are trained:
+/// `word` (word-level KD at every temperature × weight), `seq` (on the teacher's beam-`seq_beam`
+/// translations of the training sources); plus, per seed, a `baseline` student on the references.
+/// Students are evaluated at beam 1 and at `sweep.compare_beam` on the sweep's test splits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistillConfig {
+    /// `"word"` and/or `"seq"`; empty = no distillation study.
+    pub kinds: Vec<String>,
+    /// The students' shape (default: the sweep's own `[model]` with d = 64, FF 256).
+    pub student: Option<ModelConfig>,
+    /// Label smoothing of every student.
+    pub student_alpha: f64,
+    pub temperatures: Vec<f64>,
+    pub weights: Vec<f64>,
+    /// Beam size of the teacher's translations for `seq`.
+    pub seq_beam: usize,
+    /// Train a student on the references alone (per seed).
+    pub baseline: bool,
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        DistillConfig {
+            kinds: Vec::new(),
+            student: None,
+            student_alpha: 0.0,
+            temperatures: vec![1.0, 2.0],
+            weights: vec![0.5],
+            seq_beam: 4,
+            baseline: true,
+        }
+    }
+}
+
 /// The whole experiment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -171,6 +207,7 @@ pub struct ExperimentConfig {
     pub train: TrainConfig,
     pub decode: SearchConfig,
     pub sweep: SweepConfig,
+    pub distill: DistillConfig,
 }
 
 /// The embedded default (`configs/synth.toml`), so the main job needs no file.

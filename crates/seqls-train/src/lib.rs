@@ -11,7 +11,7 @@ pub mod run;
 pub mod schedule;
 pub mod trainer;
 
-pub use config::{ExperimentConfig, SlurmConfig, SweepConfig, TrainConfig};
+pub use config::{DistillConfig, ExperimentConfig, SlurmConfig, SweepConfig, TrainConfig};
 pub use duration::WallClock;
 pub use lock::RunLock;
 pub use run::RunDir;

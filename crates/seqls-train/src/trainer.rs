@@ -509,6 +509,7 @@ pub const SAFE_TO_CHANGE_ON_RESUME: &[&str] = &[
     "train.average_last",
     "decode",
     "sweep",
+    "distill",
 ];
 
 /// The settings that differ between the run's saved config and `new`, as `key: old → new`, leaving

@@ -1,0 +1,309 @@
+//! The distillation part of a sweep report (`[distill]`): is a smoothed teacher a worse teacher?
+//!
+//! Per test split, one row per (student kind, teacher α), means over seeds: the teacher's BLEU at the
+//! comparison beam and what its distribution says beyond the reference (validation split; see
+//! [`seqls_eval::erasure`]), the student's BLEU at beam 1 and at the comparison beam, its NLL and ECE on
+//! the references and, on the synthetic corpus, its oracle gap; then each student against the student
+//! of the same kind taught by the α = 0 teacher (seed-aware, [`seqls_eval::seeds`]). One figure per
+//! split: student BLEU against teacher α, one line per kind, the references-only student as a flat
+//! line.
+
+use crate::driver::{StudentJob, StudentKind, Sweep};
+use crate::report::{
+    BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, FigureDir, RunResult, SplitResult, mean_std, read_run,
+    sentence_stats_of,
+};
+use seqls_eval::{BleuOptions, SeedContrast, Term, seed_contrast};
+use seqls_plot::{LineChart, Series};
+use seqls_train::RunDir;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// A finished student with its results.
+pub(crate) struct StudentResult {
+    pub job: StudentJob,
+    pub result: RunResult,
+}
+
+/// One student against the same kind's student of the smallest-α teacher, over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudentComparison {
+    pub split: String,
+    pub kind: String,
+    pub teacher_alpha: f64,
+    pub baseline_teacher_alpha: f64,
+    pub beam: usize,
+    pub seeds: Vec<u64>,
+    pub contrast: SeedContrast,
+}
+
+/// Every finished student of the sweep.
+pub(crate) fn collect_students(sweep: &Sweep) -> anyhow::Result<Vec<StudentResult>> {
+    let mut beams = vec![1, sweep.config.sweep.compare_beam];
+    beams.dedup();
+    let mut out = Vec::new();
+    for job in sweep.students() {
+        let alpha = job.teacher_alpha.unwrap_or(f64::NAN);
+        if let Some(result) = read_run(sweep, &job.run, alpha, job.seed, &beams)? {
+            out.push(StudentResult { job, result });
+        }
+    }
+    Ok(out)
+}
+
+fn mean_of(xs: impl Iterator<Item = Option<f64>>) -> Option<(f64, f64, usize)> {
+    let v: Vec<f64> = xs.flatten().filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| {
+        let (m, s) = mean_std(&v);
+        (m, s, v.len())
+    })
+}
+
+fn cell(x: Option<(f64, f64, usize)>, d: usize) -> String {
+    match x {
+        Some((m, s, n)) if n > 1 => format!("{m:.d$} ± {s:.d$}"),
+        Some((m, _, _)) => format!("{m:.d$}"),
+        None => "–".into(),
+    }
+}
+
+/// Writes the distillation section and its figures; returns the comparisons.
+pub(crate) fn write_distillation(
+    md: &mut String,
+    sweep: &Sweep,
+    teachers: &[RunResult],
+    figures: &mut FigureDir,
+) -> anyhow::Result<Vec<StudentComparison>> {
+    let students = collect_students(sweep)?;
+    if students.is_empty() {
+        return Ok(Vec::new());
+    }
+    let compare = sweep.config.sweep.compare_beam;
+    let mut kinds: Vec<String> = Vec::new();
+    for s in &students {
+        let label = s.job.kind.label();
+        if !kinds.contains(&label) {
+            kinds.push(label);
+        }
+    }
+    let alphas = &sweep.config.sweep.alphas;
+    let student_shape = &students[0].job.config.model;
+    writeln!(
+        md,
+        "## Distillation: is a smoothed teacher a worse teacher?\n\n{} finished students (d = {}, {}+{} layers, FF {}, α = {}), \
+         each trained from one teacher run of the table above with the teacher's seed.\n",
+        students.len(),
+        student_shape.d_model,
+        student_shape.encoder_layers,
+        student_shape.decoder_layers,
+        student_shape.d_ff,
+        students[0].job.config.train.alpha
+    )?;
+    let mut comparisons = Vec::new();
+    for split in &sweep.test_splits {
+        writeln!(md, "### {split}\n")?;
+        writeln!(
+            md,
+            "| student | teacher α | seeds | teacher BLEU b{compare} | teacher H(q)/ln(K−1) | teacher KL(q‖u) | teacher top-5 q | student BLEU b1 | student BLEU b{compare} | student test NLL | student ECE | student oracle gap |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        )?;
+        let teacher_of = |alpha: f64| -> Vec<&SplitResult> {
+            teachers
+                .iter()
+                .filter(|t| t.alpha == alpha)
+                .filter_map(|t| t.split(split))
+                .collect()
+        };
+        let mut series: Vec<Series> = Vec::new();
+        for kind in &kinds {
+            let of_kind: Vec<&StudentResult> = students
+                .iter()
+                .filter(|s| &s.job.kind.label() == kind)
+                .collect();
+            let teacher_alphas: Vec<Option<f64>> = if of_kind[0].job.kind == StudentKind::Baseline {
+                vec![None]
+            } else {
+                alphas.iter().map(|&a| Some(a)).collect()
+            };
+            let mut points = Vec::new();
+            let mut errors = Vec::new();
+            for teacher_alpha in teacher_alphas {
+                let group: Vec<(&StudentResult, &SplitResult)> = of_kind
+                    .iter()
+                    .filter(|s| s.job.teacher_alpha == teacher_alpha)
+                    .filter_map(|s| Some((*s, s.result.split(split)?)))
+                    .collect();
+                if group.is_empty() {
+                    continue;
+                }
+                let t = teacher_alpha.map(teacher_of).unwrap_or_default();
+                let bleu_cmp = mean_of(group.iter().map(|(_, sp)| sp.at(compare).map(|b| b.bleu)));
+                writeln!(
+                    md,
+                    "| {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    teacher_alpha.map_or("–".to_string(), |a| a.to_string()),
+                    group.len(),
+                    cell(mean_of(t.iter().map(|s| s.at(compare).map(|b| b.bleu))), 2),
+                    cell(mean_of(t.iter().map(|s| s.erasure_entropy_ratio)), 4),
+                    cell(mean_of(t.iter().map(|s| s.erasure_kl_from_uniform)), 3),
+                    cell(mean_of(t.iter().map(|s| s.erasure_top5_mass)), 3),
+                    cell(
+                        mean_of(group.iter().map(|(_, sp)| sp.at(1).map(|b| b.bleu))),
+                        2
+                    ),
+                    cell(bleu_cmp, 2),
+                    cell(mean_of(group.iter().map(|(_, sp)| Some(sp.test_nll))), 4),
+                    cell(mean_of(group.iter().map(|(_, sp)| Some(sp.ece))), 4),
+                    cell(
+                        mean_of(group.iter().map(|(_, sp)| sp.oracle_mean_abs_gap)),
+                        4
+                    ),
+                )?;
+                if let Some((m, s, _)) = bleu_cmp {
+                    match teacher_alpha {
+                        Some(a) => {
+                            points.push((a, m));
+                            errors.push(s);
+                        }
+                        None => {
+                            for &a in alphas {
+                                points.push((a, m));
+                                errors.push(s);
+                            }
+                        }
+                    }
+                }
+            }
+            series.push(Series {
+                label: kind.clone(),
+                points,
+                errors,
+            });
+            comparisons.extend(compare_kind(sweep, split, &of_kind, compare)?);
+        }
+        let of_split: Vec<&StudentComparison> =
+            comparisons.iter().filter(|c| &c.split == split).collect();
+        if !of_split.is_empty() {
+            writeln!(
+                md,
+                "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
+                 (Δ BLEU, mean over seeds; two-level bootstrap and t-test over seeds as above):\n\n\
+                 | student | teacher α | seeds | Δ BLEU | 95% CI | p (bootstrap) | p (t-test) |\n|---|---|---|---|---|---|---|",
+                of_split[0].baseline_teacher_alpha
+            )?;
+            for c in of_split {
+                writeln!(
+                    md,
+                    "| {} | {} | {} | {:+.2} | [{:+.2}, {:+.2}] | {:.4} | {} |",
+                    c.kind,
+                    c.teacher_alpha,
+                    c.seeds.len(),
+                    c.contrast.delta,
+                    c.contrast.ci.0,
+                    c.contrast.ci.1,
+                    c.contrast.p_value,
+                    c.contrast
+                        .t_test
+                        .as_ref()
+                        .map_or("–".into(), |t| format!("{:.3}", t.p_value))
+                )?;
+            }
+        }
+        writeln!(md)?;
+        let chart = LineChart {
+            title: format!("{split}: student BLEU (beam {compare}) vs teacher α"),
+            x_label: "teacher α".into(),
+            y_label: "student BLEU".into(),
+            series,
+            log2_x: false,
+        };
+        figures.save(
+            &format!("distill-bleu-vs-teacher-alpha-{split}"),
+            &format!("{split}: student BLEU vs teacher α, one line per distillation kind (flat: references only)"),
+            &chart,
+        )?;
+    }
+    writeln!(
+        md,
+        "Teacher columns: the teachers' own BLEU and, on the validation split, their distribution over the \
+         non-reference tokens (entropy relative to uniform, KL from uniform, top-5 mass): smoothing should \
+         push these toward uniform (ratio → 1, KL → 0). Word-level students learn from that distribution, \
+         sequence-level students only from the teacher's beam output.\n"
+    )?;
+    Ok(comparisons)
+}
+
+/// The students of one kind against that kind's student from the smallest-α teacher, per seed.
+fn compare_kind(
+    sweep: &Sweep,
+    split: &str,
+    of_kind: &[&StudentResult],
+    beam: usize,
+) -> anyhow::Result<Vec<StudentComparison>> {
+    let Some(base_alpha) = of_kind
+        .iter()
+        .filter_map(|s| s.job.teacher_alpha)
+        .min_by(f64::total_cmp)
+    else {
+        return Ok(Vec::new());
+    };
+    let group = |alpha: f64| -> Vec<(u64, RunDir, &SplitResult)> {
+        of_kind
+            .iter()
+            .filter(|s| s.job.teacher_alpha == Some(alpha))
+            .filter_map(|s| Some((s.job.seed, s.job.run.clone(), s.result.split(split)?)))
+            .collect()
+    };
+    let mut refs = None;
+    let base = sentence_stats_of(sweep, &group(base_alpha), split, beam, &mut refs)?;
+    let mut out = Vec::new();
+    for &alpha in &sweep.config.sweep.alphas {
+        if alpha == base_alpha {
+            continue;
+        }
+        let system = sentence_stats_of(sweep, &group(alpha), split, beam, &mut refs)?;
+        let seeds: Vec<u64> = system
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|s| base.iter().any(|(b, _)| b == s))
+            .collect();
+        if seeds.is_empty() {
+            continue;
+        }
+        fn pick<'a>(
+            seeds: &[u64],
+            v: &'a [(u64, Vec<seqls_eval::SentenceStats>)],
+        ) -> Vec<&'a [seqls_eval::SentenceStats]> {
+            seeds
+                .iter()
+                .filter_map(|s| v.iter().find(|(t, _)| t == s))
+                .map(|(_, x)| x.as_slice())
+                .collect()
+        }
+        let contrast = seed_contrast(
+            &[
+                Term {
+                    weight: 1.0,
+                    stats: pick(&seeds, &system),
+                },
+                Term {
+                    weight: -1.0,
+                    stats: pick(&seeds, &base),
+                },
+            ],
+            &BleuOptions::default(),
+            BOOTSTRAP_SAMPLES,
+            BOOTSTRAP_SEED,
+        )
+        .map_err(anyhow::Error::msg)?;
+        out.push(StudentComparison {
+            split: split.to_string(),
+            kind: of_kind[0].job.kind.label(),
+            teacher_alpha: alpha,
+            baseline_teacher_alpha: base_alpha,
+            beam,
+            seeds,
+            contrast,
+        });
+    }
+    Ok(out)
+}

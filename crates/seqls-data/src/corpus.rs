@@ -57,7 +57,7 @@ impl Default for DataConfig {
 }
 
 /// The environment variable naming the Multi30k directory.
-pub const DATA_DIR_ENV: &str = "SEQLS_DATA_DIR";
+pub use crate::multi30k::DATA_DIR_ENV;
 
 impl DataConfig {
     /// Checks values that would otherwise fail later.

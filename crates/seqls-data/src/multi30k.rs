@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 pub const LANGUAGES: [&str; 4] = ["de", "en", "fr", "cs"];
+/// The environment variable naming the Multi30k directory when `data.data_dir` / `--data-dir` is unset.
+pub const DATA_DIR_ENV: &str = "SEQLS_DATA_DIR";
 /// The test set that `test` names.
 pub const DEFAULT_TEST: &str = "test_2016_flickr";
 /// The published test sets, oldest first.
@@ -198,7 +200,7 @@ fn download(url: &str) -> Result<Vec<u8>> {
 /// where `.ci/run` runs), or `None` with a printed notice when unset. Under `SEQLS_REQUIRE_DATA=1` a
 /// missing corpus panics instead, so CI cannot skip silently.
 pub fn test_data_dir(workspace_root: &Path) -> Option<PathBuf> {
-    let dir = std::env::var_os(crate::corpus::DATA_DIR_ENV)
+    let dir = std::env::var_os(DATA_DIR_ENV)
         .map(PathBuf::from)
         .map(|d| {
             if d.is_relative() {

@@ -31,7 +31,7 @@ start)
     port=$((20000 + RANDOM % 20000))
     cat > "$SLURM_CONF" <<CONF
 ClusterName=seqls-test
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 SlurmUser=root
@@ -56,7 +56,7 @@ MpiDefault=none
 SlurmctldTimeout=30
 SlurmdTimeout=30
 MinJobAge=600
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
     if ! munge -n >/dev/null 2>&1; then

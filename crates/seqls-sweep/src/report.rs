@@ -401,7 +401,7 @@ fn split_tables(
     cols: &[&Column],
 ) -> anyhow::Result<()> {
     let groups = by_alpha(&sweep.config.sweep.alphas, runs, split);
-    if sweep.config.sweep.seeds.len() > 1 {
+    if groups.iter().any(|(_, g)| g.len() > 1) {
         write!(md, "| α | seeds |")?;
         for c in cols {
             write!(md, " {} |", c.header)?;
@@ -727,8 +727,9 @@ fn write_figures(
     };
     std::fs::create_dir_all(&figures.dir).with_context(|| figures.dir.display().to_string())?;
     let grid = &sweep.config.sweep;
-    let seeds = if grid.seeds.len() > 1 {
-        format!(", mean ± std over {} seeds", grid.seeds.len())
+    let finished_seeds: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.seed).collect();
+    let seeds = if finished_seeds.len() > 1 {
+        format!(", mean ± std over {} seeds", finished_seeds.len())
     } else {
         String::new()
     };
@@ -889,7 +890,7 @@ fn write_figures(
             })
             .collect(),
     };
-    let pooled_note = if grid.seeds.len() > 1 {
+    let pooled_note = if finished_seeds.len() > 1 {
         ", tokens of all seeds pooled"
     } else {
         ""

@@ -3,7 +3,7 @@
 //! torch, transformers and ctranslate2.
 
 use crate::DeviceArgs;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use seqls_bench::{Shape, run_reference, time_decoding, time_training};
 use std::path::PathBuf;
 
@@ -36,9 +36,9 @@ pub struct ReferenceArgs {
 
 #[derive(Args)]
 pub struct TrainBenchArgs {
-    /// XS (vocab 4000, d 128, 2+2 layers) or S (vocab 8000, d 256, 3+3 layers); default both
-    #[arg(long)]
-    shape: Option<String>,
+    /// The benchmark shape (default: both)
+    #[arg(long, value_enum, ignore_case = true)]
+    shape: Option<ShapeName>,
     #[arg(long, default_value_t = 64)]
     batch: usize,
     #[arg(long, default_value_t = 20)]
@@ -55,8 +55,9 @@ pub struct TrainBenchArgs {
 
 #[derive(Args)]
 pub struct DecodeBenchArgs {
-    #[arg(long)]
-    shape: Option<String>,
+    /// The benchmark shape (default: both)
+    #[arg(long, value_enum, ignore_case = true)]
+    shape: Option<ShapeName>,
     #[arg(long, default_value_t = 32)]
     batch: usize,
     #[arg(long, default_value_t = 20)]
@@ -70,9 +71,26 @@ pub struct DecodeBenchArgs {
     reference: ReferenceArgs,
 }
 
-fn shapes(name: &Option<String>) -> anyhow::Result<Vec<Shape>> {
+/// `--shape`: the shapes of `bench/ref_bench.py`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ShapeName {
+    /// vocab 4000, d 128, 2+2 layers, FF 512
+    #[value(name = "XS")]
+    Xs,
+    /// vocab 8000, d 256, 3+3 layers, FF 1024
+    #[value(name = "S")]
+    S,
+}
+
+fn shapes(name: &Option<ShapeName>) -> anyhow::Result<Vec<Shape>> {
     Ok(match name {
-        Some(n) => vec![Shape::by_name(n).map_err(anyhow::Error::msg)?],
+        Some(n) => {
+            let name = match n {
+                ShapeName::Xs => "XS",
+                ShapeName::S => "S",
+            };
+            vec![Shape::by_name(name).map_err(anyhow::Error::msg)?]
+        }
         None => seqls_bench::SHAPES.to_vec(),
     })
 }

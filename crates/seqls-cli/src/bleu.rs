@@ -34,6 +34,55 @@ pub enum Metric {
     Chrf,
 }
 
+/// `-tok`: sacreBLEU's tokenizers that seqls computes exactly (`zh` and the others are refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Tokenizer {
+    /// mteval-v13a (sacreBLEU's default)
+    #[value(name = "13a")]
+    Thirteen,
+    /// mteval-v14 international
+    Intl,
+    /// characters
+    Char,
+    /// whitespace only
+    None,
+}
+
+impl Tokenizer {
+    fn name(self) -> &'static str {
+        match self {
+            Tokenizer::Thirteen => "13a",
+            Tokenizer::Intl => "intl",
+            Tokenizer::Char => "char",
+            Tokenizer::None => "none",
+        }
+    }
+}
+
+/// `-s`: sacreBLEU's smoothing methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Smoothing {
+    /// exponential decay (sacreBLEU's default)
+    Exp,
+    /// a floor value for zero counts (`-sv`, default 0.1)
+    Floor,
+    /// add k to every count (`-sv`, a whole number, default 1)
+    #[value(name = "add-k")]
+    AddK,
+    None,
+}
+
+impl Smoothing {
+    fn name(self) -> &'static str {
+        match self {
+            Smoothing::Exp => "exp",
+            Smoothing::Floor => "floor",
+            Smoothing::AddK => "add-k",
+            Smoothing::None => "none",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 pub enum Format {
     /// sacreBLEU's JSON (the default, as in sacreBLEU 2)
@@ -50,15 +99,15 @@ pub struct BleuArgs {
     /// Hypothesis file(s); two with --paired-bs (baseline first)
     #[arg(short = 'i', long = "input", required = true, num_args = 1..)]
     input: Vec<PathBuf>,
-    /// Tokenizer: 13a, intl, char or none (also -tok)
-    #[arg(long, default_value = "13a")]
-    tokenize: String,
+    /// Tokenizer (also -tok)
+    #[arg(long, value_enum, default_value_t = Tokenizer::Thirteen)]
+    tokenize: Tokenizer,
     /// Lowercase before scoring (also -lc)
     #[arg(long)]
     lowercase: bool,
-    /// Smoothing: exp, floor, add-k or none
-    #[arg(short = 's', long, default_value = "exp")]
-    smooth_method: String,
+    /// Smoothing of zero n-gram counts
+    #[arg(short = 's', long, value_enum, default_value_t = Smoothing::Exp)]
+    smooth_method: Smoothing,
     /// Smoothing value (floor: 0.1, add-k: 1 by default) (also -sv)
     #[arg(long)]
     smooth_value: Option<f64>,
@@ -192,9 +241,9 @@ pub fn run(args: BleuArgs) -> anyhow::Result<()> {
         .map(|p| read_lines(p))
         .collect::<Result<_, _>>()?;
     let options = BleuOptions {
-        tokenize: args.tokenize.clone(),
+        tokenize: args.tokenize.name().into(),
         lowercase: args.lowercase,
-        smooth_method: args.smooth_method.clone(),
+        smooth_method: args.smooth_method.name().into(),
         smooth_value: args.smooth_value,
     };
     let json = args.format == Format::Json;

@@ -19,6 +19,15 @@ pub enum CorpusCommand {
     Fetch(FetchArgs),
 }
 
+/// `corpus stats --corpus`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum NamedCorpus {
+    /// Multi30k task 1 from --data-dir or $SEQLS_DATA_DIR
+    Multi30k,
+    /// The project's synthetic corpus (--pairs, --seed)
+    Synth,
+}
+
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     /// Source file (one sentence per line; .gz accepted)
@@ -30,9 +39,9 @@ pub struct StatsArgs {
     /// One TSV file: source<TAB>target
     #[arg(long, conflicts_with_all = ["src", "corpus"])]
     tsv: Option<PathBuf>,
-    /// Named corpus: multi30k or synth
-    #[arg(long, conflicts_with = "src")]
-    corpus: Option<String>,
+    /// Named corpus
+    #[arg(long, value_enum, conflicts_with = "src")]
+    corpus: Option<NamedCorpus>,
     /// Language pair of a named corpus (source-target)
     #[arg(long, default_value = "de-en")]
     pair: String,
@@ -95,7 +104,10 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
         (_, _, Some(tsv), _) => read_tsv(tsv)?,
         (_, _, _, Some(name)) => {
             let config = DataConfig {
-                corpus: name.clone(),
+                corpus: match name {
+                    NamedCorpus::Multi30k => "multi30k".into(),
+                    NamedCorpus::Synth => "synth".into(),
+                },
                 pair: args.pair.clone(),
                 data_dir: args.data_dir.clone(),
                 ..DataConfig::default()

@@ -12,7 +12,7 @@ pub struct CurveArgs {
     #[arg(long, default_value = "test")]
     split: String,
     #[command(flatten)]
-    search: crate::decode::SearchArgs,
+    search: crate::args::SearchArgs,
     #[command(flatten)]
     device: crate::DeviceArgs,
 }

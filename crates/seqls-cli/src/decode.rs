@@ -1,92 +1,26 @@
 //! `seqls decode` and `seqls score`.
 
+use crate::args::SearchArgs;
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
+
+/// `seqls decode --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DecodeFormat {
+    /// Detokenised best hypothesis, one line per input line
+    Text,
+    /// Per input line, a JSON object with every hypothesis: text, tokens, score, normalised score,
+    /// per-token log-probabilities
+    Jsonl,
+}
 use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::read::{read_lines, split_lines, write_atomic};
 use seqls_data::{Batch, Example};
-use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::{teacher_forced_scores, translate};
 use seqls_train::RunDir;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Beam-search options (fairseq / Hugging Face / Marian names); unset ones come from the run's config.
-#[derive(Args, Debug, Clone, Default)]
-pub struct SearchArgs {
-    /// Beam size K (1 = greedy)
-    #[arg(long)]
-    pub beam: Option<usize>,
-    /// Length penalty A: final score = Σ log p / length^A (0 = unnormalised; default 1.0)
-    #[arg(long, conflicts_with = "lenpen_gnmt")]
-    pub lenpen: Option<f64>,
-    /// GNMT length penalty A: divide by ((5 + length) / 6)^A
-    #[arg(long)]
-    pub lenpen_gnmt: Option<f64>,
-    /// Fewest tokens before </s>
-    #[arg(long)]
-    pub min_len: Option<usize>,
-    /// Max tokens = a · source tokens + b
-    #[arg(long)]
-    pub max_len_a: Option<f64>,
-    #[arg(long)]
-    pub max_len_b: Option<usize>,
-    /// Hypotheses per sentence (≤ beam)
-    #[arg(long)]
-    pub nbest: Option<usize>,
-    /// Forbid repeating n-grams of this size
-    #[arg(long)]
-    pub no_repeat_ngram: Option<usize>,
-    /// Divide logits by T before the softmax
-    #[arg(long)]
-    pub temperature: Option<f32>,
-    /// Subtract this from log p(<unk>) when ranking (nats)
-    #[arg(long)]
-    pub unk_penalty: Option<f64>,
-}
-
-impl SearchArgs {
-    /// The run's config, and its search config with these flags applied (checked against the run's
-    /// model limit, `model.max_len − 1` output tokens), without loading the weights.
-    pub fn for_run(
-        &self,
-        run: &RunDir,
-    ) -> anyhow::Result<(seqls_train::ExperimentConfig, SearchConfig)> {
-        let config =
-            seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
-        let limit = config.model.max_len.saturating_sub(1).max(1);
-        let search = self.apply(config.decode.clone(), limit)?;
-        Ok((config, search))
-    }
-
-    /// The run's search config with these flags applied, checked against a model that can produce
-    /// at most `max_output_len` tokens before `</s>`.
-    pub fn apply(
-        &self,
-        mut c: SearchConfig,
-        max_output_len: usize,
-    ) -> anyhow::Result<SearchConfig> {
-        if let Some(k) = self.beam {
-            c.beam_size = k;
-        }
-        if let Some(a) = self.lenpen {
-            c.length_penalty = LengthPenalty::Power(a);
-        }
-        if let Some(a) = self.lenpen_gnmt {
-            c.length_penalty = LengthPenalty::Gnmt(a);
-        }
-        c.min_len = self.min_len.unwrap_or(c.min_len);
-        c.max_len_a = self.max_len_a.unwrap_or(c.max_len_a);
-        c.max_len_b = self.max_len_b.unwrap_or(c.max_len_b);
-        c.nbest = self.nbest.unwrap_or(c.nbest.min(c.beam_size));
-        c.no_repeat_ngram = self.no_repeat_ngram.unwrap_or(c.no_repeat_ngram);
-        c.temperature = self.temperature.unwrap_or(c.temperature);
-        c.unk_penalty = self.unk_penalty.unwrap_or(c.unk_penalty);
-        c.validate_for(max_output_len).map_err(anyhow::Error::msg)?;
-        Ok(c)
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct DecodeArgs {
@@ -101,9 +35,9 @@ pub struct DecodeArgs {
     /// Output file (default: stdout); written atomically
     #[arg(long)]
     output: Option<PathBuf>,
-    /// text (detokenised, one line per input line) or jsonl (per hypothesis: text, tokens, scores)
-    #[arg(long, default_value = "text")]
-    format: String,
+    /// What to write
+    #[arg(long, value_enum, default_value_t = DecodeFormat::Text)]
+    format: DecodeFormat,
     /// Sentences per model batch (1–100000)
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch_size: u32,
@@ -113,11 +47,7 @@ pub struct DecodeArgs {
 
 pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     let (device, threads) = args.device.resolve()?;
-    let jsonl = match args.format.as_str() {
-        "text" => false,
-        "jsonl" => true,
-        other => bail!("unknown --format {other:?}: use text or jsonl"),
-    };
+    let jsonl = args.format == DecodeFormat::Jsonl;
     let run = RunDir::new(&args.model);
     let (config, tokenizer, model) = run.load_model(&device).map_err(anyhow::Error::msg)?;
     let search = args

@@ -16,7 +16,7 @@ pub struct DistillDataArgs {
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
-    search: crate::decode::SearchArgs,
+    search: crate::args::SearchArgs,
     /// No progress bar
     #[arg(long)]
     quiet: bool,

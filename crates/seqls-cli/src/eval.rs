@@ -25,7 +25,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "test")]
     split: String,
     #[command(flatten)]
-    search: crate::decode::SearchArgs,
+    search: crate::args::SearchArgs,
     /// Equal-width bins of the calibration metrics (1–10000)
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     bins: u32,

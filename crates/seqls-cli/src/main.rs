@@ -1,6 +1,7 @@
 //! `seqls`: label smoothing × beam search for neural machine translation. Thin glue over the
 //! `seqls-*` libraries: flags, config merging, printing.
 
+mod args;
 mod average;
 mod bench;
 mod bleu;
@@ -14,6 +15,7 @@ mod export;
 mod sweep;
 mod train;
 
+pub use args::DeviceArgs;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -129,46 +131,6 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("seqls: error: {}", error_line(&err));
             ExitCode::from(2)
-        }
-    }
-}
-
-/// `--device` and `--threads`, shared by every command that runs the model.
-#[derive(clap::Args, Clone, Debug)]
-pub struct DeviceArgs {
-    /// cpu (burn-flex) or wgpu (needs a build with `--features wgpu`)
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// CPU threads: training runs its batch shards and decoding its sentence batches on this many threads, and operations use them too (default: all cores; results do not depend on it)
-    #[arg(long)]
-    pub threads: Option<usize>,
-}
-
-impl DeviceArgs {
-    /// Sets the CPU thread count (call before any parallel work starts) and returns the device.
-    pub fn resolve(&self) -> anyhow::Result<(burn::tensor::Device, usize)> {
-        let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
-        if !(1..=1024).contains(&threads) {
-            anyhow::bail!("--threads must be between 1 and 1024, got {threads}");
-        }
-        // SAFETY: called at the start of a command, before any other thread exists.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
-        match self.device.as_str() {
-            "cpu" | "flex" => Ok((burn::tensor::Device::flex(), threads)),
-            #[cfg(feature = "wgpu")]
-            "wgpu" => Ok((
-                burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
-                threads,
-            )),
-            #[cfg(not(feature = "wgpu"))]
-            "wgpu" => anyhow::bail!(
-                "this seqls was built without the GPU backend: rebuild with `--features wgpu`"
-            ),
-            other => anyhow::bail!("unknown device {other:?}: use cpu or wgpu"),
         }
     }
 }

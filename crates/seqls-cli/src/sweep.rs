@@ -4,7 +4,7 @@
 //!
 //! The jobs and how they run are [`seqls_sweep::Sweep`]; this file maps flags onto the config.
 
-use crate::train::ConfigArgs;
+use crate::args::ConfigArgs;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 use seqls_sweep::Sweep;

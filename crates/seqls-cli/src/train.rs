@@ -5,50 +5,19 @@ use clap::Args;
 use seqls_train::{ExperimentConfig, Start, TrainOptions};
 use std::path::PathBuf;
 
-/// Flags shared by commands that read an experiment config.
-#[derive(Args, Debug, Clone)]
-pub struct ConfigArgs {
-    /// Experiment config (TOML); default: the embedded synthetic-corpus config (configs/synth.toml)
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Directory of the Multi30k files (default: $SEQLS_DATA_DIR)
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl ConfigArgs {
-    /// Reads and validates the config (errors name the file), then applies `--data-dir`.
-    pub fn load(&self) -> anyhow::Result<ExperimentConfig> {
-        let mut config = match &self.config {
-            Some(path) => {
-                let config = ExperimentConfig::load(path).map_err(anyhow::Error::msg)?;
-                config
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                config
-            }
-            None => ExperimentConfig::synth_default(),
-        };
-        if let Some(dir) = &self.data_dir {
-            config.data.data_dir = Some(dir.clone());
-        }
-        Ok(config)
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: crate::args::ConfigArgs,
     /// Label-smoothing weight α in [0, 1) (config: train.alpha, default 0.1)
     #[arg(long)]
     pub alpha: Option<f64>,
-    /// Smoothed target: uniform (α/K on every class), fairseq (α/(K-1) off the reference), annotated (α/(K-2), none on <pad>)
-    #[arg(long)]
-    pub ls_variant: Option<String>,
-    /// Loss normaliser: token (per non-pad target token) or sentence
-    #[arg(long)]
-    pub normalize: Option<String>,
+    /// Smoothed target (config: train.ls_variant, default uniform)
+    #[arg(long, value_enum)]
+    pub ls_variant: Option<crate::args::LsVariant>,
+    /// Loss normaliser (config: train.normalize, default token)
+    #[arg(long, value_enum)]
+    pub normalize: Option<crate::args::LossNormalizer>,
     /// Run directory (default: runs/<config name>-a<alpha>)
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
@@ -115,11 +84,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(a) = args.alpha {
         t.alpha = a;
     }
-    if let Some(v) = &args.ls_variant {
-        t.ls_variant = v.parse().map_err(anyhow::Error::msg)?;
+    if let Some(v) = args.ls_variant {
+        t.ls_variant = v.into();
     }
-    if let Some(n) = &args.normalize {
-        t.normalize = n.parse().map_err(anyhow::Error::msg)?;
+    if let Some(n) = args.normalize {
+        t.normalize = n.into();
     }
     if let Some(e) = args.max_epochs {
         t.max_epochs = e;

@@ -200,15 +200,13 @@ fn download(url: &str) -> Result<Vec<u8>> {
 /// where `.ci/run` runs), or `None` with a printed notice when unset. Under `SEQLS_REQUIRE_DATA=1` a
 /// missing corpus panics instead, so CI cannot skip silently.
 pub fn test_data_dir(workspace_root: &Path) -> Option<PathBuf> {
-    let dir = std::env::var_os(DATA_DIR_ENV)
-        .map(PathBuf::from)
-        .map(|d| {
-            if d.is_relative() {
-                workspace_root.join(d)
-            } else {
-                d
-            }
-        });
+    let dir = std::env::var_os(DATA_DIR_ENV).map(PathBuf::from).map(|d| {
+        if d.is_relative() {
+            workspace_root.join(d)
+        } else {
+            d
+        }
+    });
     match dir {
         Some(d) if d.join("val.de.gz").exists() => Some(d),
         other => {

@@ -1,0 +1,203 @@
+//! Argument groups shared by several commands, and the enumerated flags.
+
+use clap::{Args, ValueEnum};
+use seqls_decode::{LengthPenalty, SearchConfig};
+use seqls_train::{ExperimentConfig, RunDir};
+use std::path::PathBuf;
+
+/// `--device`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// burn-flex on the CPU
+    #[value(alias = "flex")]
+    Cpu,
+    /// burn-wgpu (needs a build with `--features wgpu`)
+    Wgpu,
+}
+
+/// `--ls-variant`: the smoothed target (see `seqls_model::loss`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LsVariant {
+    /// α/K on every class
+    Uniform,
+    /// α/(K−1) on every class but the reference
+    Fairseq,
+    /// α/(K−2), nothing on <pad>
+    Annotated,
+}
+
+impl From<LsVariant> for seqls_model::SmoothingVariant {
+    fn from(v: LsVariant) -> Self {
+        match v {
+            LsVariant::Uniform => Self::Uniform,
+            LsVariant::Fairseq => Self::Fairseq,
+            LsVariant::Annotated => Self::Annotated,
+        }
+    }
+}
+
+/// `--normalize`: what the loss is divided by.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LossNormalizer {
+    /// Per non-pad target token
+    #[value(alias = "tokens")]
+    Token,
+    /// Per sentence
+    #[value(alias = "sentences")]
+    Sentence,
+}
+
+impl From<LossNormalizer> for seqls_model::Normalize {
+    fn from(v: LossNormalizer) -> Self {
+        match v {
+            LossNormalizer::Token => Self::Tokens,
+            LossNormalizer::Sentence => Self::Sentences,
+        }
+    }
+}
+
+/// Flags shared by commands that read an experiment config.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Experiment config (TOML); default: the embedded synthetic-corpus config (configs/synth.toml)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Directory of the Multi30k files (default: $SEQLS_DATA_DIR)
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Reads and validates the config (errors name the file), then applies `--data-dir`.
+    pub fn load(&self) -> anyhow::Result<ExperimentConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let config = ExperimentConfig::load(path).map_err(anyhow::Error::msg)?;
+                config
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                config
+            }
+            None => ExperimentConfig::synth_default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data.data_dir = Some(dir.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// `--device` and `--threads`, shared by every command that runs the model.
+#[derive(Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// Where the model runs
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+    /// CPU threads: training runs its batch shards and decoding its sentence batches on this many threads, and operations use them too (default: all cores; results do not depend on it)
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl DeviceArgs {
+    /// Sets the CPU thread count (call before any parallel work starts) and returns the device.
+    pub fn resolve(&self) -> anyhow::Result<(burn::tensor::Device, usize)> {
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if !(1..=1024).contains(&threads) {
+            anyhow::bail!("--threads must be between 1 and 1024, got {threads}");
+        }
+        // SAFETY: called at the start of a command, before any other thread exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+        match self.device {
+            DeviceKind::Cpu => Ok((burn::tensor::Device::flex(), threads)),
+            #[cfg(feature = "wgpu")]
+            DeviceKind::Wgpu => Ok((
+                burn::tensor::Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+                threads,
+            )),
+            #[cfg(not(feature = "wgpu"))]
+            DeviceKind::Wgpu => anyhow::bail!(
+                "this seqls was built without the GPU backend: rebuild with `--features wgpu`"
+            ),
+        }
+    }
+}
+
+/// Beam-search options (fairseq / Hugging Face / Marian names); unset ones come from the run's config.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SearchArgs {
+    /// Beam size K (1 = greedy)
+    #[arg(long)]
+    pub beam: Option<usize>,
+    /// Length penalty A: final score = Σ log p / length^A (0 = unnormalised; default 1.0)
+    #[arg(long, conflicts_with = "lenpen_gnmt")]
+    pub lenpen: Option<f64>,
+    /// GNMT length penalty A: divide by ((5 + length) / 6)^A
+    #[arg(long)]
+    pub lenpen_gnmt: Option<f64>,
+    /// Fewest tokens before </s>
+    #[arg(long)]
+    pub min_len: Option<usize>,
+    /// Max tokens = a · source tokens + b
+    #[arg(long)]
+    pub max_len_a: Option<f64>,
+    #[arg(long)]
+    pub max_len_b: Option<usize>,
+    /// Hypotheses per sentence (≤ beam)
+    #[arg(long)]
+    pub nbest: Option<usize>,
+    /// Forbid repeating n-grams of this size
+    #[arg(long)]
+    pub no_repeat_ngram: Option<usize>,
+    /// Divide logits by T before the softmax
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Subtract this from log p(<unk>) when ranking (nats)
+    #[arg(long)]
+    pub unk_penalty: Option<f64>,
+}
+
+impl SearchArgs {
+    /// The run's config, and its search config with these flags applied (checked against the run's
+    /// model limit, `model.max_len − 1` output tokens), without loading the weights.
+    pub fn for_run(
+        &self,
+        run: &RunDir,
+    ) -> anyhow::Result<(seqls_train::ExperimentConfig, SearchConfig)> {
+        let config =
+            seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
+        let limit = config.model.max_len.saturating_sub(1).max(1);
+        let search = self.apply(config.decode.clone(), limit)?;
+        Ok((config, search))
+    }
+
+    /// The run's search config with these flags applied, checked against a model that can produce
+    /// at most `max_output_len` tokens before `</s>`.
+    pub fn apply(
+        &self,
+        mut c: SearchConfig,
+        max_output_len: usize,
+    ) -> anyhow::Result<SearchConfig> {
+        if let Some(k) = self.beam {
+            c.beam_size = k;
+        }
+        if let Some(a) = self.lenpen {
+            c.length_penalty = LengthPenalty::Power(a);
+        }
+        if let Some(a) = self.lenpen_gnmt {
+            c.length_penalty = LengthPenalty::Gnmt(a);
+        }
+        c.min_len = self.min_len.unwrap_or(c.min_len);
+        c.max_len_a = self.max_len_a.unwrap_or(c.max_len_a);
+        c.max_len_b = self.max_len_b.unwrap_or(c.max_len_b);
+        c.nbest = self.nbest.unwrap_or(c.nbest.min(c.beam_size));
+        c.no_repeat_ngram = self.no_repeat_ngram.unwrap_or(c.no_repeat_ngram);
+        c.temperature = self.temperature.unwrap_or(c.temperature);
+        c.unk_penalty = self.unk_penalty.unwrap_or(c.unk_penalty);
+        c.validate_for(max_output_len).map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+}

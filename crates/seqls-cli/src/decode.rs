@@ -99,25 +99,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let mut out = String::new();
     for nbest in &nbests {
-        if jsonl {
-            let hyps: Vec<serde_json::Value> = nbest
-                .iter()
-                .map(|h| -> anyhow::Result<serde_json::Value> {
-                    Ok(serde_json::json!({
-                        "text": tokenizer.decode(&h.tokens)?,
-                        "tokens": h.tokens.iter().map(|&t| tokenizer.id_to_token(t).unwrap_or_default()).collect::<Vec<_>>(),
-                        "score": h.score,
-                        "normalized_score": h.normalized_score,
-                        "token_logprobs": h.token_log_probs,
-                    }))
-                })
-                .collect::<Result<_, _>>()?;
-            out.push_str(&serde_json::to_string(
-                &serde_json::json!({ "hypotheses": hyps }),
-            )?);
-        } else if let Some(best) = nbest.first() {
-            out.push_str(&tokenizer.decode(&best.tokens)?);
-        }
+        out.push_str(&seqls_model::output::output_line(nbest, &tokenizer, jsonl)?);
         out.push('\n');
     }
     match &args.output {

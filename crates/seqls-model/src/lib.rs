@@ -4,6 +4,7 @@
 pub mod dropout;
 pub mod inference;
 pub mod loss;
+pub mod output;
 pub mod transformer;
 
 pub use inference::{

@@ -125,6 +125,32 @@ fn random_tokens(rng: &mut ChaCha8Rng, n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|_| rng.random_range(4..vocab as u32)).collect()
 }
 
+/// What `ref_bench.py train` prints (the fields seqls reads; a missing one is an error).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TorchTraining {
+    /// Target tokens per second of PyTorch training steps (median).
+    pub tgt_tok_per_s: f64,
+}
+
+/// What `ref_bench.py decode` prints.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct HfDecoding {
+    /// Sentences per second of Hugging Face `generate` (median).
+    pub sent_per_s: f64,
+}
+
+/// What `ref_ct2.py` prints.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Ct2Decoding {
+    pub sent_per_s: Ct2Rates,
+}
+
+/// CTranslate2 sentences per second by compute type.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Ct2Rates {
+    pub ct2_float32: f64,
+}
+
 /// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`, with
 /// the default `train.shards` on up to `threads` threads. With `distill`, every step is a word-level
 /// distillation step from a frozen teacher of the same shape (T = 2, β = 0.5).
@@ -234,11 +260,11 @@ pub fn time_decoding(
 }
 
 /// Runs a Python reference script and returns its last stdout line parsed as JSON.
-pub fn run_reference(
+pub fn run_reference<T: serde::de::DeserializeOwned>(
     python: &Path,
     script: &Path,
     args: &[String],
-) -> Result<serde_json::Value, String> {
+) -> Result<T, String> {
     let output = Command::new(python)
         .arg(script)
         .args(args)

@@ -222,9 +222,10 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                             "train", shape.name, threads, a.batch, a.src_len, a.tgt_len, None,
                             r.runs,
                         );
-                        let v = run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
-                            .map_err(anyhow::Error::msg)?;
-                        torch.values.extend(v["tgt_tok_per_s"].as_f64());
+                        let v: seqls_bench::TorchTraining =
+                            run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
+                                .map_err(anyhow::Error::msg)?;
+                        torch.values.push(v.tgt_tok_per_s);
                     }
                 }
                 let title = format!(
@@ -290,10 +291,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                         Some(a.beam),
                         r.runs,
                     );
-                    let v = run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
-                        .map_err(anyhow::Error::msg)?;
-                    hf.values.extend(v["sent_per_s"].as_f64());
-                    match run_reference(
+                    let v: seqls_bench::HfDecoding =
+                        run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
+                            .map_err(anyhow::Error::msg)?;
+                    hf.values.push(v.sent_per_s);
+                    match run_reference::<seqls_bench::Ct2Decoding>(
                         python,
                         &r.reference_dir.join("ref_ct2.py"),
                         &[
@@ -308,7 +310,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                         ]
                         .map(String::from),
                     ) {
-                        Ok(v) => ct2.values.extend(v["sent_per_s"]["ct2_float32"].as_f64()),
+                        Ok(v) => ct2.values.push(v.sent_per_s.ct2_float32),
                         Err(e) => eprintln!("warning: CTranslate2 reference skipped: {e}"),
                     }
                 }

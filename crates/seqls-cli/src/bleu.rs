@@ -225,8 +225,8 @@ fn print_scores(scored: &[Scored], args: &BleuArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn named<T>(r: Result<T, String>, file: &std::path::Path) -> anyhow::Result<T> {
-    r.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+fn named<T>(r: Result<T, seqls_eval::EvalError>, file: &std::path::Path) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::Error::new(e).context(file.display().to_string()))
 }
 
 pub fn run(args: BleuArgs) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 //! `char`, `none` (e.g. `zh`); a fractional add-k value (the crate would truncate it); a reference file
 //! whose line count differs from the hypotheses'.
 
+use crate::error::EvalError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sacrebleu_rs::{Bleu, BleuScore, Chrf, compute_bleu};
@@ -48,24 +49,18 @@ pub struct BleuReport {
     pub line: String,
 }
 
-pub(crate) fn bleu_metric(options: &BleuOptions) -> Result<Bleu, String> {
+pub(crate) fn bleu_metric(options: &BleuOptions) -> Result<Bleu, EvalError> {
     if !["13a", "intl", "char", "none"].contains(&options.tokenize.as_str()) {
-        return Err(format!(
-            "tokenizer {:?} is not supported (use 13a, intl, char or none)",
-            options.tokenize
-        ));
+        return Err(EvalError::Tokenizer(options.tokenize.clone()));
     }
     if !["exp", "floor", "add-k", "none"].contains(&options.smooth_method.as_str()) {
-        return Err(format!(
-            "smoothing {:?} is not supported (use exp, floor, add-k or none)",
-            options.smooth_method
-        ));
+        return Err(EvalError::Smoothing(options.smooth_method.clone()));
     }
     if let Some(k) = options.smooth_value
         && options.smooth_method == "add-k"
         && (k.fract() != 0.0 || k < 0.0)
     {
-        return Err(format!("add-k smoothing needs a whole number k, got {k}"));
+        return Err(EvalError::AddK(k));
     }
     Ok(Bleu {
         lowercase: options.lowercase,
@@ -77,18 +72,17 @@ pub(crate) fn bleu_metric(options: &BleuOptions) -> Result<Bleu, String> {
 }
 
 /// Checks that every reference stream has one line per hypothesis.
-pub fn check_lengths(hyps: &[String], refs: &[Vec<String>]) -> Result<(), String> {
+pub fn check_lengths(hyps: &[String], refs: &[Vec<String>]) -> Result<(), EvalError> {
     if refs.is_empty() {
-        return Err("at least one reference is needed".into());
+        return Err(EvalError::NoReference);
     }
     for (i, stream) in refs.iter().enumerate() {
         if stream.len() != hyps.len() {
-            return Err(format!(
-                "reference {} has {} lines but the hypotheses have {}",
-                i + 1,
-                stream.len(),
-                hyps.len()
-            ));
+            return Err(EvalError::LineCount {
+                stream: i + 1,
+                lines: stream.len(),
+                hypotheses: hyps.len(),
+            });
         }
     }
     Ok(())
@@ -117,7 +111,7 @@ pub fn corpus_bleu(
     hyps: &[String],
     refs: &[Vec<String>],
     options: &BleuOptions,
-) -> Result<BleuReport, String> {
+) -> Result<BleuReport, EvalError> {
     check_lengths(hyps, refs)?;
     let metric = bleu_metric(options)?;
     Ok(report(
@@ -127,7 +121,7 @@ pub fn corpus_bleu(
 }
 
 /// Corpus chrF (β = 2, character 6-grams) and its signature.
-pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> Result<(f64, String), String> {
+pub fn corpus_chrf(hyps: &[String], refs: &[Vec<String>]) -> Result<(f64, String), EvalError> {
     check_lengths(hyps, refs)?;
     let chrf = Chrf::default();
     Ok((
@@ -152,7 +146,7 @@ pub fn sentence_stats(
     hyps: &[String],
     refs: &[Vec<String>],
     options: &BleuOptions,
-) -> Result<Vec<SentenceStats>, String> {
+) -> Result<Vec<SentenceStats>, EvalError> {
     check_lengths(hyps, refs)?;
     let metric = bleu_metric(options)?;
     Ok(sentence_scores(&metric, hyps, refs)
@@ -181,7 +175,7 @@ pub fn bleu_from_stats(
     all: &[SentenceStats],
     idx: &[usize],
     options: &BleuOptions,
-) -> Result<f64, String> {
+) -> Result<f64, EvalError> {
     let metric = bleu_metric(options)?;
     Ok(bleu_of(&metric, all, idx))
 }
@@ -241,16 +235,16 @@ pub fn paired_bootstrap(
     options: &BleuOptions,
     samples: usize,
     seed: u64,
-) -> Result<PairedBootstrap, String> {
+) -> Result<PairedBootstrap, EvalError> {
     check_lengths(baseline, refs)?;
     check_lengths(system, refs)?;
     let metric = bleu_metric(options)?;
     let n = baseline.len();
     if n == 0 {
-        return Err("no sentences to resample".into());
+        return Err(EvalError::NoSentences);
     }
     if samples == 0 {
-        return Err("paired bootstrap needs at least one resample".into());
+        return Err(EvalError::NoResamples);
     }
     let (base_stats, sys_stats) = (
         sentence_stats(baseline, refs, options)?,
@@ -352,6 +346,7 @@ mod tests {
         assert!(
             corpus_bleu(&hyps, &refs, &BleuOptions::default())
                 .unwrap_err()
+                .to_string()
                 .contains("reference 1 has 2 lines")
         );
         let refs = vec![s(&["a b c"])];
@@ -362,6 +357,7 @@ mod tests {
         assert!(
             corpus_bleu(&hyps, &refs, &zh)
                 .unwrap_err()
+                .to_string()
                 .contains("\"zh\" is not supported")
         );
         let addk = BleuOptions {
@@ -372,6 +368,7 @@ mod tests {
         assert!(
             corpus_bleu(&hyps, &refs, &addk)
                 .unwrap_err()
+                .to_string()
                 .contains("whole number")
         );
     }

@@ -4,6 +4,7 @@
 pub mod bleu;
 pub mod calibration;
 pub mod erasure;
+pub mod error;
 pub mod inference;
 pub mod seeds;
 
@@ -13,5 +14,6 @@ pub use bleu::{
 };
 pub use calibration::{Calibration, calibration};
 pub use erasure::{ErasureSums, InformationErasure};
+pub use error::EvalError;
 pub use inference::{OracleCalibration, aligned_matches, oracle_calibration};
 pub use seeds::{SeedContrast, SeedTTest, Term, seed_contrast};

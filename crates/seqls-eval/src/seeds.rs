@@ -23,6 +23,7 @@
 //!   `S = 3` it has 2 degrees of freedom and little power: a small p needs a consistent effect.
 
 use crate::bleu::{BleuOptions, SentenceStats, bleu_metric, bleu_of};
+use crate::error::EvalError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -68,23 +69,29 @@ pub fn seed_contrast(
     options: &BleuOptions,
     samples: usize,
     rng_seed: u64,
-) -> Result<SeedContrast, String> {
+) -> Result<SeedContrast, EvalError> {
     let seeds = terms.first().map_or(0, |t| t.stats.len());
     if terms.is_empty() || seeds == 0 {
-        return Err("a contrast needs at least one system with at least one seed".into());
+        return Err(EvalError::Contrast(
+            "a contrast needs at least one system with at least one seed",
+        ));
     }
     if terms.iter().any(|t| t.stats.len() != seeds) {
-        return Err("every system of a contrast needs the same seeds".into());
+        return Err(EvalError::Contrast(
+            "every system of a contrast needs the same seeds",
+        ));
     }
     if samples == 0 {
-        return Err("the bootstrap needs at least one resample".into());
+        return Err(EvalError::NoResamples);
     }
     let n = terms[0].stats[0].len();
     if terms.iter().flat_map(|t| &t.stats).any(|s| s.len() != n) {
-        return Err("every system of a contrast needs statistics of the same sentences".into());
+        return Err(EvalError::Contrast(
+            "every system of a contrast needs statistics of the same sentences",
+        ));
     }
     if n == 0 {
-        return Err("no sentences to resample".into());
+        return Err(EvalError::NoSentences);
     }
     let metric = bleu_metric(options)?;
     let contrast_at = |seed: usize, idx: &[usize]| -> f64 {
@@ -297,7 +304,7 @@ mod tests {
             1,
         )
         .unwrap_err();
-        assert!(err.contains("same seeds"), "{err}");
+        assert!(err.to_string().contains("same seeds"), "{err}");
         let err = seed_contrast(
             &[
                 Term {
@@ -314,8 +321,8 @@ mod tests {
             1,
         )
         .unwrap_err();
-        assert!(err.contains("same sentences"), "{err}");
+        assert!(err.to_string().contains("same sentences"), "{err}");
         let err = sentence_stats(&lines(&["a b"]), &refs, &BleuOptions::default()).unwrap_err();
-        assert!(err.contains("lines"), "{err}");
+        assert!(err.to_string().contains("lines"), "{err}");
     }
 }

@@ -444,7 +444,11 @@ fn greedy_bleu(
         .iter()
         .map(|e| references[e.index].clone())
         .collect();
-    Ok(seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())?.score)
+    Ok(
+        seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())
+            .map_err(|e| e.to_string())?
+            .score,
+    )
 }
 
 fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), String> {

@@ -134,6 +134,32 @@ fn print_status(sweep: &Sweep) -> anyhow::Result<()> {
         println!("{i}\t{}\t{}\t{state}", job.alpha, job.seed);
         unfinished += usize::from(*state != seqls_sweep::slurm::State::Done);
     }
+    let students = sweep.students();
+    let mut students_done = 0;
+    if !students.is_empty() {
+        println!("student\tseed\tstate");
+    }
+    for job in &students {
+        let finished = job.run.metrics().exists()
+            && sweep
+                .student_evaluations(&job.run)
+                .iter()
+                .all(|(_, _, p)| p.exists());
+        let state = if finished {
+            students_done += 1;
+            "done".to_string()
+        } else if let Some(holder) = seqls_train::RunLock::holder(&job.run.root) {
+            format!("running ({holder})")
+        } else if job.run.checkpoint().exists() {
+            "interrupted (has a checkpoint)".into()
+        } else {
+            "not started".into()
+        };
+        println!("{}\t{}\t{state}", job.name, job.seed);
+    }
+    if !students.is_empty() {
+        println!("{students_done} of {} students done", students.len());
+    }
     println!(
         "{} of {} jobs done{}",
         states.len() - unfinished,

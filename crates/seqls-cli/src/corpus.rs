@@ -105,8 +105,8 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
         (_, _, _, Some(name)) => {
             let config = DataConfig {
                 corpus: match name {
-                    NamedCorpus::Multi30k => "multi30k".into(),
-                    NamedCorpus::Synth => "synth".into(),
+                    NamedCorpus::Multi30k => seqls_data::Corpus::Multi30k,
+                    NamedCorpus::Synth => seqls_data::Corpus::Synth,
                 },
                 pair: args.pair.clone(),
                 data_dir: args.data_dir.clone(),

@@ -10,12 +10,35 @@ use crate::tokenizer::{EOS, SubwordTokenizer};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Which corpus a config reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Corpus {
+    /// The project's synthetic corpus, generated from `synth_pairs` and `synth_seed` (with its oracle).
+    #[default]
+    Synth,
+    /// Multi30k task 1 from `data_dir` (or `$SEQLS_DATA_DIR`), language pair `pair`.
+    Multi30k,
+    /// Parallel text files named by `train`, `val` and `test`.
+    Files,
+}
+
+impl std::fmt::Display for Corpus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Corpus::Synth => "synth",
+            Corpus::Multi30k => "multi30k",
+            Corpus::Files => "files",
+        })
+    }
+}
+
 /// `[data]`: the corpus, the tokenizer and the batch budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// `synth` (embedded, generated), `multi30k` (needs `data_dir`), or `files` (paths below).
-    pub corpus: String,
+    pub corpus: Corpus,
     /// Language pair for `multi30k`, source-target, e.g. `de-en`.
     pub pair: String,
     /// Directory of the Multi30k `.gz` files; the `SEQLS_DATA_DIR` environment variable when unset.
@@ -41,7 +64,7 @@ pub struct DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
-            corpus: "synth".into(),
+            corpus: Corpus::Synth,
             pair: "de-en".into(),
             data_dir: None,
             synth_pairs: 20_000,
@@ -62,34 +85,26 @@ pub use crate::multi30k::DATA_DIR_ENV;
 impl DataConfig {
     /// Checks values that would otherwise fail later.
     pub fn validate(&self) -> Result<()> {
-        if self.corpus == "synth" && self.synth_pairs == 0 {
+        if self.corpus == Corpus::Synth && self.synth_pairs == 0 {
             return Err(DataError::Invalid(
                 "data.synth_pairs must be positive".into(),
             ));
         }
-        if self.corpus == "multi30k" {
+        if self.corpus == Corpus::Multi30k {
             self.pair.parse::<LanguagePair>()?;
         }
-        if self.corpus != "files" && self.train.len() > 2 {
+        if self.corpus != Corpus::Files && self.train.len() > 2 {
             return Err(DataError::Invalid(
                 "data.train must be empty, [source, target] or [tsv]".into(),
             ));
         }
-        match self.corpus.as_str() {
-            "synth" | "multi30k" => {}
-            "files" => {
-                for (name, paths) in [("train", &self.train), ("val", &self.val)] {
-                    if !(1..=2).contains(&paths.len()) {
-                        return Err(DataError::Invalid(format!(
-                            "data.{name} must be [source, target] or [tsv] for corpus \"files\""
-                        )));
-                    }
+        if self.corpus == Corpus::Files {
+            for (name, paths) in [("train", &self.train), ("val", &self.val)] {
+                if !(1..=2).contains(&paths.len()) {
+                    return Err(DataError::Invalid(format!(
+                        "data.{name} must be [source, target] or [tsv] for corpus \"files\""
+                    )));
                 }
-            }
-            other => {
-                return Err(DataError::Invalid(format!(
-                    "unknown corpus {other:?}: use synth, multi30k or files"
-                )));
             }
         }
         if self.max_tokens < self.max_len + 1 {
@@ -127,8 +142,8 @@ impl DataConfig {
 
     /// Short name of the corpus for run names: `synth`, `multi30k-de-en`, `files`.
     pub fn name(&self) -> String {
-        match self.corpus.as_str() {
-            "multi30k" => format!("multi30k-{}", self.pair),
+        match self.corpus {
+            Corpus::Multi30k => format!("multi30k-{}", self.pair),
             other => other.to_string(),
         }
     }
@@ -139,7 +154,7 @@ impl DataConfig {
     /// split is an error that lists the available ones.
     pub fn resolve_split(&self, split: &str) -> Result<String> {
         let name = self.split_name(split)?;
-        if self.corpus == "multi30k" {
+        if self.corpus == Corpus::Multi30k {
             multi30k::check_split(&self.multi30k_dir()?, &self.pair.parse()?, &name)?;
         }
         Ok(name)
@@ -154,9 +169,9 @@ impl DataConfig {
             "test" => Some("test"),
             _ => None,
         };
-        match (self.corpus.as_str(), basic) {
-            ("multi30k", Some("test")) => Ok(multi30k::DEFAULT_TEST.to_string()),
-            ("multi30k", None) => Ok(split.to_string()),
+        match (self.corpus, basic) {
+            (Corpus::Multi30k, Some("test")) => Ok(multi30k::DEFAULT_TEST.to_string()),
+            (Corpus::Multi30k, None) => Ok(split.to_string()),
             (_, Some(b)) => Ok(b.to_string()),
             (corpus, None) => Err(DataError::Invalid(format!(
                 "unknown split {split:?}: corpus {corpus} has train, val and test"
@@ -168,15 +183,15 @@ impl DataConfig {
     pub fn load_split(&self, split: &str) -> Result<ParallelText> {
         let split = self.resolve_split(split)?;
         let split = split.as_str();
-        if split == "train" && self.corpus != "files" {
+        if split == "train" && self.corpus != Corpus::Files {
             match self.train.as_slice() {
                 [tsv] => return read_tsv(tsv),
                 [src, tgt] => return read_parallel(src, tgt),
                 _ => {}
             }
         }
-        match self.corpus.as_str() {
-            "synth" => {
+        match self.corpus {
+            Corpus::Synth => {
                 let pairs: Vec<Pair> = self
                     .synth_split(split)
                     .into_iter()
@@ -191,8 +206,10 @@ impl DataConfig {
                 };
                 Ok(ParallelText { pairs, stats })
             }
-            "multi30k" => multi30k::read_split(&self.multi30k_dir()?, &self.pair.parse()?, split),
-            "files" => {
+            Corpus::Multi30k => {
+                multi30k::read_split(&self.multi30k_dir()?, &self.pair.parse()?, split)
+            }
+            Corpus::Files => {
                 let paths = match split {
                     "train" => &self.train,
                     "val" => &self.val,
@@ -204,7 +221,6 @@ impl DataConfig {
                     _ => Err(DataError::Invalid(format!("data.{split} is not set"))),
                 }
             }
-            other => Err(DataError::Invalid(format!("unknown corpus {other:?}"))),
         }
     }
 

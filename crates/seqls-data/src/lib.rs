@@ -11,7 +11,7 @@ pub mod synth;
 pub mod tokenizer;
 
 pub use batch::{Batch, Example, make_batch, plan_batches};
-pub use corpus::{DataConfig, EncodedCorpus, encode_pairs, train_tokenizer};
+pub use corpus::{Corpus, DataConfig, EncodedCorpus, encode_pairs, train_tokenizer};
 pub use error::{DataError, Result};
 pub use read::{Pair, ParallelText};
 pub use tokenizer::SubwordTokenizer;

@@ -165,7 +165,7 @@ fn oracle(
     scores: &[Vec<TokenScore>],
     bins: usize,
 ) -> (Option<OracleCalibration>, usize) {
-    if config.data.corpus != "synth" {
+    if config.data.corpus != seqls_data::Corpus::Synth {
         return (None, 0);
     }
     let pairs = config.data.synth_split(split);

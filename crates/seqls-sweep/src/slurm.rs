@@ -135,7 +135,7 @@ pub fn write_scripts(sweep: &Sweep, seqls: &Path, tasks: &[usize]) -> anyhow::Re
         "set -euo pipefail\nSEQLS={}\n",
         quote(&seqls.display().to_string())
     );
-    if sweep.config.data.corpus == "multi30k" {
+    if sweep.config.data.corpus == seqls_data::Corpus::Multi30k {
         let data = std::path::absolute(sweep.config.data.multi30k_dir()?)?;
         env.push_str(&format!(
             "export SEQLS_DATA_DIR={}\n",

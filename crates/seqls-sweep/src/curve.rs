@@ -1,8 +1,9 @@
 //! Time to BLEU: the test BLEU of the weights a run kept (`train.keep_last`) against the wall-clock
 //! time at which training wrote them, read from the run's own `log.jsonl`; plus the averaged weights.
 
+use crate::error::{At, Result, SweepError, fail};
 use crate::evaluate::decode_split;
-use anyhow::{Context, bail};
+
 use seqls_decode::SearchConfig;
 use seqls_plot::{LineChart, Series};
 use seqls_train::RunDir;
@@ -44,13 +45,15 @@ struct ValidLine {
     wall_seconds: Option<f64>,
 }
 
-fn valid_lines(run: &RunDir) -> anyhow::Result<Vec<ValidLine>> {
-    let text =
-        std::fs::read_to_string(run.log()).with_context(|| run.log().display().to_string())?;
+fn valid_lines(run: &RunDir) -> Result<Vec<ValidLine>> {
+    let text = std::fs::read_to_string(run.log()).at(run.log().display())?;
     let mut lines = vec![];
     for (i, line) in text.lines().enumerate() {
-        let parsed: ValidLine = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not a log line", run.log().display(), i + 1))?;
+        let parsed: ValidLine = serde_json::from_str(line).at(format!(
+            "{}:{}: not a log line",
+            run.log().display(),
+            i + 1
+        ))?;
         if parsed.kind == "valid" {
             lines.push(parsed);
         }
@@ -66,11 +69,11 @@ pub fn time_to_bleu(
     search: &SearchConfig,
     device: &burn::tensor::Device,
     threads: usize,
-) -> anyhow::Result<Curve> {
+) -> Result<Curve> {
     let log = valid_lines(run)?;
     let mut weights: Vec<(usize, std::path::PathBuf)> = run.kept();
     if weights.is_empty() {
-        bail!(
+        fail!(
             "{}: no kept weights (update-<N>.bpk): train with train.keep_last > 0",
             run.root.display()
         );
@@ -79,27 +82,27 @@ pub fn time_to_bleu(
     if run.average_model().exists() {
         weights.push((last_update, run.average_model()));
     }
-    let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
+    let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(SweepError::Message)?;
     let tokenizer = seqls_data::SubwordTokenizer::load(&run.tokenizer())?;
     let text = config.data.load_split(split)?;
     let mut points = vec![];
     for (update, path) in weights {
         let Some(line) = log.iter().rev().find(|l| l.step == update) else {
-            bail!(
+            fail!(
                 "{}: no validation at update {update} in {}",
                 path.display(),
                 run.log().display()
             );
         };
         let Some(wall) = line.wall_seconds else {
-            bail!(
+            fail!(
                 "{}: the log has no wall-clock times (written by an older seqls)",
                 run.log().display()
             );
         };
         let (_, _, model) = run
             .load_model_with(device, Some(&path))
-            .map_err(anyhow::Error::msg)?;
+            .map_err(SweepError::Message)?;
         let bleu = decode_split(&model, &tokenizer, &text, search, device, threads)?.bleu;
         let name = path
             .file_name()
@@ -149,7 +152,7 @@ impl Curve {
     }
 
     /// Writes `<stem>.json`, `<stem>.md` and the figure `<stem>.png/.svg`.
-    pub fn write(&self, stem: &Path) -> anyhow::Result<()> {
+    pub fn write(&self, stem: &Path) -> Result<()> {
         let with = |ext: &str| stem.with_extension(ext);
         seqls_data::read::write_atomic(
             &with("json"),
@@ -180,7 +183,7 @@ impl Curve {
             series,
             log2_x: false,
         };
-        seqls_plot::save(&chart, stem).map_err(anyhow::Error::msg)?;
+        seqls_plot::save(&chart, stem).map_err(SweepError::Message)?;
         Ok(())
     }
 }

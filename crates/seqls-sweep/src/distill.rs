@@ -8,7 +8,8 @@
 //! search and the counts. A finished directory is reused as it is; one started with another teacher
 //! or search is refused.
 
-use anyhow::{Context, bail};
+use crate::error::{At, Result, SweepError, fail};
+
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_decode::SearchConfig;
@@ -44,9 +45,9 @@ pub fn distill_data(
     device: &Device,
     threads: usize,
     mut progress: impl FnMut(usize, usize),
-) -> anyhow::Result<DistillRecord> {
-    search.validate().map_err(anyhow::Error::msg)?;
-    let (config, tokenizer, model) = teacher.load_model(device).map_err(anyhow::Error::msg)?;
+) -> Result<DistillRecord> {
+    search.validate().map_err(SweepError::Message)?;
+    let (config, tokenizer, model) = teacher.load_model(device).map_err(SweepError::Message)?;
     let text = config.data.load_split("train")?;
     let total = text.pairs.len();
     let record_path = out.join("distill.json");
@@ -58,14 +59,12 @@ pub fn distill_data(
         empty_translations: 0,
     };
     if record_path.exists() {
-        let text = std::fs::read_to_string(&record_path)
-            .with_context(|| record_path.display().to_string())?;
-        let saved: DistillRecord =
-            serde_json::from_str(&text).with_context(|| record_path.display().to_string())?;
+        let text = std::fs::read_to_string(&record_path).at(record_path.display())?;
+        let saved: DistillRecord = serde_json::from_str(&text).at(record_path.display())?;
         if (&saved.teacher, &saved.search, saved.sentences)
             != (&record.teacher, &record.search, record.sentences)
         {
-            bail!(
+            fail!(
                 "{} holds the translations of another teacher or search ({} with {}): choose another --out",
                 out.display(),
                 saved.teacher.display(),
@@ -77,7 +76,7 @@ pub fn distill_data(
             return Ok(saved);
         }
     }
-    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    std::fs::create_dir_all(out).at(out.display())?;
     seqls_data::read::write_atomic(
         &record_path,
         serde_json::to_string_pretty(&record)?.as_bytes(),
@@ -96,11 +95,11 @@ pub fn distill_data(
         .filter(|&&b| b == b'\n')
         .count()
         .min(total);
-    std::fs::write(&partial, &done_bytes).with_context(|| partial.display().to_string())?;
+    std::fs::write(&partial, &done_bytes).at(partial.display())?;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&partial)
-        .with_context(|| partial.display().to_string())?;
+        .at(partial.display())?;
     progress(done, total);
     while done < total {
         let end = (done + CHUNK).min(total);
@@ -135,7 +134,7 @@ pub fn distill_data(
         }
         file.write_all(bytes.as_bytes())
             .and_then(|()| file.sync_data())
-            .with_context(|| partial.display().to_string())?;
+            .at(partial.display())?;
         done = end;
         progress(done, total);
     }
@@ -148,7 +147,7 @@ pub fn distill_data(
         &out.join("train.tgt"),
         translations.iter().map(String::as_str),
     )?;
-    std::fs::remove_file(&partial).with_context(|| partial.display().to_string())?;
+    std::fs::remove_file(&partial).at(partial.display())?;
     record.finished = true;
     seqls_data::read::write_atomic(
         &record_path,

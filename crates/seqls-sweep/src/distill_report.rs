@@ -9,6 +9,7 @@
 //! line.
 
 use crate::driver::{StudentJob, StudentKind, Sweep};
+use crate::error::Result;
 use crate::report::{
     BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, FigureDir, RunResult, SplitResult, mean_std, read_run,
     sentence_stats_of,
@@ -38,7 +39,7 @@ pub struct StudentComparison {
 }
 
 /// Every finished student of the sweep.
-pub(crate) fn collect_students(sweep: &Sweep) -> anyhow::Result<Vec<StudentResult>> {
+pub(crate) fn collect_students(sweep: &Sweep) -> Result<Vec<StudentResult>> {
     let mut beams = vec![1, sweep.config.sweep.compare_beam];
     beams.dedup();
     let mut out = Vec::new();
@@ -73,7 +74,7 @@ pub(crate) fn write_distillation(
     sweep: &Sweep,
     teachers: &[RunResult],
     figures: &mut FigureDir,
-) -> anyhow::Result<Vec<StudentComparison>> {
+) -> Result<Vec<StudentComparison>> {
     let students = collect_students(sweep)?;
     if students.is_empty() {
         return Ok(Vec::new());
@@ -238,7 +239,7 @@ fn compare_kind(
     split: &str,
     of_kind: &[&StudentResult],
     beam: usize,
-) -> anyhow::Result<Vec<StudentComparison>> {
+) -> Result<Vec<StudentComparison>> {
     let Some(base_alpha) = of_kind
         .iter()
         .filter_map(|s| s.job.teacher_alpha)
@@ -293,8 +294,7 @@ fn compare_kind(
             &BleuOptions::default(),
             BOOTSTRAP_SAMPLES,
             BOOTSTRAP_SEED,
-        )
-        .map_err(anyhow::Error::msg)?;
+        )?;
         out.push(StudentComparison {
             split: split.to_string(),
             kind: of_kind[0].job.kind.label(),

@@ -7,8 +7,9 @@
 //! training resumes from its checkpoint. [`Sweep::plan`] prints the same jobs as shell commands, one
 //! training followed by its evaluations per line group, so that they can be run anywhere.
 
+use crate::error::{At, Result, SweepError, fail};
 use crate::evaluate::evaluate;
-use anyhow::{Context, bail};
+
 use burn::tensor::Device;
 use seqls_train::{ExperimentConfig, RunDir, Start, TrainOptions};
 use std::path::{Path, PathBuf};
@@ -86,14 +87,14 @@ pub struct Sweep {
 impl Sweep {
     /// Checks every job of `config` (each α and seed as a training config, each beam as a search,
     /// each test split present in the data) and writes `dir/sweep.toml`.
-    pub fn create(dir: &Path, config: ExperimentConfig) -> anyhow::Result<Sweep> {
+    pub fn create(dir: &Path, config: ExperimentConfig) -> Result<Sweep> {
         let sweep = Sweep::with_config(dir, config, true)?;
-        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        std::fs::create_dir_all(dir).at(dir.display())?;
         seqls_data::read::write_atomic(&sweep.config_file(), sweep.config.to_toml().as_bytes())?;
         let students = sweep.students();
         if !students.is_empty() {
             let dir = sweep.dir.join("students");
-            std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+            std::fs::create_dir_all(&dir).at(dir.display())?;
         }
         for student in &students {
             seqls_data::read::write_atomic(
@@ -105,39 +106,36 @@ impl Sweep {
     }
 
     /// Opens a sweep directory written by [`Sweep::create`] (the corpus need not be present).
-    pub fn open(dir: &Path) -> anyhow::Result<Sweep> {
-        let config = ExperimentConfig::load(&dir.join("sweep.toml")).map_err(anyhow::Error::msg)?;
+    pub fn open(dir: &Path) -> Result<Sweep> {
+        let config =
+            ExperimentConfig::load(&dir.join("sweep.toml")).map_err(SweepError::Message)?;
         Sweep::with_config(dir, config, false)
     }
 
     /// Checks the grid; with `check_data`, also that every test split is in the data.
-    fn with_config(
-        dir: &Path,
-        config: ExperimentConfig,
-        check_data: bool,
-    ) -> anyhow::Result<Sweep> {
-        config.validate().map_err(anyhow::Error::msg)?;
+    fn with_config(dir: &Path, config: ExperimentConfig, check_data: bool) -> Result<Sweep> {
+        config.validate().map_err(SweepError::Message)?;
         let grid = &config.sweep;
         if grid.alphas.is_empty() || grid.seeds.is_empty() || grid.beams.is_empty() {
-            bail!("the sweep needs at least one α, one seed and one beam size");
+            fail!("the sweep needs at least one α, one seed and one beam size");
         }
         if grid.test_splits.is_empty() {
-            bail!("sweep.test_splits is empty: name at least one split to evaluate on");
+            fail!("sweep.test_splits is empty: name at least one split to evaluate on");
         }
         for &seed in &grid.seeds {
             for &alpha in &grid.alphas {
-                job_config(&config, alpha, seed)
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("sweep job α = {alpha}, seed {seed}: {e}"))?;
+                job_config(&config, alpha, seed).validate().map_err(|e| {
+                    SweepError::Message(format!("sweep job α = {alpha}, seed {seed}: {e}"))
+                })?;
             }
         }
         for &beam in &grid.beams {
             search_at(&config, beam)
                 .validate()
-                .map_err(|e| anyhow::anyhow!("sweep beam {beam}: {e}"))?;
+                .map_err(|e| SweepError::Message(format!("sweep beam {beam}: {e}")))?;
         }
         if !grid.beams.contains(&grid.compare_beam) {
-            bail!(
+            fail!(
                 "sweep.compare_beam = {} is not one of the sweep's beams {:?} (set sweep.compare_beam or --compare-beam)",
                 grid.compare_beam,
                 grid.beams
@@ -146,16 +144,16 @@ impl Sweep {
         let d = &config.distill;
         for kind in &d.kinds {
             if kind != "word" && kind != "seq" {
-                bail!("distill.kinds: unknown kind {kind:?} (use \"word\" and/or \"seq\")");
+                fail!("distill.kinds: unknown kind {kind:?} (use \"word\" and/or \"seq\")");
             }
         }
         if d.kinds.iter().any(|k| k == "word")
             && (d.temperatures.is_empty() || d.weights.is_empty())
         {
-            bail!("distill: word-level distillation needs at least one temperature and one weight");
+            fail!("distill: word-level distillation needs at least one temperature and one weight");
         }
         if !(0.0..1.0).contains(&d.student_alpha) {
-            bail!(
+            fail!(
                 "distill.student_alpha must be in [0, 1), got {}",
                 d.student_alpha
             );
@@ -177,10 +175,9 @@ impl Sweep {
             test_splits,
         };
         for student in sweep.students() {
-            student
-                .config
-                .validate()
-                .map_err(|e| anyhow::anyhow!("distillation student {}: {e}", student.name))?;
+            student.config.validate().map_err(|e| {
+                SweepError::Message(format!("distillation student {}: {e}", student.name))
+            })?;
         }
         Ok(sweep)
     }
@@ -394,7 +391,7 @@ impl Sweep {
     }
 
     /// Runs every job that is not finished, in order, printing one line per step to stderr.
-    pub fn run(&self, device: &Device, threads: usize) -> anyhow::Result<()> {
+    pub fn run(&self, device: &Device, threads: usize) -> Result<()> {
         for job in self.trainings() {
             if !job.run.metrics().exists() {
                 eprintln!(
@@ -410,7 +407,7 @@ impl Sweep {
                     device: device.clone(),
                     threads,
                 };
-                seqls_train::train(&job.config, &options).map_err(anyhow::Error::msg)?;
+                seqls_train::train(&job.config, &options).map_err(SweepError::Message)?;
             }
             for (split, beam, output) in self.evaluations(&job.run) {
                 if output.exists() {
@@ -432,7 +429,7 @@ impl Sweep {
         Ok(())
     }
 
-    fn run_student(&self, job: &StudentJob, device: &Device, threads: usize) -> anyhow::Result<()> {
+    fn run_student(&self, job: &StudentJob, device: &Device, threads: usize) -> Result<()> {
         if let (Some(data), Some(teacher), StudentKind::Seq { beam }) =
             (&job.data, &job.teacher_run, &job.kind)
         {
@@ -464,7 +461,7 @@ impl Sweep {
                 device: device.clone(),
                 threads,
             };
-            seqls_train::train(&job.config, &options).map_err(anyhow::Error::msg)?;
+            seqls_train::train(&job.config, &options).map_err(SweepError::Message)?;
         }
         for (split, beam, output) in self.student_evaluations(&job.run) {
             if output.exists() {

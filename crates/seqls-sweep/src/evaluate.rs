@@ -17,7 +17,8 @@
 //! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json` (recomputed when the run's weights
 //! are newer than that file).
 
-use anyhow::bail;
+use crate::error::{At, Result, SweepError, fail};
+
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_data::tokenizer::EOS;
@@ -205,7 +206,7 @@ fn teacher_forced_report(
     examples: &[Example],
     bins: usize,
     device: &Device,
-) -> anyhow::Result<TeacherForcedReport> {
+) -> Result<TeacherForcedReport> {
     let cache = run
         .root
         .join(format!("teacher-forced-{split}-bins{bins}.json"));
@@ -271,7 +272,7 @@ pub fn decode_split(
     search: &SearchConfig,
     device: &Device,
     threads: usize,
-) -> anyhow::Result<Decoded> {
+) -> Result<Decoded> {
     let encoded = encode_pairs(tokenizer, &text.pairs, None)?;
     let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
     let started = std::time::Instant::now();
@@ -284,7 +285,7 @@ pub fn decode_split(
         }
     }
     let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
-    let bleu = corpus_bleu(&hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+    let bleu = corpus_bleu(&hyps, &refs, &BleuOptions::default())?;
     Ok(Decoded {
         encoded,
         nbests,
@@ -305,13 +306,13 @@ pub fn evaluate(
     output: &Path,
     device: &Device,
     threads: usize,
-) -> anyhow::Result<EvalReport> {
-    search.validate().map_err(anyhow::Error::msg)?;
-    let (config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
+) -> Result<EvalReport> {
+    search.validate().map_err(SweepError::Message)?;
+    let (config, tokenizer, model) = run.load_model(device).map_err(SweepError::Message)?;
     let split = &config.data.resolve_split(split)?;
     let text: ParallelText = config.data.load_split(split)?;
     if text.pairs.is_empty() {
-        bail!("split {split} is empty");
+        fail!("split {split} is empty");
     }
     let Decoded {
         encoded,
@@ -321,11 +322,10 @@ pub fn evaluate(
         bleu,
         seconds: secs,
     } = decode_split(&model, &tokenizer, &text, search, device, threads)?;
-    let (chrf, chrf_signature) = corpus_chrf(&all_hyps, &refs).map_err(anyhow::Error::msg)?;
+    let (chrf, chrf_signature) = corpus_chrf(&all_hyps, &refs)?;
     let hyp_path = output.with_extension("hyp.txt");
     seqls_data::read::write_lines(&hyp_path, all_hyps.iter().map(String::as_str))?;
-    let stats =
-        sentence_stats(&all_hyps, &refs, &BleuOptions::default()).map_err(anyhow::Error::msg)?;
+    let stats = sentence_stats(&all_hyps, &refs, &BleuOptions::default())?;
     seqls_data::read::write_atomic(
         &bleu_stats_file(output),
         serde_json::to_string(&stats)?.as_bytes(),
@@ -374,7 +374,7 @@ pub fn evaluate(
         columns: 3,
     };
     let figures = seqls_plot::save(&figure, &stem)
-        .map_err(anyhow::Error::msg)?
+        .map_err(SweepError::Message)?
         .iter()
         .map(|p| {
             p.file_name()
@@ -418,9 +418,8 @@ pub fn bleu_stats_file(eval_file: &Path) -> std::path::PathBuf {
 impl EvalReport {
     /// Reads an evaluation written by [`evaluate`]; a missing or malformed field is an error naming
     /// the file.
-    pub fn read(path: &Path) -> anyhow::Result<EvalReport> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<EvalReport> {
+        let text = std::fs::read_to_string(path).at(path.display())?;
+        serde_json::from_str(&text).at(path.display())
     }
 }

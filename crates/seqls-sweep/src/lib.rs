@@ -14,11 +14,13 @@ pub mod curve;
 pub mod distill;
 mod distill_report;
 pub mod driver;
+pub mod error;
 pub mod evaluate;
 pub mod penultimate;
 pub mod report;
 pub mod slurm;
 
 pub use driver::{StudentJob, StudentKind, Sweep, TrainJob, run_name};
+pub use error::{Result, SweepError};
 pub use evaluate::{EvalReport, TeacherForced, TeacherForcedReport, evaluate};
 pub use report::write_report;

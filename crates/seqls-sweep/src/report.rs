@@ -12,9 +12,10 @@
 //! of the smallest and the largest α (first seed); without the weights that figure is left as it is.
 
 use crate::driver::Sweep;
+use crate::error::{At, Result, SweepError, fail};
 use crate::evaluate::{EvalReport, bleu_stats_file};
 use crate::penultimate;
-use anyhow::Context;
+
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_eval::calibration::{Calibration, pool};
@@ -102,7 +103,7 @@ impl RunResult {
     }
 }
 
-fn read_split(run: &RunDir, split: &str, beams: &[usize]) -> anyhow::Result<Option<SplitResult>> {
+fn read_split(run: &RunDir, split: &str, beams: &[usize]) -> Result<Option<SplitResult>> {
     let mut evals = Vec::new();
     for &beam in beams {
         let p = run.eval_file(split, beam);
@@ -199,7 +200,7 @@ fn mean_over_splits(splits: &[SplitResult]) -> Option<SplitResult> {
 }
 
 /// Reads every finished run of the sweep (a run with `metrics.json` and at least one evaluation).
-pub fn collect(sweep: &Sweep) -> anyhow::Result<Vec<RunResult>> {
+pub fn collect(sweep: &Sweep) -> Result<Vec<RunResult>> {
     let mut runs = Vec::new();
     for job in sweep.trainings() {
         if let Some(r) = read_run(
@@ -223,11 +224,11 @@ pub(crate) fn read_run(
     alpha: f64,
     seed: u64,
     beams: &[usize],
-) -> anyhow::Result<Option<RunResult>> {
+) -> Result<Option<RunResult>> {
     if !run.metrics().exists() {
         return Ok(None);
     }
-    let summary = TrainSummary::read(&run.metrics()).map_err(anyhow::Error::msg)?;
+    let summary = TrainSummary::read(&run.metrics()).map_err(SweepError::Message)?;
     let mut splits = Vec::new();
     for split in &sweep.test_splits {
         if let Some(s) = read_split(run, split, beams)? {
@@ -243,7 +244,7 @@ pub(crate) fn read_run(
         splits.push(mean);
     }
     let epochs = read_log(&run.log())
-        .map_err(anyhow::Error::msg)?
+        .map_err(SweepError::Message)?
         .into_iter()
         .filter_map(|line| match line {
             LogLine::Valid {
@@ -399,7 +400,7 @@ fn split_tables(
     runs: &[RunResult],
     split: &str,
     cols: &[&Column],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let groups = by_alpha(&sweep.config.sweep.alphas, runs, split);
     if groups.iter().any(|(_, g)| g.len() > 1) {
         write!(md, "| α | seeds |")?;
@@ -468,15 +469,14 @@ pub(crate) fn sentence_stats_of(
     split: &str,
     beam: usize,
     refs: &mut Option<Vec<Vec<String>>>,
-) -> anyhow::Result<Vec<(u64, Vec<SentenceStats>)>> {
+) -> Result<Vec<(u64, Vec<SentenceStats>)>> {
     let mut out = Vec::new();
     for (seed, run, s) in group {
         let Some(b) = s.at(beam) else { continue };
         let cache = bleu_stats_file(&run.eval_file(split, beam));
         let stats = if cache.exists() {
-            let text =
-                std::fs::read_to_string(&cache).with_context(|| cache.display().to_string())?;
-            serde_json::from_str(&text).with_context(|| cache.display().to_string())?
+            let text = std::fs::read_to_string(&cache).at(cache.display())?;
+            serde_json::from_str(&text).at(cache.display())?
         } else {
             if refs.is_none() {
                 let text = sweep.config.data.load_split(split)?;
@@ -485,9 +485,8 @@ pub(crate) fn sentence_stats_of(
             let hyps = seqls_data::read::read_lines(&run.root.join(&b.hypotheses_file))?;
             // Cannot fail: `refs` was filled just above.
             let refs = refs.as_ref().expect("references loaded");
-            let stats = sentence_stats(&hyps, refs, &BleuOptions::default()).map_err(|e| {
-                anyhow::anyhow!("{}: {e}", run.root.join(&b.hypotheses_file).display())
-            })?;
+            let stats = sentence_stats(&hyps, refs, &BleuOptions::default())
+                .at(run.root.join(&b.hypotheses_file).display())?;
             seqls_data::read::write_atomic(&cache, serde_json::to_string(&stats)?.as_bytes())?;
             stats
         };
@@ -501,7 +500,7 @@ type ContrastTerm = (f64, usize, bool);
 
 /// Each α against the smallest α at every beam size, and the change of the gain of beam
 /// `compare_beam` over greedy, on `split`, over the seeds both have.
-fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result<Vec<Comparison>> {
+fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Comparison>> {
     let groups = by_alpha(&sweep.config.sweep.alphas, runs, split);
     let Some(((base_alpha, base), others)) = groups
         .iter()
@@ -567,8 +566,7 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result
                         .collect(),
                 })
                 .collect();
-            let contrast = seed_contrast(&term_refs, &options, BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)
-                .map_err(anyhow::Error::msg)?;
+            let contrast = seed_contrast(&term_refs, &options, BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)?;
             out.push(Comparison {
                 split: split.to_string(),
                 kind,
@@ -583,11 +581,7 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> anyhow::Result
     Ok(out)
 }
 
-fn comparison_tables(
-    md: &mut String,
-    split: &str,
-    comparisons: &[Comparison],
-) -> anyhow::Result<()> {
+fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -> Result<()> {
     let of_split: Vec<&Comparison> = comparisons.iter().filter(|c| c.split == split).collect();
     let Some(first) = of_split.first() else {
         return Ok(());
@@ -669,13 +663,8 @@ pub(crate) struct FigureDir {
 }
 
 impl FigureDir {
-    pub(crate) fn save(
-        &mut self,
-        name: &str,
-        title: &str,
-        figure: &impl Figure,
-    ) -> anyhow::Result<()> {
-        seqls_plot::save(figure, &self.dir.join(name)).map_err(anyhow::Error::msg)?;
+    pub(crate) fn save(&mut self, name: &str, title: &str, figure: &impl Figure) -> Result<()> {
+        seqls_plot::save(figure, &self.dir.join(name)).map_err(SweepError::Message)?;
         self.written
             .push((title.to_string(), format!("figures/{name}")));
         Ok(())
@@ -720,12 +709,12 @@ fn write_figures(
     sweep: &Sweep,
     runs: &[RunResult],
     device: &Device,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, String)>> {
     let mut figures = FigureDir {
         dir: sweep.dir.join("figures"),
         written: Vec::new(),
     };
-    std::fs::create_dir_all(&figures.dir).with_context(|| figures.dir.display().to_string())?;
+    std::fs::create_dir_all(&figures.dir).at(figures.dir.display())?;
     let grid = &sweep.config.sweep;
     let finished_seeds: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.seed).collect();
     let seeds = if finished_seeds.len() > 1 {
@@ -917,11 +906,15 @@ fn write_figures(
                 "notice: penultimate-layer picture redrawn from {}: {e:#}",
                 cache.display()
             );
-            let text =
-                std::fs::read_to_string(&cache).with_context(|| cache.display().to_string())?;
-            Some(serde_json::from_str(&text).with_context(|| cache.display().to_string())?)
+            let text = std::fs::read_to_string(&cache).at(cache.display())?;
+            Some(serde_json::from_str(&text).at(cache.display())?)
         }
-        Err(e) => return Err(e.context("penultimate-layer picture")),
+        Err(e) => {
+            return Err(SweepError::At {
+                context: "penultimate-layer picture".into(),
+                source: Box::new(e),
+            });
+        }
     };
     if let Some(figure) = scatter {
         figures.save("penultimate", "Penultimate-layer picture", &figure)?;
@@ -934,7 +927,7 @@ fn penultimate_figure(
     sweep: &Sweep,
     runs: &[&RunResult],
     device: &Device,
-) -> anyhow::Result<Option<Scatter>> {
+) -> Result<Option<Scatter>> {
     let smallest = runs.iter().min_by(|a, b| a.alpha.total_cmp(&b.alpha));
     let largest = runs.iter().max_by(|a, b| a.alpha.total_cmp(&b.alpha));
     let (Some(lo), Some(hi)) = (smallest, largest) else {
@@ -947,7 +940,7 @@ fn penultimate_figure(
     let mut classes = Vec::new();
     for r in [lo, hi] {
         let run = sweep.run_dir(r.alpha, r.seed);
-        let (run_config, tokenizer, model) = run.load_model(device).map_err(anyhow::Error::msg)?;
+        let (run_config, tokenizer, model) = run.load_model(device).map_err(SweepError::Message)?;
         let text = run_config.data.load_split(&sweep.test_splits[0])?;
         let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
         if classes.is_empty() {
@@ -983,11 +976,11 @@ fn penultimate_figure(
 }
 
 /// Assembles the report of the sweep directory `dir` from its finished jobs; returns the markdown.
-pub fn write_report(dir: &Path, device: &Device) -> anyhow::Result<String> {
+pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     let sweep = Sweep::open(dir)?;
     let runs = collect(&sweep)?;
     if runs.is_empty() {
-        anyhow::bail!("{}: no finished runs with evaluations yet", dir.display());
+        fail!("{}: no finished runs with evaluations yet", dir.display());
     }
     let grid = &sweep.config.sweep;
     let all_cols = columns(&grid.beams, grid.compare_beam);

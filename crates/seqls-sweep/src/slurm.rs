@@ -12,7 +12,8 @@
 //! every submission, read by [`status`]).
 
 use crate::driver::{Sweep, TrainJob};
-use anyhow::{Context, bail};
+use crate::error::{At, Result, fail};
+
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,10 +88,10 @@ pub fn finished(sweep: &Sweep, job: &TrainJob) -> bool {
 
 /// Writes `array.sbatch` (tasks `tasks`) and `report.sbatch` into `SWEEP/slurm/`, running the
 /// binary `seqls`. Paths in the scripts are absolute.
-pub fn write_scripts(sweep: &Sweep, seqls: &Path, tasks: &[usize]) -> anyhow::Result<Scripts> {
+pub fn write_scripts(sweep: &Sweep, seqls: &Path, tasks: &[usize]) -> Result<Scripts> {
     let slurm = &sweep.config.sweep.slurm;
     let dir = std::path::absolute(slurm_dir(sweep))?;
-    std::fs::create_dir_all(dir.join("logs")).with_context(|| dir.display().to_string())?;
+    std::fs::create_dir_all(dir.join("logs")).at(dir.display())?;
     let sweep_dir = std::path::absolute(&sweep.dir)?;
     let absolute = Sweep {
         dir: sweep_dir.clone(),
@@ -161,7 +162,7 @@ pub fn write_scripts(sweep: &Sweep, seqls: &Path, tasks: &[usize]) -> anyhow::Re
     let jobs = absolute.trainings();
     for &t in tasks {
         let Some(job) = jobs.get(t) else {
-            bail!("array task {t}: the sweep has {} jobs", jobs.len());
+            fail!("array task {t}: the sweep has {} jobs", jobs.len());
         };
         array.push_str(&format!("{t})  # α = {}, seed {}\n", job.alpha, job.seed));
         for line in absolute.job_commands(job) {
@@ -217,13 +218,13 @@ pub fn unfinished_tasks(sweep: &Sweep) -> Vec<usize> {
         .collect()
 }
 
-fn run_sbatch(args: &[&str]) -> anyhow::Result<String> {
+fn run_sbatch(args: &[&str]) -> Result<String> {
     let out = Command::new("sbatch")
         .args(args)
         .output()
-        .context("running sbatch (is Slurm installed and on the PATH?)")?;
+        .at("running sbatch (is Slurm installed and on the PATH?)")?;
     if !out.status.success() {
-        bail!(
+        fail!(
             "sbatch {} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -240,9 +241,9 @@ fn run_sbatch(args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Submits the array and the report job that depends on it; records both in `submitted.json`.
-pub fn submit(sweep: &Sweep, scripts: &Scripts) -> anyhow::Result<Submission> {
+pub fn submit(sweep: &Sweep, scripts: &Scripts) -> Result<Submission> {
     if scripts.tasks.is_empty() {
-        bail!("no unfinished jobs to submit");
+        fail!("no unfinished jobs to submit");
     }
     let array = scripts.array.display().to_string();
     let array_job = run_sbatch(&["--parsable", &array])?;

@@ -178,15 +178,9 @@ fn submit_to_slurm(sweep: &Sweep, dry_run: bool) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?,
     };
-    if !sweep.students().is_empty() {
-        eprintln!(
-            "notice: the Slurm array holds the teachers only; once it is done, `seqls sweep --config {} --out {}` trains and evaluates the [distill] students",
-            sweep.config_file().display(),
-            sweep.dir.display()
-        );
-    }
     let tasks = seqls_sweep::slurm::unfinished_tasks(sweep);
-    if tasks.is_empty() {
+    let student_tasks = seqls_sweep::slurm::unfinished_students(sweep);
+    if tasks.is_empty() && student_tasks.is_empty() {
         println!(
             "every job of {} is finished, running or queued; `seqls report {}` writes the report",
             sweep.dir.display(),
@@ -194,12 +188,24 @@ fn submit_to_slurm(sweep: &Sweep, dry_run: bool) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let scripts = seqls_sweep::slurm::write_scripts(sweep, &seqls, &tasks)?;
+    let scripts = seqls_sweep::slurm::write_scripts(sweep, &seqls, &tasks, &student_tasks)?;
     if dry_run {
+        if !tasks.is_empty() {
+            println!(
+                "wrote {} ({} array tasks)",
+                scripts.array.display(),
+                tasks.len()
+            );
+        }
+        if let Some(students) = &scripts.students {
+            println!(
+                "wrote {} ({} distillation students, to run after the array)",
+                students.display(),
+                student_tasks.len()
+            );
+        }
         println!(
-            "wrote {} ({} array tasks) and {}\nsubmit with:\n  jobid=$(sbatch --parsable {})\n  sbatch --dependency=afterok:$jobid --kill-on-invalid-dep=yes {}",
-            scripts.array.display(),
-            tasks.len(),
+            "wrote {}\nsubmit with `seqls sweep ... --backend slurm` (without --dry-run), or by hand:\n  a=$(sbatch --parsable {})\n  sbatch --dependency=afterok:$a --kill-on-invalid-dep=yes {}",
             scripts.report.display(),
             scripts.array.display(),
             scripts.report.display()
@@ -207,11 +213,22 @@ fn submit_to_slurm(sweep: &Sweep, dry_run: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let s = seqls_sweep::slurm::submit(sweep, &scripts)?;
+    if !s.tasks.is_empty() {
+        println!(
+            "submitted array job {} ({} tasks: {:?})",
+            s.array_job,
+            s.tasks.len(),
+            s.tasks
+        );
+    }
+    if let Some(job) = &s.students_job {
+        println!(
+            "submitted students' array job {job} ({} students; after the teachers' array)",
+            s.student_tasks.len()
+        );
+    }
     println!(
-        "submitted array job {} ({} tasks: {:?}) and report job {} (after the array succeeds)\nwhere it stands: seqls sweep --out {} --status",
-        s.array_job,
-        s.tasks.len(),
-        s.tasks,
+        "submitted report job {} (after every array succeeds)\nwhere it stands: seqls sweep --out {} --status",
         s.report_job,
         sweep.dir.display()
     );

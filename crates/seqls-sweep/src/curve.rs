@@ -82,7 +82,7 @@ pub fn time_to_bleu(
     if run.average_model().exists() {
         weights.push((last_update, run.average_model()));
     }
-    let config = seqls_train::ExperimentConfig::load(&run.config()).map_err(SweepError::Message)?;
+    let config = seqls_train::ExperimentConfig::load(&run.config())?;
     let tokenizer = seqls_data::SubwordTokenizer::load(&run.tokenizer())?;
     let text = config.data.load_split(split)?;
     let mut points = vec![];
@@ -100,9 +100,7 @@ pub fn time_to_bleu(
                 run.log().display()
             );
         };
-        let (_, _, model) = run
-            .load_model_with(device, Some(&path))
-            .map_err(SweepError::Message)?;
+        let (_, _, model) = run.load_model_with(device, Some(&path))?;
         let bleu = decode_split(&model, &tokenizer, &text, search, device, threads)?.bleu;
         let name = path
             .file_name()

@@ -47,7 +47,7 @@ pub fn distill_data(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<DistillRecord> {
     search.validate().map_err(SweepError::Message)?;
-    let (config, tokenizer, model) = teacher.load_model(device).map_err(SweepError::Message)?;
+    let (config, tokenizer, model) = teacher.load_model(device)?;
     let text = config.data.load_split("train")?;
     let total = text.pairs.len();
     let record_path = out.join("distill.json");

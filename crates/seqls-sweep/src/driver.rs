@@ -107,14 +107,13 @@ impl Sweep {
 
     /// Opens a sweep directory written by [`Sweep::create`] (the corpus need not be present).
     pub fn open(dir: &Path) -> Result<Sweep> {
-        let config =
-            ExperimentConfig::load(&dir.join("sweep.toml")).map_err(SweepError::Message)?;
+        let config = ExperimentConfig::load(&dir.join("sweep.toml"))?;
         Sweep::with_config(dir, config, false)
     }
 
     /// Checks the grid; with `check_data`, also that every test split is in the data.
     fn with_config(dir: &Path, config: ExperimentConfig, check_data: bool) -> Result<Sweep> {
-        config.validate().map_err(SweepError::Message)?;
+        config.validate()?;
         let grid = &config.sweep;
         if grid.alphas.is_empty() || grid.seeds.is_empty() || grid.beams.is_empty() {
             fail!("the sweep needs at least one α, one seed and one beam size");
@@ -407,7 +406,7 @@ impl Sweep {
                     device: device.clone(),
                     threads,
                 };
-                seqls_train::train(&job.config, &options).map_err(SweepError::Message)?;
+                seqls_train::train(&job.config, &options)?;
             }
             for (split, beam, output) in self.evaluations(&job.run) {
                 if output.exists() {
@@ -461,7 +460,7 @@ impl Sweep {
                 device: device.clone(),
                 threads,
             };
-            seqls_train::train(&job.config, &options).map_err(SweepError::Message)?;
+            seqls_train::train(&job.config, &options)?;
         }
         for (split, beam, output) in self.student_evaluations(&job.run) {
             if output.exists() {

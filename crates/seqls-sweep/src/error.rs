@@ -17,6 +17,8 @@ pub enum SweepError {
     #[error(transparent)]
     Eval(#[from] seqls_eval::EvalError),
     #[error(transparent)]
+    Train(#[from] seqls_train::TrainError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),

@@ -308,7 +308,7 @@ pub fn evaluate(
     threads: usize,
 ) -> Result<EvalReport> {
     search.validate().map_err(SweepError::Message)?;
-    let (config, tokenizer, model) = run.load_model(device).map_err(SweepError::Message)?;
+    let (config, tokenizer, model) = run.load_model(device)?;
     let split = &config.data.resolve_split(split)?;
     let text: ParallelText = config.data.load_split(split)?;
     if text.pairs.is_empty() {

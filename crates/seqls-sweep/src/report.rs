@@ -228,7 +228,7 @@ pub(crate) fn read_run(
     if !run.metrics().exists() {
         return Ok(None);
     }
-    let summary = TrainSummary::read(&run.metrics()).map_err(SweepError::Message)?;
+    let summary = TrainSummary::read(&run.metrics())?;
     let mut splits = Vec::new();
     for split in &sweep.test_splits {
         if let Some(s) = read_split(run, split, beams)? {
@@ -243,8 +243,7 @@ pub(crate) fn read_run(
     {
         splits.push(mean);
     }
-    let epochs = read_log(&run.log())
-        .map_err(SweepError::Message)?
+    let epochs = read_log(&run.log())?
         .into_iter()
         .filter_map(|line| match line {
             LogLine::Valid {
@@ -940,7 +939,7 @@ fn penultimate_figure(
     let mut classes = Vec::new();
     for r in [lo, hi] {
         let run = sweep.run_dir(r.alpha, r.seed);
-        let (run_config, tokenizer, model) = run.load_model(device).map_err(SweepError::Message)?;
+        let (run_config, tokenizer, model) = run.load_model(device)?;
         let text = run_config.data.load_split(&sweep.test_splits[0])?;
         let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
         if classes.is_empty() {

@@ -54,7 +54,7 @@ pub fn save(
 }
 
 /// Reads a checkpoint: `(state, model bytes, optimiser bytes)`.
-pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), String> {
+pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error::TrainError> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = |why: &str| {
         format!(
@@ -63,7 +63,7 @@ pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), String> {
         )
     };
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(bad("wrong magic"));
+        return Err(bad("wrong magic").into());
     }
     let mut at = 8;
     let mut sections = Vec::new();
@@ -81,7 +81,7 @@ pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), String> {
     let (Some(optimizer), Some(model), Some(header)) =
         (sections.pop(), sections.pop(), sections.pop())
     else {
-        return Err(bad("truncated"));
+        return Err(bad("truncated").into());
     };
     let state = serde_json::from_slice(&header).map_err(|e| bad(&e.to_string()))?;
     Ok((state, model, optimizer))

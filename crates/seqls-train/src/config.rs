@@ -215,14 +215,14 @@ pub const SYNTH_TOML: &str = include_str!("../../../configs/synth.toml");
 
 impl ExperimentConfig {
     /// Reads a TOML config; errors name the file and the offending key or line.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, crate::error::TrainError> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()).into())
     }
 
     /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn parse(text: &str) -> Result<Self, crate::error::TrainError> {
+        toml::from_str(text).map_err(|e| e.to_string().into())
     }
 
     /// The embedded synthetic-corpus default.
@@ -232,77 +232,69 @@ impl ExperimentConfig {
     }
 
     /// Checks every section.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::error::TrainError> {
         self.data.validate().map_err(|e| e.to_string())?;
         self.model.validate()?;
         self.decode.validate()?;
         let t = &self.train;
         if !(0.0..1.0).contains(&t.alpha) {
-            return Err(format!("train.alpha must be in [0, 1), got {}", t.alpha));
+            return Err(format!("train.alpha must be in [0, 1), got {}", t.alpha).into());
         }
         if !(t.kd_temperature > 0.0 && t.kd_temperature <= 1e3) {
             return Err(format!(
                 "train.kd_temperature must be positive (and at most 1000), got {}",
                 t.kd_temperature
-            ));
+            )
+            .into());
         }
         if !(0.0..=1.0).contains(&t.kd_weight) {
-            return Err(format!(
-                "train.kd_weight must be in [0, 1], got {}",
-                t.kd_weight
-            ));
+            return Err(format!("train.kd_weight must be in [0, 1], got {}", t.kd_weight).into());
         }
         if !(t.lr > 0.0 && t.lr < 1e3) {
-            return Err(format!(
-                "train.lr must be positive (and below 1000), got {}",
-                t.lr
-            ));
+            return Err(format!("train.lr must be positive (and below 1000), got {}", t.lr).into());
         }
         if t.max_epochs == 0 {
             return Err("train.max_epochs must be positive".into());
         }
         if !(1..=256).contains(&t.shards) {
-            return Err(format!(
-                "train.shards must be between 1 and 256, got {}",
-                t.shards
-            ));
+            return Err(format!("train.shards must be between 1 and 256, got {}", t.shards).into());
         }
         let (b1, b2) = t.adam_betas;
         if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
-            return Err(format!(
-                "train.adam_betas must be in [0, 1), got ({b1}, {b2})"
-            ));
+            return Err(format!("train.adam_betas must be in [0, 1), got ({b1}, {b2})").into());
         }
         if !(t.adam_epsilon > 0.0 && t.adam_epsilon.is_finite()) {
             return Err(format!(
                 "train.adam_epsilon must be positive, got {}",
                 t.adam_epsilon
-            ));
+            )
+            .into());
         }
         if t.schedule == Schedule::LinearDecay && t.max_steps <= t.warmup_steps {
             return Err(format!(
                 "train.schedule = \"linear-decay\" decays to 0 at train.max_steps, which must exceed train.warmup_steps ({}), got {}",
                 t.warmup_steps, t.max_steps
-            ));
+            ).into());
         }
         if t.average_last > t.keep_last {
             return Err(format!(
                 "train.average_last ({}) needs train.keep_last at least as large (got {})",
                 t.average_last, t.keep_last
-            ));
+            )
+            .into());
         }
         if !(t.clip_norm >= 0.0 && t.clip_norm.is_finite()) {
-            return Err(format!(
-                "train.clip_norm must be ≥ 0 (0 = off), got {}",
-                t.clip_norm
-            ));
+            return Err(
+                format!("train.clip_norm must be ≥ 0 (0 = off), got {}", t.clip_norm).into(),
+            );
         }
         if self.data.max_len + 2 > self.model.max_len {
             return Err(format!(
                 "model.max_len ({}) must be at least data.max_len + 2 ({})",
                 self.model.max_len,
                 self.data.max_len + 2
-            ));
+            )
+            .into());
         }
         Ok(())
     }
@@ -340,6 +332,6 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
         let err = ExperimentConfig::parse("[train]\nalpah = 0.1\n").unwrap_err();
-        assert!(err.contains("alpah"), "{err}");
+        assert!(err.to_string().contains("alpah"), "{err}");
     }
 }

@@ -94,7 +94,7 @@ pub fn export_safetensors(
     run: &RunDir,
     out: &Path,
     device: &Device,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, crate::error::TrainError> {
     let (config, tokenizer, model) = run.load_model(device)?;
     let bytes = weights_bytes(&model)?;
     let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
@@ -108,7 +108,7 @@ pub fn export_safetensors(
             .into_parts()
             .map_err(|e| format!("reading the weights: {e}"))?;
         if dtype != burn::tensor::DType::F32 {
-            return Err(format!("{name}: expected float32 weights, found {dtype:?}"));
+            return Err(format!("{name}: expected float32 weights, found {dtype:?}").into());
         }
         let (torch, linear) = pytorch_name(&name)
             .ok_or_else(|| format!("{name}: no PyTorch name for this parameter"))?;

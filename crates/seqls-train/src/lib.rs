@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod duration;
+pub mod error;
 pub mod export;
 pub mod lock;
 pub mod run;
@@ -13,6 +14,7 @@ pub mod trainer;
 
 pub use config::{DistillConfig, ExperimentConfig, SlurmConfig, SweepConfig, TrainConfig};
 pub use duration::WallClock;
+pub use error::TrainError;
 pub use lock::RunLock;
 pub use run::RunDir;
 pub use trainer::{

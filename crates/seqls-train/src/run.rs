@@ -93,7 +93,7 @@ impl RunDir {
     pub fn load_model(
         &self,
         device: &Device,
-    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), String> {
+    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), crate::error::TrainError> {
         self.load_model_with(device, None)
     }
 
@@ -103,14 +103,14 @@ impl RunDir {
         &self,
         device: &Device,
         weights: Option<&Path>,
-    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), String> {
+    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), crate::error::TrainError> {
         if !self.root.is_dir() {
-            return Err(format!("{}: no such run directory", self.root.display()));
+            return Err(format!("{}: no such run directory", self.root.display()).into());
         }
         let config = ExperimentConfig::load(&self.config())?;
         let tokenizer = SubwordTokenizer::load(&self.tokenizer()).map_err(|e| e.to_string())?;
         let model = config.model.init(tokenizer.vocab_size(), device);
-        let read = |path: &Path| -> Result<(Vec<u8>, String), String> {
+        let read = |path: &Path| -> Result<(Vec<u8>, String), crate::error::TrainError> {
             let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok((bytes, path.display().to_string()))
         };
@@ -128,7 +128,8 @@ impl RunDir {
             return Err(format!(
                 "{}: no trained model (run `seqls train` first)",
                 self.root.display()
-            ));
+            )
+            .into());
         };
         let model = load_weights(model, bytes, &origin)?;
         Ok((config, tokenizer, model.valid()))
@@ -136,7 +137,7 @@ impl RunDir {
 }
 
 /// Model weights as burnpack bytes, byte-reproducible (see [`stable_ids`]).
-pub fn weights_bytes(model: &Transformer) -> Result<Vec<u8>, String> {
+pub fn weights_bytes(model: &Transformer) -> Result<Vec<u8>, crate::error::TrainError> {
     Ok(stable_ids(model)?.0)
 }
 
@@ -149,7 +150,7 @@ pub fn weights_bytes(model: &Transformer) -> Result<Vec<u8>, String> {
 pub fn checkpoint_bytes(
     model: &Transformer,
     optimizer: &burn::optim::ModuleOptimizer,
-) -> Result<(Vec<u8>, Vec<u8>), String> {
+) -> Result<(Vec<u8>, Vec<u8>), crate::error::TrainError> {
     let (weights, ids) = stable_ids(model)?;
     let optim = optimizer
         .into_bytes()
@@ -184,7 +185,9 @@ pub fn checkpoint_bytes(
 }
 
 /// The model's burnpack bytes with stable parameter ids, and the map from the model's ids to them.
-fn stable_ids(model: &Transformer) -> Result<(Vec<u8>, BTreeMap<u64, u64>), String> {
+fn stable_ids(
+    model: &Transformer,
+) -> Result<(Vec<u8>, BTreeMap<u64, u64>), crate::error::TrainError> {
     let bytes = model
         .clone()
         .into_record()
@@ -223,9 +226,9 @@ fn pack_parts(reader: &burn_pack::Reader) -> PackParts {
     (metadata, scalars)
 }
 
-fn read_pack(bytes: Vec<u8>) -> Result<burn_pack::Reader, String> {
+fn read_pack(bytes: Vec<u8>) -> Result<burn_pack::Reader, crate::error::TrainError> {
     burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("reading burnpack bytes: {e}"))
+        .map_err(|e| format!("reading burnpack bytes: {e}").into())
 }
 
 /// Burnpack bytes of `tensors` (written sorted by name), `metadata` and `scalars`.
@@ -233,7 +236,7 @@ fn write_pack(
     mut tensors: Vec<burn_pack::Tensor>,
     metadata: Vec<(String, String)>,
     scalars: Vec<(String, burn_pack::Scalar)>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, crate::error::TrainError> {
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let mut writer = burn_pack::Writer::new(tensors);
     for (key, value) in &metadata {
@@ -251,13 +254,13 @@ fn write_pack(
 /// The element-wise mean of the weights in `files` (burnpack files of one model), as burnpack bytes:
 /// fairseq's `average_checkpoints.py`. Every file must hold the same tensors with the same shapes;
 /// float32 tensors are summed in float64 and divided by the number of files.
-pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, String> {
+pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::TrainError> {
     let Some(first) = files.first() else {
         return Err("no kept weights to average (train with train.keep_last > 0)".into());
     };
-    let read = |path: &PathBuf| -> Result<burn_pack::Reader, String> {
+    let read = |path: &PathBuf| -> Result<burn_pack::Reader, crate::error::TrainError> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        read_pack(bytes).map_err(|e| format!("{}: {e}", path.display()))
+        read_pack(bytes).map_err(|e| format!("{}: {e}", path.display()).into())
     };
     let base = read(first)?;
     let (metadata, scalars) = pack_parts(&base);
@@ -265,18 +268,19 @@ pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, String> {
         .into_tensors()
         .map_err(|e| format!("{}: {e}", first.display()))?;
     let mut sums: Vec<Vec<f64>> = Vec::with_capacity(base_tensors.len());
-    let f32_of = |t: &burn_pack::Tensor, path: &PathBuf| -> Result<Vec<f32>, String> {
-        if t.dtype != burn_pack::DType::F32 {
-            return Err(format!("{}: {} is not float32", path.display(), t.name));
-        }
-        let bytes = t
-            .to_bytes()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    };
+    let f32_of =
+        |t: &burn_pack::Tensor, path: &PathBuf| -> Result<Vec<f32>, crate::error::TrainError> {
+            if t.dtype != burn_pack::DType::F32 {
+                return Err(format!("{}: {} is not float32", path.display(), t.name).into());
+            }
+            let bytes = t
+                .to_bytes()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        };
     for t in &base_tensors {
         sums.push(f32_of(t, first)?.into_iter().map(f64::from).collect());
     }
@@ -345,11 +349,11 @@ pub fn load_weights(
     model: Transformer,
     bytes: Vec<u8>,
     origin: &str,
-) -> Result<Transformer, String> {
+) -> Result<Transformer, crate::error::TrainError> {
     let Some(found) = tensor_shapes(bytes.clone()) else {
-        return Err(format!(
-            "{origin}: not a model weights file (empty, truncated or corrupt)"
-        ));
+        return Err(
+            format!("{origin}: not a model weights file (empty, truncated or corrupt)").into(),
+        );
     };
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| format!("{origin}: not a model weights file ({e})"))?;
@@ -358,6 +362,7 @@ pub fn load_weights(
     model.try_load_record(record).map_err(|e| {
         mismatch(&fresh, &found, origin)
             .unwrap_or_else(|| format!("{origin}: the weights do not fit the model: {e}"))
+            .into()
     })
 }
 
@@ -395,6 +400,6 @@ fn mismatch(model: &Transformer, found: &[(String, Vec<usize>)], origin: &str) -
 }
 
 /// Writes `text` to `path` atomically.
-pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
-    seqls_data::read::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+pub fn write_text(path: &Path, text: &str) -> Result<(), crate::error::TrainError> {
+    seqls_data::read::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string().into())
 }

@@ -114,20 +114,20 @@ pub enum LogLine {
 
 impl TrainSummary {
     /// Reads `metrics.json`; a missing or malformed field is an error naming the file.
-    pub fn read(path: &Path) -> Result<TrainSummary, String> {
+    pub fn read(path: &Path) -> Result<TrainSummary, crate::error::TrainError> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()).into())
     }
 }
 
 /// Reads `log.jsonl`; a malformed line is an error naming the file and line.
-pub fn read_log(path: &Path) -> Result<Vec<LogLine>, String> {
+pub fn read_log(path: &Path) -> Result<Vec<LogLine>, crate::error::TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
+            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1).into())
         })
         .collect()
 }
@@ -195,7 +195,7 @@ impl Teacher {
     pub fn load(
         config: &ExperimentConfig,
         device: &Device,
-    ) -> Result<Option<(Teacher, SubwordTokenizer)>, String> {
+    ) -> Result<Option<(Teacher, SubwordTokenizer)>, crate::error::TrainError> {
         let Some(dir) = &config.train.teacher else {
             return Ok(None);
         };
@@ -205,7 +205,7 @@ impl Teacher {
             return Err(format!(
                 "train.teacher {}: no trained model there (model-best.bpk, model-average.bpk or checkpoint.bin)",
                 dir.display()
-            ));
+            ).into());
         }
         let (_, tokenizer, model) = run
             .load_model(&device.clone().inner())
@@ -217,7 +217,7 @@ impl Teacher {
                 tokenizer.vocab_size(),
                 config.data.vocab_size,
                 tokenizer.vocab_size()
-            ));
+            ).into());
         }
         Ok(Some((
             Teacher {
@@ -424,7 +424,7 @@ fn greedy_bleu(
     references: &[String],
     device: &Device,
     threads: usize,
-) -> Result<f64, String> {
+) -> Result<f64, crate::error::TrainError> {
     let search = SearchConfig {
         beam_size: 1,
         length_penalty: LengthPenalty::Power(0.0),
@@ -451,12 +451,16 @@ fn greedy_bleu(
     )
 }
 
-fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    seqls_data::read::write_atomic(path, bytes).map_err(|e| e.to_string())
+fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::error::TrainError> {
+    seqls_data::read::write_atomic(path, bytes).map_err(|e| e.to_string().into())
 }
 
 /// Appends one line to `log.jsonl` and counts it in `state.log_lines`.
-fn append_log(path: &Path, line: &LogLine, state: &mut TrainState) -> Result<(), String> {
+fn append_log(
+    path: &Path,
+    line: &LogLine,
+    state: &mut TrainState,
+) -> Result<(), crate::error::TrainError> {
     let text = serde_json::to_string(line).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -471,7 +475,7 @@ fn append_log(path: &Path, line: &LogLine, state: &mut TrainState) -> Result<(),
 /// Cuts `log.jsonl` back to what it held when the checkpoint of `state` was taken: its first
 /// `state.log_lines` lines (or, for checkpoints without that count, the lines of updates up to
 /// `state.step`), so that updates replayed after a kill are logged once.
-fn truncate_log(path: &Path, state: &TrainState) -> Result<(), String> {
+fn truncate_log(path: &Path, state: &TrainState) -> Result<(), crate::error::TrainError> {
     #[derive(serde::Deserialize)]
     struct Step {
         step: usize,
@@ -602,7 +606,10 @@ fn step_seed(seed: u64, step: usize) -> u64 {
 /// Everything that can be checked is checked before the run directory is created or touched: the
 /// config, the data, the tokenizer. The directory is then locked ([`RunLock`]) for the whole run, so a
 /// second process on the same directory fails at once naming this one.
-pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainSummary, String> {
+pub fn train(
+    config: &ExperimentConfig,
+    options: &TrainOptions,
+) -> Result<TrainSummary, crate::error::TrainError> {
     let started = Instant::now();
     config.validate()?;
     let run = RunDir::new(&options.run_dir);
@@ -610,7 +617,8 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
         return Err(format!(
             "{}: is a file, not a run directory: choose another --run-dir",
             run.root.display()
-        ));
+        )
+        .into());
     }
     let has_checkpoint = run.checkpoint().exists();
     let resuming = match (options.start, has_checkpoint) {
@@ -618,13 +626,13 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
             return Err(format!(
                 "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
                 run.root.display()
-            ));
+            ).into());
         }
         (Start::Resume, false) => {
             return Err(format!(
                 "{}: no checkpoint to resume (use --resume-or-start to start a new run when there is none)",
                 run.checkpoint().display()
-            ));
+            ).into());
         }
         (_, has) => has,
     };
@@ -665,7 +673,8 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
         return Err(format!(
             "{}: another process changed the run directory while this one started",
             run.root.display()
-        ));
+        )
+        .into());
     }
     let stale = seqls_data::read::remove_stale_temporaries(&run.root, None);
     if stale > 0 {
@@ -684,7 +693,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                 run.config().display(),
                 changed.join("\n  "),
                 SAFE_TO_CHANGE_ON_RESUME.join(", ")
-            ));
+            ).into());
         }
         let (state, model_bytes, optim_bytes) = checkpoint::load(&run.checkpoint())?;
         truncate_log(&run.log(), &state)?;
@@ -761,7 +770,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                            optimizer: &ModuleOptimizer,
                            state: &TrainState,
                            clock: &Clock|
-     -> Result<(), String> {
+     -> Result<(), crate::error::TrainError> {
         let (weights, optim) = checkpoint_bytes(model, optimizer)?;
         checkpoint::save(&run.checkpoint(), state, &weights, &optim)
             .map_err(|e| format!("{}: {e}", run.checkpoint().display()))?;
@@ -791,7 +800,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                           epoch: usize,
                           clock: &Clock,
                           with_bleu: bool|
-     -> Result<ValidMetrics, String> {
+     -> Result<ValidMetrics, crate::error::TrainError> {
         let validation_started = Instant::now();
         let eval_model = model.valid();
         let inner = device.clone().inner();
@@ -842,19 +851,20 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
     };
     // The weights at the end of each epoch (and where a limit stops the run), the last
     // `keep_last` of them kept as `update-<step>.bpk`.
-    let keep_weights = |model: &Transformer, state: &TrainState| -> Result<(), String> {
-        if t.keep_last == 0 {
-            return Ok(());
-        }
-        write_atomic_bytes(
-            &run.kept_weights(state.step),
-            &weights_bytes(&model.valid())?,
-        )?;
-        for (_, old) in run.kept().into_iter().rev().skip(t.keep_last) {
-            std::fs::remove_file(&old).map_err(|e| format!("{}: {e}", old.display()))?;
-        }
-        Ok(())
-    };
+    let keep_weights =
+        |model: &Transformer, state: &TrainState| -> Result<(), crate::error::TrainError> {
+            if t.keep_last == 0 {
+                return Ok(());
+            }
+            write_atomic_bytes(
+                &run.kept_weights(state.step),
+                &weights_bytes(&model.valid())?,
+            )?;
+            for (_, old) in run.kept().into_iter().rev().skip(t.keep_last) {
+                std::fs::remove_file(&old).map_err(|e| format!("{}: {e}", old.display()))?;
+            }
+            Ok(())
+        };
     let time_is_up = |clock: &Clock| {
         t.max_time
             .is_some_and(|limit| clock.wall() + validation_cost.get() >= limit.seconds())
@@ -925,7 +935,7 @@ pub fn train(config: &ExperimentConfig, options: &TrainOptions) -> Result<TrainS
                     "non-finite loss ({loss_sum}) at update {}: training stopped; the last good checkpoint is {}",
                     state.step + 1,
                     run.checkpoint().display()
-                ));
+                ).into());
             }
 
             state.step += 1;

@@ -79,7 +79,7 @@ fn resumed_training_is_bit_identical_to_uninterrupted_training() {
     train(&tiny_config(n), &options(parts.path(), false, 2)).unwrap();
     // Without --resume an existing run is refused rather than overwritten.
     let err = train(&tiny_config(2 * n), &options(parts.path(), false, 2)).unwrap_err();
-    assert!(err.contains("--resume"), "{err}");
+    assert!(err.to_string().contains("--resume"), "{err}");
     // As if the process had logged further updates, then was killed before its next checkpoint.
     let log_path = parts.path().join("log.jsonl");
     let mut log = std::fs::read_to_string(&log_path).unwrap();
@@ -291,13 +291,13 @@ fn a_distilled_student_trains_resumes_bit_identically_and_checks_its_teacher() {
     other_vocab.data.vocab_size = 500;
     let err = train(&other_vocab, &options(&refused, false, 1)).unwrap_err();
     assert!(
-        err.contains("tokenizer has 600 ids") && err.contains("vocab_size is 500"),
+        err.to_string().contains("tokenizer has 600 ids") && err.to_string().contains("vocab_size is 500"),
         "{err}"
     );
     let empty = tempfile::tempdir().unwrap();
     let mut no_model = student(4);
     no_model.train.teacher = Some(empty.path().to_path_buf());
     let err = train(&no_model, &options(&refused, false, 1)).unwrap_err();
-    assert!(err.contains("no trained model"), "{err}");
+    assert!(err.to_string().contains("no trained model"), "{err}");
     assert!(!refused.exists());
 }

@@ -291,7 +291,8 @@ fn a_distilled_student_trains_resumes_bit_identically_and_checks_its_teacher() {
     other_vocab.data.vocab_size = 500;
     let err = train(&other_vocab, &options(&refused, false, 1)).unwrap_err();
     assert!(
-        err.to_string().contains("tokenizer has 600 ids") && err.to_string().contains("vocab_size is 500"),
+        err.to_string().contains("tokenizer has 600 ids")
+            && err.to_string().contains("vocab_size is 500"),
         "{err}"
     );
     let empty = tempfile::tempdir().unwrap();

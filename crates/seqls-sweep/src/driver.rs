@@ -392,35 +392,9 @@ impl Sweep {
     /// Runs every job that is not finished, in order, printing one line per step to stderr.
     pub fn run(&self, device: &Device, threads: usize) -> Result<()> {
         for job in self.trainings() {
-            if !job.run.metrics().exists() {
-                eprintln!(
-                    "== training α = {}, seed {} → {}",
-                    job.alpha,
-                    job.seed,
-                    job.run.root.display()
-                );
-                let options = TrainOptions {
-                    run_dir: job.run.root.clone(),
-                    start: Start::ResumeOrStart,
-                    quiet: false,
-                    device: device.clone(),
-                    threads,
-                };
-                seqls_train::train(&job.config, &options)?;
-            }
-            for (split, beam, output) in self.evaluations(&job.run) {
-                if output.exists() {
-                    continue;
-                }
-                let search = search_at(&job.config, beam);
-                let r = evaluate(
-                    &job.run, &split, &search, SWEEP_BINS, &output, device, threads,
-                )?;
-                eprintln!(
-                    "   α = {} seed {} {split} beam {beam}: BLEU {:.2}, ECE {:.4}",
-                    job.alpha, job.seed, r.bleu.score, r.teacher_forced.with_eos.ece
-                );
-            }
+            let label = format!("α = {}, seed {}", job.alpha, job.seed);
+            let evaluations = self.evaluations(&job.run);
+            train_and_evaluate(&job.run, &job.config, &label, &evaluations, device, threads)?;
         }
         for student in self.students() {
             self.run_student(&student, device, threads)?;
@@ -447,41 +421,45 @@ impl Sweep {
                 |_, _| {},
             )?;
         }
-        if !job.run.metrics().exists() {
-            eprintln!(
-                "== training student {} → {}",
-                job.name,
-                job.run.root.display()
-            );
-            let options = TrainOptions {
-                run_dir: job.run.root.clone(),
-                start: Start::ResumeOrStart,
-                quiet: false,
-                device: device.clone(),
-                threads,
-            };
-            seqls_train::train(&job.config, &options)?;
-        }
-        for (split, beam, output) in self.student_evaluations(&job.run) {
-            if output.exists() {
-                continue;
-            }
-            let r = evaluate(
-                &job.run,
-                &split,
-                &search_at(&job.config, beam),
-                SWEEP_BINS,
-                &output,
-                device,
-                threads,
-            )?;
-            eprintln!(
-                "   student {} {split} beam {beam}: BLEU {:.2}",
-                job.name, r.bleu.score
-            );
-        }
-        Ok(())
+        let label = format!("student {}", job.name);
+        let evaluations = self.student_evaluations(&job.run);
+        train_and_evaluate(&job.run, &job.config, &label, &evaluations, device, threads)
     }
+}
+
+/// Trains `run` with `config` unless it has finished (resuming an interrupted training), then writes
+/// every evaluation of `evaluations` that does not exist yet.
+fn train_and_evaluate(
+    run: &RunDir,
+    config: &ExperimentConfig,
+    label: &str,
+    evaluations: &[(String, usize, PathBuf)],
+    device: &Device,
+    threads: usize,
+) -> Result<()> {
+    if !run.metrics().exists() {
+        eprintln!("== training {label} → {}", run.root.display());
+        let options = TrainOptions {
+            run_dir: run.root.clone(),
+            start: Start::ResumeOrStart,
+            quiet: false,
+            device: device.clone(),
+            threads,
+        };
+        seqls_train::train(config, &options)?;
+    }
+    for (split, beam, output) in evaluations {
+        if output.exists() {
+            continue;
+        }
+        let search = search_at(config, *beam);
+        let r = evaluate(run, split, &search, SWEEP_BINS, output, device, threads)?;
+        eprintln!(
+            "   {label} {split} beam {beam}: BLEU {:.2}, ECE {:.4}",
+            r.bleu.score, r.teacher_forced.with_eos.ece
+        );
+    }
+    Ok(())
 }
 
 /// The sweep config with α and seed set.

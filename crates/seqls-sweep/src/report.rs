@@ -580,24 +580,27 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Com
     Ok(out)
 }
 
+/// The cells `Δ | per seed | [CI] | p (bootstrap) | p (t-test)` of a contrast's table row.
+pub(crate) fn contrast_cells(c: &SeedContrast) -> String {
+    let per_seed: Vec<String> = c.per_seed.iter().map(|d| format!("{d:+.2}")).collect();
+    let t_p = c
+        .t_test
+        .as_ref()
+        .map_or("–".to_string(), |t| format!("{:.3}", t.p_value));
+    format!(
+        "{:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {t_p}",
+        c.delta,
+        per_seed.join(", "),
+        c.ci.0,
+        c.ci.1,
+        c.p_value
+    )
+}
+
 fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -> Result<()> {
     let of_split: Vec<&Comparison> = comparisons.iter().filter(|c| c.split == split).collect();
     let Some(first) = of_split.first() else {
         return Ok(());
-    };
-    let t_p = |c: &Comparison| {
-        c.contrast
-            .t_test
-            .as_ref()
-            .map_or("–".to_string(), |t| format!("{:.3}", t.p_value))
-    };
-    let per_seed = |c: &Comparison| {
-        c.contrast
-            .per_seed
-            .iter()
-            .map(|d| format!("{d:+.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
     };
     writeln!(
         md,
@@ -611,16 +614,11 @@ fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -
     for c in of_split.iter().filter(|c| c.kind == "bleu") {
         writeln!(
             md,
-            "| {} | {} | {} | {:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {} |",
+            "| {} | {} | {} | {} |",
             c.alpha,
             c.beam,
             c.seeds.len(),
-            c.contrast.delta,
-            per_seed(c),
-            c.contrast.ci.0,
-            c.contrast.ci.1,
-            c.contrast.p_value,
-            t_p(c)
+            contrast_cells(&c.contrast)
         )?;
     }
     let gains: Vec<&&Comparison> = of_split.iter().filter(|c| c.kind == "beam-gain").collect();
@@ -639,15 +637,10 @@ fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -
         for c in gains {
             writeln!(
                 md,
-                "| {} | {} | {:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {} |",
+                "| {} | {} | {} |",
                 c.alpha,
                 c.seeds.len(),
-                c.contrast.delta,
-                per_seed(c),
-                c.contrast.ci.0,
-                c.contrast.ci.1,
-                c.contrast.p_value,
-                t_p(c)
+                contrast_cells(&c.contrast)
             )?;
         }
     }

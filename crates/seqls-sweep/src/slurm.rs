@@ -174,25 +174,16 @@ pub fn write_scripts(
     } else {
         ""
     };
-    array.push_str(&format!(
-        "THREADS=${{SLURM_CPUS_PER_TASK:-{}}}\necho \"task $SLURM_ARRAY_TASK_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname) at $(date -Is)\"\ncase \"$SLURM_ARRAY_TASK_ID\" in\n",
-        slurm.cpus_per_task
-    ));
     let jobs = absolute.trainings();
+    let mut cases = Vec::new();
     for &t in tasks {
         let Some(job) = jobs.get(t) else {
             fail!("array task {t}: the sweep has {} jobs", jobs.len());
         };
-        array.push_str(&format!("{t})  # α = {}, seed {}\n", job.alpha, job.seed));
-        for line in absolute.job_commands(job) {
-            let line = line.replacen("seqls ", "\"$SEQLS\" ", 1);
-            array.push_str(&format!("    {line} --threads \"$THREADS\"{device}\n"));
-        }
-        array.push_str("    ;;\n");
+        let comment = format!("α = {}, seed {}", job.alpha, job.seed);
+        cases.push((t, comment, absolute.job_commands(job)));
     }
-    array.push_str(
-        "*)\n    echo \"no job for array task $SLURM_ARRAY_TASK_ID\" >&2\n    exit 1\n    ;;\nesac\n",
-    );
+    array.push_str(&case_block("task", slurm.cpus_per_task, &cases, device));
 
     let students_script = if student_tasks.is_empty() {
         None
@@ -206,11 +197,8 @@ pub fn write_scripts(
             sweep_dir.display()
         ));
         script.push_str(&env);
-        script.push_str(&format!(
-            "THREADS=${{SLURM_CPUS_PER_TASK:-{}}}\necho \"student $SLURM_ARRAY_TASK_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname) at $(date -Is)\"\ncase \"$SLURM_ARRAY_TASK_ID\" in\n",
-            slurm.cpus_per_task
-        ));
         let students = absolute.students();
+        let mut cases = Vec::new();
         for &t in student_tasks {
             let Some(job) = students.get(t) else {
                 fail!(
@@ -218,16 +206,9 @@ pub fn write_scripts(
                     students.len()
                 );
             };
-            script.push_str(&format!("{t})  # {}\n", job.name));
-            for line in absolute.student_commands(job) {
-                let line = line.replacen("seqls ", "\"$SEQLS\" ", 1);
-                script.push_str(&format!("    {line} --threads \"$THREADS\"{device}\n"));
-            }
-            script.push_str("    ;;\n");
+            cases.push((t, job.name.clone(), absolute.student_commands(job)));
         }
-        script.push_str(
-            "*)\n    echo \"no student for array task $SLURM_ARRAY_TASK_ID\" >&2\n    exit 1\n    ;;\nesac\n",
-        );
+        script.push_str(&case_block("student", slurm.cpus_per_task, &cases, device));
         Some(script)
     };
 
@@ -270,6 +251,31 @@ pub fn write_scripts(
     }
     seqls_data::read::write_atomic(&scripts.report, report.as_bytes())?;
     Ok(scripts)
+}
+
+/// The body of an array script: the thread count, a start line for the log, and one `case` branch per
+/// task running its commands (`seqls` → `"$SEQLS"`, with `--threads` and `device_flag` appended).
+fn case_block(
+    what: &str,
+    default_cpus: usize,
+    cases: &[(usize, String, Vec<String>)],
+    device_flag: &str,
+) -> String {
+    let mut out = format!(
+        "THREADS=${{SLURM_CPUS_PER_TASK:-{default_cpus}}}\necho \"{what} $SLURM_ARRAY_TASK_ID (restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname) at $(date -Is)\"\ncase \"$SLURM_ARRAY_TASK_ID\" in\n"
+    );
+    for (task, comment, commands) in cases {
+        out.push_str(&format!("{task})  # {comment}\n"));
+        for line in commands {
+            let line = line.replacen("seqls ", "\"$SEQLS\" ", 1);
+            out.push_str(&format!("    {line} --threads \"$THREADS\"{device_flag}\n"));
+        }
+        out.push_str("    ;;\n");
+    }
+    out.push_str(&format!(
+        "*)\n    echo \"no {what} for array task $SLURM_ARRAY_TASK_ID\" >&2\n    exit 1\n    ;;\nesac\n"
+    ));
+    out
 }
 
 /// The tasks to submit: every job that is not finished and not running now.

@@ -226,6 +226,9 @@ impl Sweep {
             config.model = student_model.clone();
             config.train.alpha = d.student_alpha;
             config.train.seed = seed;
+            if let Some(epochs) = d.max_epochs {
+                config.train.max_epochs = epochs;
+            }
             config.distill = Default::default();
             let data = match (&kind, teacher) {
                 (StudentKind::Seq { beam }, Some(t)) => Some(
@@ -476,5 +479,77 @@ pub fn search_at(config: &ExperimentConfig, beam: usize) -> seqls_decode::Search
         beam_size: beam,
         nbest: 1,
         ..config.decode.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn students_learn_from_their_teacher_with_the_student_shape_and_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ExperimentConfig::synth_default();
+        config.sweep.alphas = vec![0.0, 0.1];
+        config.sweep.seeds = vec![3];
+        config.sweep.beams = vec![1, 4];
+        config.distill.kinds = vec!["word".into(), "seq".into()];
+        config.distill.temperatures = vec![1.0, 2.0];
+        config.distill.weights = vec![0.5];
+        config.distill.student_alpha = 0.05;
+        config.distill.max_epochs = Some(2);
+        let sweep = Sweep::create(dir.path(), config.clone()).unwrap();
+        let students = sweep.students();
+        let names: Vec<&str> = students.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "word-T1-w0.5-a0-s3",
+                "word-T2-w0.5-a0-s3",
+                "seq-b4-a0-s3",
+                "word-T1-w0.5-a0.1-s3",
+                "word-T2-w0.5-a0.1-s3",
+                "seq-b4-a0.1-s3",
+                "ref-s3"
+            ]
+        );
+        for s in &students {
+            let c = &s.config;
+            assert_eq!((c.model.d_model, c.model.d_ff), (64, 256), "{}", s.name);
+            assert_eq!(c.train.alpha, 0.05);
+            assert_eq!(c.train.seed, 3);
+            assert_eq!(c.train.max_epochs, 2);
+            assert!(c.distill.kinds.is_empty(), "a student is no sweep");
+            assert!(s.config_file.exists(), "{}", s.config_file.display());
+        }
+        let word = &students[4];
+        assert_eq!(word.teacher_alpha, Some(0.1));
+        assert_eq!(
+            word.config.train.teacher.as_deref(),
+            Some(sweep.run_dir(0.1, 3).root.as_path())
+        );
+        assert_eq!(
+            (word.config.train.kd_temperature, word.config.train.kd_weight),
+            (2.0, 0.5)
+        );
+        let seq = &students[2];
+        let data = seq.data.clone().unwrap();
+        assert!(data.ends_with("students/data/a0-s3-beam4"));
+        assert_eq!(
+            seq.config.data.train,
+            vec![data.join("train.src"), data.join("train.tgt")]
+        );
+        assert!(seq.config.train.teacher.is_none());
+        let reference = &students[6];
+        assert_eq!(reference.kind, StudentKind::Baseline);
+        assert!(reference.teacher_run.is_none() && reference.config.data.train.is_empty());
+        // Without distill.max_epochs the students train as long as the teachers.
+        config.distill.max_epochs = None;
+        let other = tempfile::tempdir().unwrap();
+        let sweep = Sweep::create(other.path(), config.clone()).unwrap();
+        assert_eq!(
+            sweep.students()[0].config.train.max_epochs,
+            config.train.max_epochs
+        );
     }
 }

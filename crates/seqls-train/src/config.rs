@@ -180,6 +180,8 @@ pub struct DistillConfig {
     pub seq_beam: usize,
     /// Train a student on the references alone (per seed).
     pub baseline: bool,
+    /// The students' `train.max_epochs` (default: the teachers').
+    pub max_epochs: Option<usize>,
 }
 
 impl Default for DistillConfig {
@@ -192,6 +194,7 @@ impl Default for DistillConfig {
             weights: vec![0.5],
             seq_beam: 4,
             baseline: true,
+            max_epochs: None,
         }
     }
 }

@@ -19,7 +19,7 @@ use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::{ModelConfig, translate};
 use seqls_train::TrainConfig;
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -56,12 +56,12 @@ pub const SHAPES: [Shape; 2] = [
 ];
 
 impl Shape {
-    pub fn by_name(name: &str) -> Result<Shape, String> {
+    pub fn by_name(name: &str) -> Result<Shape, BenchError> {
         SHAPES
             .iter()
             .find(|s| s.name.eq_ignore_ascii_case(name))
             .copied()
-            .ok_or_else(|| format!("unknown shape {name:?}: use XS or S"))
+            .ok_or_else(|| BenchError::UnknownShape(name.to_string()))
     }
 
     /// The reference's `nn.Transformer`: post-norm, dropout 0.1, one embedding for source and target,
@@ -264,28 +264,58 @@ pub fn run_reference<T: serde::de::DeserializeOwned>(
     python: &Path,
     script: &Path,
     args: &[String],
-) -> Result<T, String> {
+) -> Result<T, BenchError> {
     let output = Command::new(python)
         .arg(script)
         .args(args)
         .output()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
+        .map_err(|source| BenchError::Spawn {
+            python: python.to_path_buf(),
+            source,
+        })?;
     if !output.status.success() {
-        return Err(format!(
-            "{} {} failed ({}): {}",
-            python.display(),
-            script.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
+        return Err(BenchError::ReferenceFailed {
+            command: format!("{} {}", python.display(), script.display()),
+            status: output.status.to_string(),
+            last_line: String::from_utf8_lossy(&output.stderr)
                 .lines()
                 .last()
                 .unwrap_or("")
-        ));
+                .to_string(),
+        });
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout
         .lines()
         .rfind(|l| l.trim_start().starts_with('{'))
-        .ok_or_else(|| format!("{}: no JSON line in its output", script.display()))?;
-    serde_json::from_str(line).map_err(|e| format!("{}: {e}", script.display()))
+        .ok_or_else(|| BenchError::NoJson(script.to_path_buf()))?;
+    serde_json::from_str(line).map_err(|source| BenchError::Json {
+        script: script.to_path_buf(),
+        source,
+    })
+}
+
+/// Why a benchmark or its reference could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("unknown shape {0:?}: use XS or S")]
+    UnknownShape(String),
+    #[error("{}: {source}", python.display())]
+    Spawn {
+        python: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}): {last_line}")]
+    ReferenceFailed {
+        command: String,
+        status: String,
+        last_line: String,
+    },
+    #[error("{}: no JSON line in its output", .0.display())]
+    NoJson(PathBuf),
+    #[error("{}: {source}", script.display())]
+    Json {
+        script: PathBuf,
+        source: serde_json::Error,
+    },
 }

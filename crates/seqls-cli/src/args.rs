@@ -72,7 +72,7 @@ impl ConfigArgs {
     pub fn load(&self) -> anyhow::Result<ExperimentConfig> {
         let mut config = match &self.config {
             Some(path) => {
-                let config = ExperimentConfig::load(path).map_err(anyhow::Error::msg)?;
+                let config = ExperimentConfig::load(path)?;
                 config
                     .validate()
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -167,8 +167,7 @@ impl SearchArgs {
         &self,
         run: &RunDir,
     ) -> anyhow::Result<(seqls_train::ExperimentConfig, SearchConfig)> {
-        let config =
-            seqls_train::ExperimentConfig::load(&run.config()).map_err(anyhow::Error::msg)?;
+        let config = seqls_train::ExperimentConfig::load(&run.config())?;
         let limit = config.model.max_len.saturating_sub(1).max(1);
         let search = self.apply(config.decode.clone(), limit)?;
         Ok((config, search))
@@ -197,7 +196,7 @@ impl SearchArgs {
         c.no_repeat_ngram = self.no_repeat_ngram.unwrap_or(c.no_repeat_ngram);
         c.temperature = self.temperature.unwrap_or(c.temperature);
         c.unk_penalty = self.unk_penalty.unwrap_or(c.unk_penalty);
-        c.validate_for(max_output_len).map_err(anyhow::Error::msg)?;
+        c.validate_for(max_output_len)?;
         Ok(c)
     }
 }

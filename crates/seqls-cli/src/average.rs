@@ -34,7 +34,7 @@ pub fn run(args: AverageArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(_, p)| p.clone())
         .collect();
-    let bytes = seqls_train::run::average_weights(&files).map_err(anyhow::Error::msg)?;
+    let bytes = seqls_train::run::average_weights(&files)?;
     seqls_data::read::write_atomic(&run.average_model(), &bytes)?;
     let names: Vec<String> = files
         .iter()

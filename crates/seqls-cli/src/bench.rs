@@ -89,7 +89,7 @@ fn shapes(name: &Option<ShapeName>) -> anyhow::Result<Vec<Shape>> {
                 ShapeName::Xs => "XS",
                 ShapeName::S => "S",
             };
-            vec![Shape::by_name(name).map_err(anyhow::Error::msg)?]
+            vec![Shape::by_name(name)?]
         }
         None => seqls_bench::SHAPES.to_vec(),
     })
@@ -223,8 +223,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                             r.runs,
                         );
                         let v: seqls_bench::TorchTraining =
-                            run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
-                                .map_err(anyhow::Error::msg)?;
+                            run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)?;
                         torch.values.push(v.tgt_tok_per_s);
                     }
                 }
@@ -292,8 +291,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                         r.runs,
                     );
                     let v: seqls_bench::HfDecoding =
-                        run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)
-                            .map_err(anyhow::Error::msg)?;
+                        run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)?;
                     hf.values.push(v.sent_per_s);
                     match run_reference::<seqls_bench::Ct2Decoding>(
                         python,

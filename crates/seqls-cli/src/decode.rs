@@ -49,7 +49,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     let (device, threads) = args.device.resolve()?;
     let jsonl = args.format == DecodeFormat::Jsonl;
     let run = RunDir::new(&args.model);
-    let (config, tokenizer, model) = run.load_model(&device).map_err(anyhow::Error::msg)?;
+    let (config, tokenizer, model) = run.load_model(&device)?;
     let search = args
         .search
         .apply(config.decode.clone(), model.max_output_len())?;
@@ -143,9 +143,7 @@ pub struct ScoreArgs {
 /// `seqls score`: per sentence, `score<TAB>tokens<TAB>score/token` (nats, `</s>` included).
 pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
     let (device, _) = args.device.resolve()?;
-    let (config, tokenizer, model) = RunDir::new(&args.model)
-        .load_model(&device)
-        .map_err(anyhow::Error::msg)?;
+    let (config, tokenizer, model) = RunDir::new(&args.model).load_model(&device)?;
     let text = seqls_data::read::read_parallel(&args.src, &args.hyp)?;
     if text.stats.skipped_empty > 0 {
         bail!(

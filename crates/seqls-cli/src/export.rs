@@ -29,8 +29,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| run.root.join("export-safetensors"));
     let ExportFormat::Safetensors = args.format;
     let written =
-        seqls_train::export::export_safetensors(&run, &out, &burn::tensor::Device::flex())
-            .map_err(anyhow::Error::msg)?;
+        seqls_train::export::export_safetensors(&run, &out, &burn::tensor::Device::flex())?;
     for p in written {
         println!("wrote {}", p.display());
     }

@@ -122,7 +122,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     config
         .validate()
-        .map_err(anyhow::Error::msg)
         .context("invalid setting given on the command line")?;
     let run_dir = args.run_dir.unwrap_or_else(|| default_run_dir(&config));
     let options = TrainOptions {
@@ -138,7 +137,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         device,
         threads,
     };
-    let summary = seqls_train::train(&config, &options).map_err(anyhow::Error::msg)?;
+    let summary = seqls_train::train(&config, &options)?;
     if let Some(v) = &summary.final_valid {
         println!(
             "trained {} updates in {:.0} s ({:.0} s wall-clock, stopped by {}; {:.0} target tokens/s, {} threads): validation NLL {:.4}, perplexity {:.2}, token accuracy {:.2}% → {}",

@@ -25,6 +25,7 @@
 //! `score` of a hypothesis is always the sum of its `token_log_probs` (model log-probabilities at the
 //! chosen temperature, penalties excluded).
 
+use crate::error::SearchConfigError;
 use crate::scorer::Scorer;
 use serde::{Deserialize, Serialize};
 
@@ -101,35 +102,29 @@ impl Default for SearchConfig {
 }
 
 impl SearchConfig {
-    /// Checks the options; the message names the offending one.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the options; the error names the offending one.
+    pub fn validate(&self) -> Result<(), SearchConfigError> {
         if self.beam_size == 0 {
-            return Err("beam size must be at least 1".into());
+            return Err(SearchConfigError::BeamSize);
         }
         if self.nbest == 0 || self.nbest > self.beam_size {
-            return Err(format!(
-                "nbest ({}) must be between 1 and the beam size ({})",
-                self.nbest, self.beam_size
-            ));
+            return Err(SearchConfigError::Nbest {
+                nbest: self.nbest,
+                beam_size: self.beam_size,
+            });
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return Err(format!(
-                "temperature must be positive, got {}",
-                self.temperature
-            ));
+            return Err(SearchConfigError::Temperature(self.temperature));
         }
         if !(self.max_len_a >= 0.0 && self.max_len_a.is_finite()) {
-            return Err(format!(
-                "max-len-a must be a finite number ≥ 0, got {}",
-                self.max_len_a
-            ));
+            return Err(SearchConfigError::MaxLenA(self.max_len_a));
         }
         if self.unk_penalty.is_nan() {
-            return Err("unk-penalty must be a number, got NaN".into());
+            return Err(SearchConfigError::UnkPenalty);
         }
         match self.length_penalty {
             LengthPenalty::Power(a) | LengthPenalty::Gnmt(a) if !a.is_finite() => {
-                return Err(format!("the length penalty must be finite, got {a}"));
+                return Err(SearchConfigError::LengthPenalty(a));
             }
             _ => {}
         }
@@ -138,13 +133,15 @@ impl SearchConfig {
 
     /// [`validate`](Self::validate), and the lengths against a model that can produce at most
     /// `max_output_len` tokens before `</s>` (its positional limit).
-    pub fn validate_for(&self, max_output_len: usize) -> Result<(), String> {
+    pub fn validate_for(&self, max_output_len: usize) -> Result<(), SearchConfigError> {
         self.validate()?;
-        for (name, value) in [("min-len", self.min_len), ("max-len-b", self.max_len_b)] {
+        for (option, value) in [("min-len", self.min_len), ("max-len-b", self.max_len_b)] {
             if value > max_output_len {
-                return Err(format!(
-                    "{name} {value} exceeds the model's limit of {max_output_len} output tokens (model.max_len − 1)"
-                ));
+                return Err(SearchConfigError::BeyondModel {
+                    option,
+                    value,
+                    limit: max_output_len,
+                });
             }
         }
         Ok(())

@@ -2,11 +2,13 @@
 //! the burn-free beam search in `seqls-decode` drive it.
 
 pub mod dropout;
+pub mod error;
 pub mod inference;
 pub mod loss;
 pub mod output;
 pub mod transformer;
 
+pub use error::ModelConfigError;
 pub use inference::{
     ModelScorer, SPECIAL_TOKENS, TokenScore, for_each_distribution, teacher_forced_scores,
     translate,

@@ -10,6 +10,7 @@
 //! the source are computed once, and the rows of the cache can be reordered for beam search.
 
 use crate::dropout::Dropout;
+use crate::error::ModelConfigError;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -58,31 +59,23 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// Checks the sizes; returns a message naming the bad key.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the sizes; the error names the bad key.
+    pub fn validate(&self) -> Result<(), ModelConfigError> {
         if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
-            return Err(format!(
-                "model.d_model ({}) must be a positive multiple of model.heads ({})",
-                self.d_model, self.heads
-            ));
+            return Err(ModelConfigError::Heads {
+                d_model: self.d_model,
+                heads: self.heads,
+            });
         }
         if !self.d_model.is_multiple_of(2) {
-            return Err(format!(
-                "model.d_model ({}) must be even (sinusoidal positions)",
-                self.d_model
-            ));
+            return Err(ModelConfigError::OddWidth(self.d_model));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(format!(
-                "model.dropout must be in [0, 1), got {}",
-                self.dropout
-            ));
+            return Err(ModelConfigError::Dropout(self.dropout));
         }
         if self.d_ff == 0 || self.max_len < 2 {
-            return Err("model.d_ff must be positive and model.max_len at least 2".into());
+            return Err(ModelConfigError::Empty);
         }
-        // Far beyond anything trainable here: a typo such as d_model = 5120000 is refused before it
-        // allocates.
         for (key, value, limit) in [
             ("model.d_model", self.d_model, 1 << 16),
             ("model.d_ff", self.d_ff, 1 << 18),
@@ -92,7 +85,7 @@ impl ModelConfig {
             ("model.max_len", self.max_len, 1 << 16),
         ] {
             if value > limit {
-                return Err(format!("{key} must be at most {limit}, got {value}"));
+                return Err(ModelConfigError::TooLarge { key, limit, value });
             }
         }
         Ok(())

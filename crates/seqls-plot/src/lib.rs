@@ -18,6 +18,19 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+/// Why a figure could not be written: the file, and what plotters or the file system said.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// Drawing failed (plotters' errors are generic over the backend, so they arrive as text).
+    #[error("{}: {message}", path.display())]
+    Draw { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 type Res = Result<(), Box<dyn Error>>;
 
 const FONT: &str = "sans-serif";
@@ -58,9 +71,16 @@ fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Writes `figure` to `<stem>.png` and `<stem>.svg`; returns the two paths.
-pub fn save(figure: &impl Figure, stem: &Path) -> Result<[PathBuf; 2], String> {
+pub fn save(figure: &impl Figure, stem: &Path) -> Result<[PathBuf; 2], PlotError> {
     register_font();
-    let describe = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
+    let describe = |p: &Path, e: &dyn std::fmt::Display| PlotError::Draw {
+        path: p.to_path_buf(),
+        message: e.to_string(),
+    };
+    let io = |p: &Path| {
+        let path = p.to_path_buf();
+        move |source| PlotError::Io { path, source }
+    };
     let (png, svg) = (with_suffix(stem, ".png"), with_suffix(stem, ".svg"));
     let png_tmp = with_suffix(stem, ".tmp.png");
     {
@@ -69,7 +89,7 @@ pub fn save(figure: &impl Figure, stem: &Path) -> Result<[PathBuf; 2], String> {
         figure.draw(&root).map_err(|e| describe(&png, &e))?;
         root.present().map_err(|e| describe(&png, &e))?;
     }
-    std::fs::rename(&png_tmp, &png).map_err(|e| describe(&png, &e))?;
+    std::fs::rename(&png_tmp, &png).map_err(io(&png))?;
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, figure.size()).into_drawing_area();
@@ -78,8 +98,8 @@ pub fn save(figure: &impl Figure, stem: &Path) -> Result<[PathBuf; 2], String> {
         root.present().map_err(|e| describe(&svg, &e))?;
     }
     let svg_tmp = with_suffix(stem, ".svg.tmp");
-    std::fs::write(&svg_tmp, text).map_err(|e| describe(&svg, &e))?;
-    std::fs::rename(&svg_tmp, &svg).map_err(|e| describe(&svg, &e))?;
+    std::fs::write(&svg_tmp, text).map_err(io(&svg))?;
+    std::fs::rename(&svg_tmp, &svg).map_err(io(&svg))?;
     Ok([png, svg])
 }
 

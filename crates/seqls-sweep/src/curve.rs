@@ -1,7 +1,7 @@
 //! Time to BLEU: the test BLEU of the weights a run kept (`train.keep_last`) against the wall-clock
 //! time at which training wrote them, read from the run's own `log.jsonl`; plus the averaged weights.
 
-use crate::error::{At, Result, SweepError, fail};
+use crate::error::{At, Result, fail};
 use crate::evaluate::decode_split;
 
 use seqls_decode::SearchConfig;
@@ -181,7 +181,7 @@ impl Curve {
             series,
             log2_x: false,
         };
-        seqls_plot::save(&chart, stem).map_err(SweepError::Message)?;
+        seqls_plot::save(&chart, stem)?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@
 //! search and the counts. A finished directory is reused as it is; one started with another teacher
 //! or search is refused.
 
-use crate::error::{At, Result, SweepError, fail};
+use crate::error::{At, Result, fail};
 
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
@@ -46,7 +46,7 @@ pub fn distill_data(
     threads: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<DistillRecord> {
-    search.validate().map_err(SweepError::Message)?;
+    search.validate()?;
     let (config, tokenizer, model) = teacher.load_model(device)?;
     let text = config.data.load_split("train")?;
     let total = text.pairs.len();

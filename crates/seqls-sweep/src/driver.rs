@@ -529,7 +529,10 @@ mod tests {
             Some(sweep.run_dir(0.1, 3).root.as_path())
         );
         assert_eq!(
-            (word.config.train.kd_temperature, word.config.train.kd_weight),
+            (
+                word.config.train.kd_temperature,
+                word.config.train.kd_weight
+            ),
             (2.0, 0.5)
         );
         let seq = &students[2];

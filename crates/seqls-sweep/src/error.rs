@@ -19,13 +19,16 @@ pub enum SweepError {
     #[error(transparent)]
     Train(#[from] seqls_train::TrainError),
     #[error(transparent)]
+    Plot(#[from] seqls_plot::PlotError),
+    #[error(transparent)]
+    Search(#[from] seqls_decode::SearchConfigError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Format(#[from] std::fmt::Error),
-    /// A failure reported by a crate that describes its errors in words (training, plots, search
-    /// configuration), or a refusal of this crate.
+    /// A refusal of this crate, in words.
     #[error("{0}")]
     Message(String),
 }

@@ -17,7 +17,7 @@
 //! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json` (recomputed when the run's weights
 //! are newer than that file).
 
-use crate::error::{At, Result, SweepError, fail};
+use crate::error::{At, Result, fail};
 
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
@@ -307,7 +307,7 @@ pub fn evaluate(
     device: &Device,
     threads: usize,
 ) -> Result<EvalReport> {
-    search.validate().map_err(SweepError::Message)?;
+    search.validate()?;
     let (config, tokenizer, model) = run.load_model(device)?;
     let split = &config.data.resolve_split(split)?;
     let text: ParallelText = config.data.load_split(split)?;
@@ -373,8 +373,7 @@ pub fn evaluate(
         ],
         columns: 3,
     };
-    let figures = seqls_plot::save(&figure, &stem)
-        .map_err(SweepError::Message)?
+    let figures = seqls_plot::save(&figure, &stem)?
         .iter()
         .map(|p| {
             p.file_name()

@@ -656,7 +656,7 @@ pub(crate) struct FigureDir {
 
 impl FigureDir {
     pub(crate) fn save(&mut self, name: &str, title: &str, figure: &impl Figure) -> Result<()> {
-        seqls_plot::save(figure, &self.dir.join(name)).map_err(SweepError::Message)?;
+        seqls_plot::save(figure, &self.dir.join(name))?;
         self.written
             .push((title.to_string(), format!("figures/{name}")));
         Ok(())

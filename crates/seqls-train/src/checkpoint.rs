@@ -5,6 +5,7 @@
 //! Layout: `SEQLSCK1` magic, then three length-prefixed (u64 little-endian) sections: state JSON, model
 //! bytes, optimiser bytes.
 
+use crate::error::At;
 use crate::trainer::ValidMetrics;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -55,7 +56,7 @@ pub fn save(
 
 /// Reads a checkpoint: `(state, model bytes, optimiser bytes)`.
 pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error::TrainError> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).at(path.display())?;
     let bad = |why: &str| {
         format!(
             "{}: not a seqls checkpoint ({why}); it is rewritten atomically, so this file was damaged or replaced after it was written",

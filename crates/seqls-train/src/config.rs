@@ -2,6 +2,7 @@
 //! sections. Command-line flags override keys; the effective config is written next to every output.
 
 use crate::duration::WallClock;
+use crate::error::At;
 use crate::schedule::Schedule;
 use seqls_data::DataConfig;
 use seqls_decode::SearchConfig;
@@ -219,13 +220,13 @@ pub const SYNTH_TOML: &str = include_str!("../../../configs/synth.toml");
 impl ExperimentConfig {
     /// Reads a TOML config; errors name the file and the offending key or line.
     pub fn load(path: &Path) -> Result<Self, crate::error::TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()).into())
+        let text = std::fs::read_to_string(path).at(path.display())?;
+        Self::parse(&text).at(path.display())
     }
 
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Self, crate::error::TrainError> {
-        toml::from_str(text).map_err(|e| e.to_string().into())
+        toml::from_str(text).map_err(Into::into)
     }
 
     /// The embedded synthetic-corpus default.
@@ -236,7 +237,7 @@ impl ExperimentConfig {
 
     /// Checks every section.
     pub fn validate(&self) -> Result<(), crate::error::TrainError> {
-        self.data.validate().map_err(|e| e.to_string())?;
+        self.data.validate()?;
         self.model.validate()?;
         self.decode.validate()?;
         let t = &self.train;

@@ -1,15 +1,34 @@
 //! Why a training, a run directory or a config could not be used.
 
+use std::fmt::Display;
+
 /// The errors of seqls-train.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// An error with the file or step it happened at, its cause kept.
+    #[error("{context}: {source}")]
+    At {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The run directory is locked by another process.
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
     /// The corpus or tokenizer could not be read.
     #[error(transparent)]
     Data(#[from] seqls_data::DataError),
-    /// Everything else, described in words with the file or setting it concerns.
+    #[error(transparent)]
+    Model(#[from] seqls_model::ModelConfigError),
+    #[error(transparent)]
+    Search(#[from] seqls_decode::SearchConfigError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error(transparent)]
+    Eval(#[from] seqls_eval::EvalError),
+    /// A refusal of this crate, described in words with the file or setting it concerns.
     #[error("{0}")]
     Message(String),
 }
@@ -27,3 +46,17 @@ impl From<&str> for TrainError {
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// Names where an error happened, keeping it as the source: `result.at(path.display())`.
+pub trait At<T> {
+    fn at(self, context: impl Display) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> At<T> for std::result::Result<T, E> {
+    fn at(self, context: impl Display) -> Result<T> {
+        self.map_err(|e| TrainError::At {
+            context: context.to_string(),
+            source: Box::new(e),
+        })
+    }
+}

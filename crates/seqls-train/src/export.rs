@@ -11,6 +11,7 @@
 //! `config.json` says. The sinusoidal positions are computed, not stored; the embeddings are scaled by
 //! `sqrt(d_model)` in the forward pass.
 
+use crate::error::At;
 use crate::run::{RunDir, weights_bytes};
 use burn::tensor::{Bytes, Device};
 use safetensors::tensor::{Dtype, TensorView};
@@ -97,16 +98,12 @@ pub fn export_safetensors(
 ) -> Result<Vec<PathBuf>, crate::error::TrainError> {
     let (config, tokenizer, model) = run.load_model(device)?;
     let bytes = weights_bytes(&model)?;
-    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("reading the weights: {e}"))?;
-    let tensors = reader
-        .into_tensors()
-        .map_err(|e| format!("reading the weights: {e}"))?;
+    let reader =
+        burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes)).at("reading the weights")?;
+    let tensors = reader.into_tensors().at("reading the weights")?;
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for t in tensors {
-        let (name, dtype, shape, _, data) = t
-            .into_parts()
-            .map_err(|e| format!("reading the weights: {e}"))?;
+        let (name, dtype, shape, _, data) = t.into_parts().at("reading the weights")?;
         if dtype != burn::tensor::DType::F32 {
             return Err(format!("{name}: expected float32 weights, found {dtype:?}").into());
         }
@@ -129,8 +126,8 @@ pub fn export_safetensors(
         })
         .collect::<Result<_, _>>()?;
     let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-    let safetensors = safetensors::tensor::serialize(views, Some(metadata))
-        .map_err(|e| format!("writing safetensors: {e}"))?;
+    let safetensors =
+        safetensors::tensor::serialize(views, Some(metadata)).at("writing safetensors")?;
     let m = &config.model;
     let description = serde_json::json!({
         "architecture": "transformer (encoder-decoder, fairseq parameter names)",
@@ -155,23 +152,20 @@ pub fn export_safetensors(
         "label_smoothing": config.train.alpha,
         "linear_weight_layout": "[out_features, in_features] (torch.nn.Linear)",
     });
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).at(out.display())?;
     let files = [
         (out.join("model.safetensors"), safetensors),
         (
             out.join("config.json"),
-            serde_json::to_string_pretty(&description)
-                .map_err(|e| e.to_string())?
-                .into_bytes(),
+            serde_json::to_string_pretty(&description)?.into_bytes(),
         ),
         (
             out.join("tokenizer.json"),
-            std::fs::read(run.tokenizer())
-                .map_err(|e| format!("{}: {e}", run.tokenizer().display()))?,
+            std::fs::read(run.tokenizer()).at(run.tokenizer().display())?,
         ),
     ];
     for (path, bytes) in &files {
-        seqls_data::read::write_atomic(path, bytes).map_err(|e| e.to_string())?;
+        seqls_data::read::write_atomic(path, bytes)?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }

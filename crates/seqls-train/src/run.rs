@@ -14,6 +14,7 @@
 //! ```
 
 use crate::config::ExperimentConfig;
+use crate::error::At;
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
@@ -108,10 +109,10 @@ impl RunDir {
             return Err(format!("{}: no such run directory", self.root.display()).into());
         }
         let config = ExperimentConfig::load(&self.config())?;
-        let tokenizer = SubwordTokenizer::load(&self.tokenizer()).map_err(|e| e.to_string())?;
+        let tokenizer = SubwordTokenizer::load(&self.tokenizer())?;
         let model = config.model.init(tokenizer.vocab_size(), device);
         let read = |path: &Path| -> Result<(Vec<u8>, String), crate::error::TrainError> {
-            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = std::fs::read(path).at(path.display())?;
             Ok((bytes, path.display().to_string()))
         };
         let (bytes, origin) = if let Some(path) = weights {
@@ -154,7 +155,7 @@ pub fn checkpoint_bytes(
     let (weights, ids) = stable_ids(model)?;
     let optim = optimizer
         .into_bytes()
-        .map_err(|e| format!("serialising the optimiser state: {e}"))?;
+        .at("serialising the optimiser state")?;
     let reader = read_pack(optim.to_vec())?;
     let renamed = |key: &str| -> String {
         let (head, rest) = key.split_once('.').unwrap_or((key, ""));
@@ -174,9 +175,7 @@ pub fn checkpoint_bytes(
         .iter()
         .map(|(k, v)| (renamed(k), *v))
         .collect();
-    let mut tensors = reader
-        .into_tensors()
-        .map_err(|e| format!("reading the optimiser state: {e}"))?;
+    let mut tensors = reader.into_tensors().at("reading the optimiser state")?;
     for t in &mut tensors {
         t.name = renamed(&t.name);
         t.param_id = t.param_id.map(|id| ids.get(&id).copied().unwrap_or(id));
@@ -192,12 +191,10 @@ fn stable_ids(
         .clone()
         .into_record()
         .into_bytes()
-        .map_err(|e| format!("serialising the weights: {e}"))?;
+        .at("serialising the weights")?;
     let reader = read_pack(bytes.to_vec())?;
     let (metadata, scalars) = pack_parts(&reader);
-    let mut tensors = reader
-        .into_tensors()
-        .map_err(|e| format!("reading the weights: {e}"))?;
+    let mut tensors = reader.into_tensors().at("reading the weights")?;
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let mut ids = BTreeMap::new();
     for (rank, t) in tensors.iter_mut().enumerate() {
@@ -227,8 +224,7 @@ fn pack_parts(reader: &burn_pack::Reader) -> PackParts {
 }
 
 fn read_pack(bytes: Vec<u8>) -> Result<burn_pack::Reader, crate::error::TrainError> {
-    burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("reading burnpack bytes: {e}").into())
+    burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes)).at("reading burnpack bytes")
 }
 
 /// Burnpack bytes of `tensors` (written sorted by name), `metadata` and `scalars`.
@@ -245,10 +241,7 @@ fn write_pack(
     for (key, value) in &scalars {
         writer = writer.with_scalar(key, *value);
     }
-    Ok(writer
-        .into_bytes()
-        .map_err(|e| format!("writing burnpack bytes: {e}"))?
-        .to_vec())
+    Ok(writer.into_bytes().at("writing burnpack bytes")?.to_vec())
 }
 
 /// The element-wise mean of the weights in `files` (burnpack files of one model), as burnpack bytes:
@@ -259,23 +252,19 @@ pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::Train
         return Err("no kept weights to average (train with train.keep_last > 0)".into());
     };
     let read = |path: &PathBuf| -> Result<burn_pack::Reader, crate::error::TrainError> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        read_pack(bytes).map_err(|e| format!("{}: {e}", path.display()).into())
+        let bytes = std::fs::read(path).at(path.display())?;
+        read_pack(bytes).at(path.display())
     };
     let base = read(first)?;
     let (metadata, scalars) = pack_parts(&base);
-    let base_tensors = base
-        .into_tensors()
-        .map_err(|e| format!("{}: {e}", first.display()))?;
+    let base_tensors = base.into_tensors().at(first.display())?;
     let mut sums: Vec<Vec<f64>> = Vec::with_capacity(base_tensors.len());
     let f32_of =
         |t: &burn_pack::Tensor, path: &PathBuf| -> Result<Vec<f32>, crate::error::TrainError> {
             if t.dtype != burn_pack::DType::F32 {
                 return Err(format!("{}: {} is not float32", path.display(), t.name).into());
             }
-            let bytes = t
-                .to_bytes()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = t.to_bytes().at(path.display())?;
             Ok(bytes
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -285,9 +274,7 @@ pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::Train
         sums.push(f32_of(t, first)?.into_iter().map(f64::from).collect());
     }
     for path in &files[1..] {
-        let tensors = read(path)?
-            .into_tensors()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let tensors = read(path)?.into_tensors().at(path.display())?;
         for (sum, base_t) in sums.iter_mut().zip(&base_tensors) {
             let t = tensors
                 .iter()
@@ -401,5 +388,5 @@ fn mismatch(model: &Transformer, found: &[(String, Vec<usize>)], origin: &str) -
 
 /// Writes `text` to `path` atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<(), crate::error::TrainError> {
-    seqls_data::read::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string().into())
+    seqls_data::read::write_atomic(path, text.as_bytes()).map_err(Into::into)
 }

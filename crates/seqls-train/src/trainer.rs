@@ -10,6 +10,7 @@
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, TrainConfig};
+use crate::error::At;
 use crate::lock::RunLock;
 use crate::run::{
     RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,
@@ -115,14 +116,14 @@ pub enum LogLine {
 impl TrainSummary {
     /// Reads `metrics.json`; a missing or malformed field is an error naming the file.
     pub fn read(path: &Path) -> Result<TrainSummary, crate::error::TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()).into())
+        let text = std::fs::read_to_string(path).at(path.display())?;
+        serde_json::from_str(&text).at(path.display())
     }
 }
 
 /// Reads `log.jsonl`; a malformed line is an error naming the file and line.
 pub fn read_log(path: &Path) -> Result<Vec<LogLine>, crate::error::TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).at(path.display())?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -437,22 +438,17 @@ fn greedy_bleu(
             tokenizer
                 // Cannot fail: beam search finishes at least one hypothesis for every non-empty source.
                 .decode(&nbest[0].tokens)
-                .map_err(|e| e.to_string())
         })
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<String> = examples
         .iter()
         .map(|e| references[e.index].clone())
         .collect();
-    Ok(
-        seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())
-            .map_err(|e| e.to_string())?
-            .score,
-    )
+    Ok(seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())?.score)
 }
 
 fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::error::TrainError> {
-    seqls_data::read::write_atomic(path, bytes).map_err(|e| e.to_string().into())
+    seqls_data::read::write_atomic(path, bytes).map_err(Into::into)
 }
 
 /// Appends one line to `log.jsonl` and counts it in `state.log_lines`.
@@ -461,13 +457,13 @@ fn append_log(
     line: &LogLine,
     state: &mut TrainState,
 ) -> Result<(), crate::error::TrainError> {
-    let text = serde_json::to_string(line).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = serde_json::to_string(line).at(path.display())?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{text}").map_err(|e| format!("{}: {e}", path.display()))?;
+        .at(path.display())?;
+    writeln!(file, "{text}").at(path.display())?;
     state.log_lines = Some(state.log_lines.unwrap_or(0) + 1);
     Ok(())
 }
@@ -642,23 +638,21 @@ pub fn train(
         Some((teacher, tokenizer)) => (Some(teacher), Some(tokenizer)),
         None => (None, None),
     };
-    let train_text = config.data.load_split("train").map_err(|e| e.to_string())?;
-    let valid_text = config.data.load_split("val").map_err(|e| e.to_string())?;
+    let train_text = config.data.load_split("train")?;
+    let valid_text = config.data.load_split("val")?;
     let tokenizer = if resuming {
-        SubwordTokenizer::load(&run.tokenizer()).map_err(|e| e.to_string())?
+        SubwordTokenizer::load(&run.tokenizer())?
     } else if let Some(tokenizer) = teacher_tokenizer {
         tokenizer
     } else {
-        train_tokenizer(&train_text.pairs, config.data.vocab_size).map_err(|e| e.to_string())?
+        train_tokenizer(&train_text.pairs, config.data.vocab_size)?
     };
-    let train_set = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))
-        .map_err(|e| e.to_string())?;
+    let train_set = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))?;
     let valid_set = encode_pairs(
         &tokenizer,
         &valid_text.pairs,
         Some(config.model.max_len - 2),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let valid_refs: Vec<String> = valid_text.pairs.iter().map(|p| p.tgt.clone()).collect();
     if train_set.examples.is_empty() {
         return Err("the training split has no usable pairs".into());
@@ -667,8 +661,8 @@ pub fn train(
         return Err("the validation split has no usable pairs".into());
     }
 
-    std::fs::create_dir_all(&run.root).map_err(|e| format!("{}: {e}", run.root.display()))?;
-    let _lock = RunLock::acquire(&run.root).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&run.root).at(run.root.display())?;
+    let _lock = RunLock::acquire(&run.root)?;
     if run.checkpoint().exists() != resuming {
         return Err(format!(
             "{}: another process changed the run directory while this one started",
@@ -702,12 +696,10 @@ pub fn train(
         // A run killed before its first checkpoint left these behind; they belong to no run now.
         for stale in [run.log(), run.metrics(), run.best_model(), run.timing()] {
             if stale.exists() {
-                std::fs::remove_file(&stale).map_err(|e| format!("{}: {e}", stale.display()))?;
+                std::fs::remove_file(&stale).at(stale.display())?;
             }
         }
-        tokenizer
-            .save(&run.tokenizer())
-            .map_err(|e| e.to_string())?;
+        tokenizer.save(&run.tokenizer())?;
     }
     write_text(&run.config(), &config.to_toml())?;
     log(format!(
@@ -773,16 +765,13 @@ pub fn train(
      -> Result<(), crate::error::TrainError> {
         let (weights, optim) = checkpoint_bytes(model, optimizer)?;
         checkpoint::save(&run.checkpoint(), state, &weights, &optim)
-            .map_err(|e| format!("{}: {e}", run.checkpoint().display()))?;
+            .at(run.checkpoint().display())?;
         let timing = Timing {
             step: state.step,
             train_seconds: clock.train_seconds,
             wall_seconds: clock.wall(),
         };
-        write_text(
-            &run.timing(),
-            &serde_json::to_string(&timing).map_err(|e| e.to_string())?,
-        )
+        write_text(&run.timing(), &serde_json::to_string(&timing)?)
     };
 
     let max_steps = if t.max_steps == 0 {
@@ -842,8 +831,7 @@ pub fn train(
         if state.best_valid_nll.is_none_or(|b| metrics.nll < b) {
             state.best_valid_nll = Some(metrics.nll);
             state.best_step = Some(state.step);
-            seqls_data::read::write_atomic(&run.best_model(), &weights_bytes(&eval_model)?)
-                .map_err(|e| e.to_string())?;
+            seqls_data::read::write_atomic(&run.best_model(), &weights_bytes(&eval_model)?)?;
         }
         state.last_valid = Some((state.step, metrics.clone()));
         validation_cost.set(validation_started.elapsed().as_secs_f64());
@@ -861,7 +849,7 @@ pub fn train(
                 &weights_bytes(&model.valid())?,
             )?;
             for (_, old) in run.kept().into_iter().rev().skip(t.keep_last) {
-                std::fs::remove_file(&old).map_err(|e| format!("{}: {e}", old.display()))?;
+                std::fs::remove_file(&old).at(old.display())?;
             }
             Ok(())
         };
@@ -1050,9 +1038,6 @@ pub fn train(
         filtered_long: train_set.filtered_long,
         skipped_empty: train_text.stats.skipped_empty,
     };
-    write_text(
-        &run.metrics(),
-        &serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?,
-    )?;
+    write_text(&run.metrics(), &serde_json::to_string_pretty(&summary)?)?;
     Ok(summary)
 }

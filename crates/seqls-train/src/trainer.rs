@@ -609,57 +609,12 @@ pub fn train(
     let started = Instant::now();
     config.validate()?;
     let run = RunDir::new(&options.run_dir);
-    if run.root.exists() && !run.root.is_dir() {
-        return Err(format!(
-            "{}: is a file, not a run directory: choose another --run-dir",
-            run.root.display()
-        )
-        .into());
-    }
-    let has_checkpoint = run.checkpoint().exists();
-    let resuming = match (options.start, has_checkpoint) {
-        (Start::Fresh, true) => {
-            return Err(format!(
-                "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
-                run.root.display()
-            ).into());
-        }
-        (Start::Resume, false) => {
-            return Err(format!(
-                "{}: no checkpoint to resume (use --resume-or-start to start a new run when there is none)",
-                run.checkpoint().display()
-            ).into());
-        }
-        (_, has) => has,
-    };
-
-    let log = |msg: String| eprintln!("{msg}");
+    let resuming = resuming(&run, options.start)?;
     let (teacher, teacher_tokenizer) = match Teacher::load(config, &options.device)? {
         Some((teacher, tokenizer)) => (Some(teacher), Some(tokenizer)),
         None => (None, None),
     };
-    let train_text = config.data.load_split("train")?;
-    let valid_text = config.data.load_split("val")?;
-    let tokenizer = if resuming {
-        SubwordTokenizer::load(&run.tokenizer())?
-    } else if let Some(tokenizer) = teacher_tokenizer {
-        tokenizer
-    } else {
-        train_tokenizer(&train_text.pairs, config.data.vocab_size)?
-    };
-    let train_set = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))?;
-    let valid_set = encode_pairs(
-        &tokenizer,
-        &valid_text.pairs,
-        Some(config.model.max_len - 2),
-    )?;
-    let valid_refs: Vec<String> = valid_text.pairs.iter().map(|p| p.tgt.clone()).collect();
-    if train_set.examples.is_empty() {
-        return Err("the training split has no usable pairs".into());
-    }
-    if valid_set.examples.is_empty() {
-        return Err("the validation split has no usable pairs".into());
-    }
+    let data = RunData::load(config, &run, resuming, teacher_tokenizer)?;
 
     std::fs::create_dir_all(&run.root).at(run.root.display())?;
     let _lock = RunLock::acquire(&run.root)?;
@@ -672,26 +627,13 @@ pub fn train(
     }
     let stale = seqls_data::read::remove_stale_temporaries(&run.root, None);
     if stale > 0 {
-        log(format!(
+        eprintln!(
             "removed {stale} temporary files left in {} by a killed process",
             run.root.display()
-        ));
+        );
     }
-    let mut saved_state = None;
-    if resuming {
-        let saved = ExperimentConfig::load(&run.config())?;
-        let changed = changed_settings(&saved, config);
-        if !changed.is_empty() {
-            return Err(format!(
-                "{}: these settings differ from the run being resumed and would change its results:\n  {}\n(only {} may change on resume; train into a new --run-dir instead)",
-                run.config().display(),
-                changed.join("\n  "),
-                SAFE_TO_CHANGE_ON_RESUME.join(", ")
-            ).into());
-        }
-        let (state, model_bytes, optim_bytes) = checkpoint::load(&run.checkpoint())?;
-        truncate_log(&run.log(), &state)?;
-        saved_state = Some((state, model_bytes, optim_bytes));
+    let saved = if resuming {
+        Some(saved_checkpoint(config, &run)?)
     } else {
         // A run killed before its first checkpoint left these behind; they belong to no run now.
         for stale in [run.log(), run.metrics(), run.best_model(), run.timing()] {
@@ -699,173 +641,305 @@ pub fn train(
                 std::fs::remove_file(&stale).at(stale.display())?;
             }
         }
-        tokenizer.save(&run.tokenizer())?;
-    }
+        data.tokenizer.save(&run.tokenizer())?;
+        None
+    };
     write_text(&run.config(), &config.to_toml())?;
-    log(format!(
-        "data: {} train pairs ({} empty skipped, {} longer than {} tokens filtered), {} validation pairs; vocabulary {}; length-sorted batches of ≤ {} tokens are {:.1}% padding",
-        train_set.examples.len(),
-        train_text.stats.skipped_empty,
-        train_set.filtered_long,
-        config.data.max_len,
-        valid_set.examples.len(),
-        tokenizer.vocab_size(),
-        config.data.max_tokens,
-        100.0 * seqls_data::batch::padding_fraction(&train_set.examples, config.data.max_tokens)
-    ));
+    data.describe(config);
 
-    let t = &config.train;
-    let device = options.device.clone().autodiff();
-    device.seed(t.seed);
-    let mut model = config.model.init(tokenizer.vocab_size(), &device);
-    let mut optimizer = AdamConfig::new()
-        .with_beta_1(t.adam_betas.0)
-        .with_beta_2(t.adam_betas.1)
-        .with_epsilon(t.adam_epsilon)
-        .init();
-    let mut state = TrainState {
-        step: 0,
-        epoch: 0,
-        batch_in_epoch: 0,
-        best_valid_nll: None,
-        best_step: None,
-        target_tokens: 0,
-        log_lines: Some(0),
-        last_valid: None,
-    };
-    let mut clock = Clock {
-        train_seconds: 0.0,
-        wall_before: 0.0,
-        started,
-    };
-    if let Some((saved, model_bytes, optim_bytes)) = saved_state {
-        let origin = format!("{} (model section)", run.checkpoint().display());
-        model = load_weights(model, model_bytes, &origin)?;
-        optimizer = optimizer
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
-            .map_err(|e| format!("{} (optimiser section): {e}", run.checkpoint().display()))?;
-        log(format!(
-            "resuming at update {} (epoch {}, batch {})",
-            saved.step,
-            saved.epoch + 1,
-            saved.batch_in_epoch
-        ));
-        let timing = std::fs::read_to_string(run.timing())
-            .ok()
-            .and_then(|t| serde_json::from_str::<Timing>(&t).ok())
-            .unwrap_or_default();
-        clock.train_seconds = timing.train_seconds;
-        clock.wall_before = timing.wall_seconds;
-        state = saved;
+    let (mut trainer, model) = Trainer::new(config, options, run, data, teacher, saved, started)?;
+    let model = trainer.epochs(model)?;
+    trainer.finish(model)
+}
+
+/// Whether `train` continues the run's checkpoint, as `start` asks and the directory allows.
+fn resuming(run: &RunDir, start: Start) -> Result<bool, crate::error::TrainError> {
+    if run.root.exists() && !run.root.is_dir() {
+        return Err(format!(
+            "{}: is a file, not a run directory: choose another --run-dir",
+            run.root.display()
+        )
+        .into());
     }
-    let save_checkpoint = |model: &Transformer,
-                           optimizer: &ModuleOptimizer,
-                           state: &TrainState,
-                           clock: &Clock|
-     -> Result<(), crate::error::TrainError> {
-        let (weights, optim) = checkpoint_bytes(model, optimizer)?;
-        checkpoint::save(&run.checkpoint(), state, &weights, &optim)
-            .at(run.checkpoint().display())?;
-        let timing = Timing {
-            step: state.step,
-            train_seconds: clock.train_seconds,
-            wall_seconds: clock.wall(),
-        };
-        write_text(&run.timing(), &serde_json::to_string(&timing)?)
-    };
+    match (start, run.checkpoint().exists()) {
+        (Start::Fresh, true) => Err(format!(
+            "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
+            run.root.display()
+        )
+        .into()),
+        (Start::Resume, false) => Err(format!(
+            "{}: no checkpoint to resume (use --resume-or-start to start a new run when there is none)",
+            run.checkpoint().display()
+        )
+        .into()),
+        (_, has) => Ok(has),
+    }
+}
 
-    let max_steps = if t.max_steps == 0 {
-        usize::MAX
-    } else {
-        t.max_steps
-    };
-    // Whether this invocation changed anything (a resumed finished run changes nothing).
-    let mut changed = false;
-    // How long the last validation took (seconds): the time limit keeps room for the final one.
-    let validation_cost = std::cell::Cell::new(0.0f64);
-    // Validates, logs as epoch `epoch` (1-based), and keeps the best weights.
-    let run_validation = |model: &Transformer,
-                          state: &mut TrainState,
-                          epoch: usize,
-                          clock: &Clock,
-                          with_bleu: bool|
-     -> Result<ValidMetrics, crate::error::TrainError> {
-        let validation_started = Instant::now();
-        let eval_model = model.valid();
-        let inner = device.clone().inner();
-        let metrics = validate(&eval_model, &valid_set.examples, config, &inner);
-        let bleu = if with_bleu {
-            Some(greedy_bleu(
-                &eval_model,
-                &tokenizer,
-                &valid_set.examples,
-                &valid_refs,
-                &inner,
-                options.threads,
-            )?)
-        } else {
-            None
+/// The checkpoint to resume, `(state, model bytes, optimiser bytes)`, after checking that no setting
+/// that changes results differs from the run's `config.toml`; the log is cut back to the checkpoint.
+fn saved_checkpoint(
+    config: &ExperimentConfig,
+    run: &RunDir,
+) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error::TrainError> {
+    let saved = ExperimentConfig::load(&run.config())?;
+    let changed = changed_settings(&saved, config);
+    if !changed.is_empty() {
+        return Err(format!(
+            "{}: these settings differ from the run being resumed and would change its results:\n  {}\n(only {} may change on resume; train into a new --run-dir instead)",
+            run.config().display(),
+            changed.join("\n  "),
+            SAFE_TO_CHANGE_ON_RESUME.join(", ")
+        )
+        .into());
+    }
+    let checkpoint = checkpoint::load(&run.checkpoint())?;
+    truncate_log(&run.log(), &checkpoint.0)?;
+    Ok(checkpoint)
+}
+
+/// The corpus of a run, encoded with its tokenizer.
+struct RunData {
+    tokenizer: SubwordTokenizer,
+    train: seqls_data::EncodedCorpus,
+    valid: seqls_data::EncodedCorpus,
+    /// The validation references (detokenised text), by pair index.
+    valid_refs: Vec<String>,
+    /// Training pairs skipped because a side is empty.
+    skipped_empty: usize,
+}
+
+impl RunData {
+    /// Reads the training and validation splits and encodes them with the run's tokenizer: the saved
+    /// one when resuming, else the teacher's, else one trained on the training split.
+    fn load(
+        config: &ExperimentConfig,
+        run: &RunDir,
+        resuming: bool,
+        teacher_tokenizer: Option<SubwordTokenizer>,
+    ) -> Result<RunData, crate::error::TrainError> {
+        let train_text = config.data.load_split("train")?;
+        let valid_text = config.data.load_split("val")?;
+        let tokenizer = match (resuming, teacher_tokenizer) {
+            (true, _) => SubwordTokenizer::load(&run.tokenizer())?,
+            (false, Some(tokenizer)) => tokenizer,
+            (false, None) => train_tokenizer(&train_text.pairs, config.data.vocab_size)?,
         };
-        log(format!(
-            "valid | epoch {epoch} | update {} | loss {:.4} | nll {:.4} | ppl {:.2} | acc {:.2}%{}",
-            state.step,
-            metrics.smoothed_loss,
-            metrics.nll,
-            metrics.perplexity,
-            100.0 * metrics.accuracy,
-            bleu.map(|b| format!(" | greedy BLEU {b:.2}"))
-                .unwrap_or_default()
-        ));
-        append_log(
-            &run.log(),
-            &LogLine::Valid {
-                step: state.step,
-                epoch,
-                metrics: metrics.clone(),
-                greedy_bleu: bleu,
-                train_seconds: clock.train_seconds,
-                wall_seconds: clock.wall(),
-            },
-            state,
+        let train = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))?;
+        let valid = encode_pairs(
+            &tokenizer,
+            &valid_text.pairs,
+            Some(config.model.max_len - 2),
         )?;
-        if state.best_valid_nll.is_none_or(|b| metrics.nll < b) {
-            state.best_valid_nll = Some(metrics.nll);
-            state.best_step = Some(state.step);
-            seqls_data::read::write_atomic(&run.best_model(), &weights_bytes(&eval_model)?)?;
+        if train.examples.is_empty() {
+            return Err("the training split has no usable pairs".into());
         }
-        state.last_valid = Some((state.step, metrics.clone()));
-        validation_cost.set(validation_started.elapsed().as_secs_f64());
-        Ok(metrics)
-    };
-    // The weights at the end of each epoch (and where a limit stops the run), the last
-    // `keep_last` of them kept as `update-<step>.bpk`.
-    let keep_weights =
-        |model: &Transformer, state: &TrainState| -> Result<(), crate::error::TrainError> {
-            if t.keep_last == 0 {
-                return Ok(());
-            }
-            write_atomic_bytes(
-                &run.kept_weights(state.step),
-                &weights_bytes(&model.valid())?,
-            )?;
-            for (_, old) in run.kept().into_iter().rev().skip(t.keep_last) {
-                std::fs::remove_file(&old).at(old.display())?;
-            }
-            Ok(())
-        };
-    let time_is_up = |clock: &Clock| {
-        t.max_time
-            .is_some_and(|limit| clock.wall() + validation_cost.get() >= limit.seconds())
-    };
-    let mut stopped_by = "epochs";
+        if valid.examples.is_empty() {
+            return Err("the validation split has no usable pairs".into());
+        }
+        Ok(RunData {
+            tokenizer,
+            train,
+            valid,
+            valid_refs: valid_text.pairs.iter().map(|p| p.tgt.clone()).collect(),
+            skipped_empty: train_text.stats.skipped_empty,
+        })
+    }
 
-    'epochs: while state.epoch < t.max_epochs && state.step < max_steps {
-        let plan = plan_batches(
-            &train_set.examples,
+    /// The `data:` line of the log.
+    fn describe(&self, config: &ExperimentConfig) {
+        eprintln!(
+            "data: {} train pairs ({} empty skipped, {} longer than {} tokens filtered), {} validation pairs; vocabulary {}; length-sorted batches of ≤ {} tokens are {:.1}% padding",
+            self.train.examples.len(),
+            self.skipped_empty,
+            self.train.filtered_long,
+            config.data.max_len,
+            self.valid.examples.len(),
+            self.tokenizer.vocab_size(),
             config.data.max_tokens,
-            Some((t.seed, state.epoch as u64)),
+            100.0
+                * seqls_data::batch::padding_fraction(&self.train.examples, config.data.max_tokens)
         );
-        let bar = if options.quiet {
+    }
+}
+
+/// Why a training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Epochs,
+    Steps,
+    /// `train.max_time` reached.
+    Time,
+}
+
+impl Stop {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stop::Epochs => "epochs",
+            Stop::Steps => "steps",
+            Stop::Time => "time",
+        }
+    }
+}
+
+/// The losses of the updates since the last `train` log line.
+struct LogWindow {
+    loss: f64,
+    nll: f64,
+    tokens: usize,
+    started: Instant,
+}
+
+impl LogWindow {
+    fn new() -> Self {
+        LogWindow {
+            loss: 0.0,
+            nll: 0.0,
+            tokens: 0,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A training in progress: everything but the model, which flows through [`Trainer::epochs`] (an
+/// update consumes the weights and returns the new ones).
+struct Trainer<'a> {
+    config: &'a ExperimentConfig,
+    options: &'a TrainOptions,
+    run: RunDir,
+    data: RunData,
+    teacher: Option<Teacher>,
+    /// The training device (with autodiff).
+    device: Device,
+    optimizer: ModuleOptimizer,
+    state: TrainState,
+    clock: Clock,
+    /// How long the last validation took (seconds): the time limit keeps room for the final one.
+    validation_cost: f64,
+    /// Whether this invocation changed anything (a resumed finished run changes nothing).
+    changed: bool,
+    stopped_by: Stop,
+}
+
+impl<'a> Trainer<'a> {
+    /// A new model and optimiser seeded by `train.seed`, or the ones of the `saved` checkpoint.
+    fn new(
+        config: &'a ExperimentConfig,
+        options: &'a TrainOptions,
+        run: RunDir,
+        data: RunData,
+        teacher: Option<Teacher>,
+        saved: Option<(TrainState, Vec<u8>, Vec<u8>)>,
+        started: Instant,
+    ) -> Result<(Trainer<'a>, Transformer), crate::error::TrainError> {
+        let t = &config.train;
+        let device = options.device.clone().autodiff();
+        device.seed(t.seed);
+        let mut model = config.model.init(data.tokenizer.vocab_size(), &device);
+        let mut optimizer = AdamConfig::new()
+            .with_beta_1(t.adam_betas.0)
+            .with_beta_2(t.adam_betas.1)
+            .with_epsilon(t.adam_epsilon)
+            .init();
+        let mut state = TrainState {
+            step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            best_valid_nll: None,
+            best_step: None,
+            target_tokens: 0,
+            log_lines: Some(0),
+            last_valid: None,
+        };
+        let mut clock = Clock {
+            train_seconds: 0.0,
+            wall_before: 0.0,
+            started,
+        };
+        if let Some((saved, model_bytes, optim_bytes)) = saved {
+            let origin = format!("{} (model section)", run.checkpoint().display());
+            model = load_weights(model, model_bytes, &origin)?;
+            optimizer = optimizer
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
+                .at(format!(
+                    "{} (optimiser section)",
+                    run.checkpoint().display()
+                ))?;
+            eprintln!(
+                "resuming at update {} (epoch {}, batch {})",
+                saved.step,
+                saved.epoch + 1,
+                saved.batch_in_epoch
+            );
+            let timing = std::fs::read_to_string(run.timing())
+                .ok()
+                .and_then(|t| serde_json::from_str::<Timing>(&t).ok())
+                .unwrap_or_default();
+            clock.train_seconds = timing.train_seconds;
+            clock.wall_before = timing.wall_seconds;
+            state = saved;
+        }
+        let trainer = Trainer {
+            config,
+            options,
+            run,
+            data,
+            teacher,
+            device,
+            optimizer,
+            state,
+            clock,
+            validation_cost: 0.0,
+            changed: false,
+            stopped_by: Stop::Epochs,
+        };
+        Ok((trainer, model))
+    }
+
+    /// `train.max_steps`, with 0 as no limit.
+    fn max_steps(&self) -> usize {
+        match self.config.train.max_steps {
+            0 => usize::MAX,
+            n => n,
+        }
+    }
+
+    /// Epoch after epoch until `train.max_epochs`, `train.max_steps` or `train.max_time`; each
+    /// finished epoch is validated, its weights kept and a checkpoint written.
+    fn epochs(&mut self, mut model: Transformer) -> Result<Transformer, crate::error::TrainError> {
+        let max_epochs = self.config.train.max_epochs;
+        while self.state.epoch < max_epochs && self.state.step < self.max_steps() {
+            let finished;
+            (model, finished) = self.epoch(model)?;
+            if !finished {
+                return Ok(model);
+            }
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+            self.validate(&model, self.state.epoch, self.config.train.valid_bleu)?;
+            self.keep_weights(&model)?;
+            self.save_checkpoint(&model)?;
+            self.changed = true;
+        }
+        if self.state.step >= self.max_steps() && self.state.epoch < max_epochs {
+            self.stopped_by = Stop::Steps;
+        }
+        Ok(model)
+    }
+
+    /// The rest of the current epoch, from `state.batch_in_epoch`; `false` when a step or time limit
+    /// stopped it first.
+    fn epoch(
+        &mut self,
+        mut model: Transformer,
+    ) -> Result<(Transformer, bool), crate::error::TrainError> {
+        let t = &self.config.train;
+        let plan = plan_batches(
+            &self.data.train.examples,
+            self.config.data.max_tokens,
+            Some((t.seed, self.state.epoch as u64)),
+        );
+        let bar = if self.options.quiet {
             ProgressBar::hidden()
         } else {
             ProgressBar::new(plan.len() as u64)
@@ -878,166 +952,264 @@ pub fn train(
             .expect("template")
             .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{}/{}", state.epoch + 1, t.max_epochs));
-        bar.set_position(state.batch_in_epoch as u64);
-        let (mut window_loss, mut window_nll, mut window_tokens, mut window_start) =
-            (0.0, 0.0, 0usize, Instant::now());
-        while state.batch_in_epoch < plan.len() {
-            if state.step >= max_steps {
-                stopped_by = "steps";
-                break 'epochs;
+        bar.set_prefix(format!("{}/{}", self.state.epoch + 1, t.max_epochs));
+        bar.set_position(self.state.batch_in_epoch as u64);
+        let mut window = LogWindow::new();
+        while self.state.batch_in_epoch < plan.len() {
+            if self.state.step >= self.max_steps() {
+                self.stopped_by = Stop::Steps;
+                return Ok((model, false));
             }
-            if time_is_up(&clock) {
-                stopped_by = "time";
-                break 'epochs;
+            if self.time_is_up() {
+                self.stopped_by = Stop::Time;
+                return Ok((model, false));
             }
-            let started = Instant::now();
-            let batch = make_batch(&train_set.examples, &plan[state.batch_in_epoch]);
-            let lr = learning_rate(
-                t.schedule,
-                t.lr,
-                t.warmup_steps,
-                t.max_steps,
-                state.step + 1,
-            );
-            let (updated, outcome) = update(
-                model,
-                teacher.as_ref(),
-                &mut optimizer,
-                &batch,
-                t,
-                lr,
-                step_seed(t.seed, state.step),
-                options.threads,
-                &device,
-            );
-            model = updated;
-            let StepOutcome {
-                loss_sum,
-                nll_sum,
-                n_tokens,
-            } = outcome;
-            if !loss_sum.is_finite() {
-                bar.abandon();
-                return Err(format!(
-                    "non-finite loss ({loss_sum}) at update {}: training stopped; the last good checkpoint is {}",
-                    state.step + 1,
-                    run.checkpoint().display()
-                ).into());
-            }
-
-            state.step += 1;
-            state.batch_in_epoch += 1;
-            state.target_tokens += n_tokens as u64;
-            clock.train_seconds += started.elapsed().as_secs_f64();
-            window_loss += loss_sum;
-            window_nll += nll_sum;
-            window_tokens += n_tokens;
-            bar.inc(1);
-            if state.step % t.log_every.max(1) == 0 {
-                let n = window_tokens.max(1) as f64;
-                let tokens_per_sec =
-                    window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "loss {:.3} nll {:.3} {:.0} tok/s",
-                    window_loss / n,
-                    window_nll / n,
-                    tokens_per_sec
-                ));
-                append_log(
-                    &run.log(),
-                    &LogLine::Train {
-                        step: state.step,
-                        epoch: state.epoch + 1,
-                        lr,
-                        loss: window_loss / n,
-                        nll: window_nll / n,
-                        tokens_per_sec,
-                    },
-                    &mut state,
-                )?;
-                if options.quiet {
-                    eprintln!(
-                        "train | epoch {} | update {} | lr {lr:.2e} | loss {:.4} | nll {:.4} | {tokens_per_sec:.0} tok/s",
-                        state.epoch + 1,
-                        state.step,
-                        window_loss / n,
-                        window_nll / n
-                    );
-                }
-                (window_loss, window_nll, window_tokens, window_start) =
-                    (0.0, 0.0, 0, Instant::now());
-            }
-            changed = true;
-            if t.valid_every > 0 && state.step % t.valid_every == 0 {
-                let epoch = state.epoch + 1;
-                run_validation(&model, &mut state, epoch, &clock, false)?;
-            }
-            if state.step % t.checkpoint_every.max(1) == 0 {
-                save_checkpoint(&model, &optimizer, &state, &clock)?;
-            }
+            let batch = make_batch(&self.data.train.examples, &plan[self.state.batch_in_epoch]);
+            model = self.step(model, &batch, &mut window, &bar)?;
         }
         bar.finish_and_clear();
-        state.epoch += 1;
-        state.batch_in_epoch = 0;
-        let epoch = state.epoch;
-        run_validation(&model, &mut state, epoch, &clock, t.valid_bleu)?;
-        keep_weights(&model, &state)?;
-        save_checkpoint(&model, &optimizer, &state, &clock)?;
-        changed = true;
+        Ok((model, true))
     }
-    if state.step >= max_steps && stopped_by == "epochs" && state.epoch < t.max_epochs {
-        stopped_by = "steps";
+
+    /// One update on `batch`, its `train` log line every `train.log_every` updates, a validation
+    /// every `train.valid_every` and a checkpoint every `train.checkpoint_every`.
+    fn step(
+        &mut self,
+        model: Transformer,
+        batch: &Batch,
+        window: &mut LogWindow,
+        bar: &ProgressBar,
+    ) -> Result<Transformer, crate::error::TrainError> {
+        let t = &self.config.train;
+        let started = Instant::now();
+        let lr = learning_rate(
+            t.schedule,
+            t.lr,
+            t.warmup_steps,
+            t.max_steps,
+            self.state.step + 1,
+        );
+        let (model, outcome) = update(
+            model,
+            self.teacher.as_ref(),
+            &mut self.optimizer,
+            batch,
+            t,
+            lr,
+            step_seed(t.seed, self.state.step),
+            self.options.threads,
+            &self.device,
+        );
+        let StepOutcome {
+            loss_sum,
+            nll_sum,
+            n_tokens,
+        } = outcome;
+        if !loss_sum.is_finite() {
+            bar.abandon();
+            return Err(format!(
+                "non-finite loss ({loss_sum}) at update {}: training stopped; the last good checkpoint is {}",
+                self.state.step + 1,
+                self.run.checkpoint().display()
+            )
+            .into());
+        }
+        let state = &mut self.state;
+        state.step += 1;
+        state.batch_in_epoch += 1;
+        state.target_tokens += n_tokens as u64;
+        self.clock.train_seconds += started.elapsed().as_secs_f64();
+        window.loss += loss_sum;
+        window.nll += nll_sum;
+        window.tokens += n_tokens;
+        bar.inc(1);
+        if state.step % t.log_every.max(1) == 0 {
+            let n = window.tokens.max(1) as f64;
+            let tokens_per_sec =
+                window.tokens as f64 / window.started.elapsed().as_secs_f64().max(1e-9);
+            let (loss, nll) = (window.loss / n, window.nll / n);
+            bar.set_message(format!(
+                "loss {loss:.3} nll {nll:.3} {tokens_per_sec:.0} tok/s"
+            ));
+            let (step, epoch) = (state.step, state.epoch + 1);
+            append_log(
+                &self.run.log(),
+                &LogLine::Train {
+                    step,
+                    epoch,
+                    lr,
+                    loss,
+                    nll,
+                    tokens_per_sec,
+                },
+                state,
+            )?;
+            if self.options.quiet {
+                eprintln!(
+                    "train | epoch {epoch} | update {step} | lr {lr:.2e} | loss {loss:.4} | nll {nll:.4} | {tokens_per_sec:.0} tok/s"
+                );
+            }
+            *window = LogWindow::new();
+        }
+        self.changed = true;
+        if t.valid_every > 0 && self.state.step % t.valid_every == 0 {
+            self.validate(&model, self.state.epoch + 1, false)?;
+        }
+        if self.state.step % t.checkpoint_every.max(1) == 0 {
+            self.save_checkpoint(&model)?;
+        }
+        Ok(model)
     }
-    if state.last_valid.as_ref().map(|v| v.0) != Some(state.step) {
-        let epoch = state.epoch + 1;
-        run_validation(&model, &mut state, epoch, &clock, false)?;
-        keep_weights(&model, &state)?;
-        changed = true;
+
+    /// Whether `train.max_time` leaves no room for another update and the final validation.
+    fn time_is_up(&self) -> bool {
+        self.config
+            .train
+            .max_time
+            .is_some_and(|limit| self.clock.wall() + self.validation_cost >= limit.seconds())
     }
-    if stopped_by == "time" {
-        log(format!(
-            "stopped by train.max_time ({}) after {:.0} s of wall-clock time, at update {}",
-            t.max_time.map(|m| m.to_string()).unwrap_or_default(),
-            clock.wall(),
-            state.step
-        ));
+
+    /// Validates, logs as epoch `epoch` (1-based), and keeps the best weights.
+    fn validate(
+        &mut self,
+        model: &Transformer,
+        epoch: usize,
+        with_bleu: bool,
+    ) -> Result<ValidMetrics, crate::error::TrainError> {
+        let validation_started = Instant::now();
+        let eval_model = model.valid();
+        let inner = self.device.clone().inner();
+        let metrics = validate(&eval_model, &self.data.valid.examples, self.config, &inner);
+        let bleu = if with_bleu {
+            Some(greedy_bleu(
+                &eval_model,
+                &self.data.tokenizer,
+                &self.data.valid.examples,
+                &self.data.valid_refs,
+                &inner,
+                self.options.threads,
+            )?)
+        } else {
+            None
+        };
+        let state = &mut self.state;
+        eprintln!(
+            "valid | epoch {epoch} | update {} | loss {:.4} | nll {:.4} | ppl {:.2} | acc {:.2}%{}",
+            state.step,
+            metrics.smoothed_loss,
+            metrics.nll,
+            metrics.perplexity,
+            100.0 * metrics.accuracy,
+            bleu.map(|b| format!(" | greedy BLEU {b:.2}"))
+                .unwrap_or_default()
+        );
+        append_log(
+            &self.run.log(),
+            &LogLine::Valid {
+                step: state.step,
+                epoch,
+                metrics: metrics.clone(),
+                greedy_bleu: bleu,
+                train_seconds: self.clock.train_seconds,
+                wall_seconds: self.clock.wall(),
+            },
+            state,
+        )?;
+        if state.best_valid_nll.is_none_or(|b| metrics.nll < b) {
+            state.best_valid_nll = Some(metrics.nll);
+            state.best_step = Some(state.step);
+            seqls_data::read::write_atomic(&self.run.best_model(), &weights_bytes(&eval_model)?)?;
+        }
+        state.last_valid = Some((state.step, metrics.clone()));
+        self.validation_cost = validation_started.elapsed().as_secs_f64();
+        Ok(metrics)
     }
-    if t.average_last > 0 && changed {
-        let kept = run.kept();
-        let last: Vec<PathBuf> = kept
-            .iter()
-            .rev()
-            .take(t.average_last)
-            .rev()
-            .map(|(_, p)| p.clone())
-            .collect();
-        write_atomic_bytes(&run.average_model(), &average_weights(&last)?)?;
-        log(format!(
-            "averaged the weights of {} checkpoints into {}",
-            last.len(),
-            run.average_model().display()
-        ));
+
+    /// Keeps the weights as `update-<step>.bpk` (the last `train.keep_last` of them).
+    fn keep_weights(&self, model: &Transformer) -> Result<(), crate::error::TrainError> {
+        let keep = self.config.train.keep_last;
+        if keep == 0 {
+            return Ok(());
+        }
+        write_atomic_bytes(
+            &self.run.kept_weights(self.state.step),
+            &weights_bytes(&model.valid())?,
+        )?;
+        for (_, old) in self.run.kept().into_iter().rev().skip(keep) {
+            std::fs::remove_file(&old).at(old.display())?;
+        }
+        Ok(())
     }
-    if changed {
-        save_checkpoint(&model, &optimizer, &state, &clock)?;
+
+    /// Writes `checkpoint.bin` and `timing.json`.
+    fn save_checkpoint(&self, model: &Transformer) -> Result<(), crate::error::TrainError> {
+        let (weights, optim) = checkpoint_bytes(model, &self.optimizer)?;
+        checkpoint::save(&self.run.checkpoint(), &self.state, &weights, &optim)
+            .at(self.run.checkpoint().display())?;
+        let timing = Timing {
+            step: self.state.step,
+            train_seconds: self.clock.train_seconds,
+            wall_seconds: self.clock.wall(),
+        };
+        write_text(&self.run.timing(), &serde_json::to_string(&timing)?)
     }
-    let final_valid = state.last_valid.as_ref().map(|v| v.1.clone());
-    let summary = TrainSummary {
-        steps: state.step,
-        epochs_completed: state.epoch,
-        best_valid_nll: state.best_valid_nll,
-        best_step: state.best_step,
-        final_valid,
-        train_seconds: clock.train_seconds,
-        wall_seconds: clock.wall(),
-        stopped_by: stopped_by.to_string(),
-        target_tokens_per_sec: state.target_tokens as f64 / clock.train_seconds.max(1e-9),
-        threads: options.threads,
-        train_pairs: train_set.examples.len(),
-        filtered_long: train_set.filtered_long,
-        skipped_empty: train_text.stats.skipped_empty,
-    };
-    write_text(&run.metrics(), &serde_json::to_string_pretty(&summary)?)?;
-    Ok(summary)
+
+    /// After the last update: the final validation (where the last epoch did not end with one), the
+    /// average of the last `train.average_last` kept weights, the checkpoint, and `metrics.json`.
+    fn finish(mut self, model: Transformer) -> Result<TrainSummary, crate::error::TrainError> {
+        let t = &self.config.train;
+        if self.state.last_valid.as_ref().map(|v| v.0) != Some(self.state.step) {
+            self.validate(&model, self.state.epoch + 1, false)?;
+            self.keep_weights(&model)?;
+            self.changed = true;
+        }
+        if self.stopped_by == Stop::Time {
+            eprintln!(
+                "stopped by train.max_time ({}) after {:.0} s of wall-clock time, at update {}",
+                t.max_time.map(|m| m.to_string()).unwrap_or_default(),
+                self.clock.wall(),
+                self.state.step
+            );
+        }
+        if t.average_last > 0 && self.changed {
+            let kept = self.run.kept();
+            let last: Vec<PathBuf> = kept
+                .iter()
+                .rev()
+                .take(t.average_last)
+                .rev()
+                .map(|(_, p)| p.clone())
+                .collect();
+            write_atomic_bytes(&self.run.average_model(), &average_weights(&last)?)?;
+            eprintln!(
+                "averaged the weights of {} checkpoints into {}",
+                last.len(),
+                self.run.average_model().display()
+            );
+        }
+        if self.changed {
+            self.save_checkpoint(&model)?;
+        }
+        let summary = TrainSummary {
+            steps: self.state.step,
+            epochs_completed: self.state.epoch,
+            best_valid_nll: self.state.best_valid_nll,
+            best_step: self.state.best_step,
+            final_valid: self.state.last_valid.as_ref().map(|v| v.1.clone()),
+            train_seconds: self.clock.train_seconds,
+            wall_seconds: self.clock.wall(),
+            stopped_by: self.stopped_by.as_str().to_string(),
+            target_tokens_per_sec: self.state.target_tokens as f64
+                / self.clock.train_seconds.max(1e-9),
+            threads: self.options.threads,
+            train_pairs: self.data.train.examples.len(),
+            filtered_long: self.data.train.filtered_long,
+            skipped_empty: self.data.skipped_empty,
+        };
+        write_text(
+            &self.run.metrics(),
+            &serde_json::to_string_pretty(&summary)?,
+        )?;
+        Ok(summary)
+    }
 }

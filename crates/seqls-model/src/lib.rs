@@ -3,18 +3,21 @@
 
 pub mod dropout;
 pub mod error;
-pub mod inference;
+pub mod log_softmax;
 pub mod loss;
 pub mod output;
+pub mod scorer;
+pub mod teacher_forced;
+pub mod tensors;
 pub mod transformer;
+pub mod translate;
 
 pub use error::ModelConfigError;
-pub use inference::{
-    ModelScorer, SPECIAL_TOKENS, TokenScore, for_each_distribution, teacher_forced_scores,
-    translate,
-};
 pub use loss::{
     Normalize, SmoothingVariant, TokenLoss, distillation_kl, distillation_objective,
     label_smoothed_loss,
 };
+pub use scorer::ModelScorer;
+pub use teacher_forced::{TokenScore, for_each_distribution, teacher_forced_scores};
 pub use transformer::{DecoderCache, DecoderOutput, ModelConfig, Transformer};
+pub use translate::{SPECIAL_TOKENS, translate};

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use burn::tensor::activation::log_softmax;
 use seqls_data::tokenizer::PAD;
 use seqls_decode::{LengthPenalty, Scorer, SearchConfig, beam_search};
-use seqls_model::inference::padded_tensor;
+use seqls_model::tensors::padded_tensor;
 use seqls_model::{ModelConfig, ModelScorer, SPECIAL_TOKENS, Transformer};
 
 /// No cache: every call runs `Transformer::forward` on `(source, prefix)` for every row.

@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use seqls_data::tokenizer::PAD;
 use seqls_data::{Batch, Example, SubwordTokenizer};
 use seqls_model::Transformer;
-use seqls_model::inference::BatchTensors;
+use seqls_model::tensors::BatchTensors;
 
 /// The three most frequent word tokens (a `▁` followed by letters only) among the target tokens of
 /// `examples`, most frequent first.

@@ -24,7 +24,7 @@ use seqls_data::corpus::encode_pairs;
 use seqls_data::tokenizer::PAD;
 use seqls_data::{Batch, Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
 use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_model::inference::BatchTensors;
+use seqls_model::tensors::BatchTensors;
 use seqls_model::{
     Normalize, Transformer, distillation_kl, distillation_objective, label_smoothed_loss, translate,
 };

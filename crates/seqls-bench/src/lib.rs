@@ -17,7 +17,7 @@ use seqls_data::tokenizer::{EOS, PAD};
 use seqls_data::{Example, make_batch};
 use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::{ModelConfig, translate};
-use seqls_train::TrainConfig;
+use seqls_run::TrainConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;

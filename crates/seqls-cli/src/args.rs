@@ -2,7 +2,7 @@
 
 use clap::{Args, ValueEnum};
 use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_train::{ExperimentConfig, RunDir};
+use seqls_run::{ExperimentConfig, RunDir};
 use std::path::PathBuf;
 
 /// `--device`.
@@ -166,8 +166,8 @@ impl SearchArgs {
     pub fn for_run(
         &self,
         run: &RunDir,
-    ) -> anyhow::Result<(seqls_train::ExperimentConfig, SearchConfig)> {
-        let config = seqls_train::ExperimentConfig::load(&run.config())?;
+    ) -> anyhow::Result<(seqls_run::ExperimentConfig, SearchConfig)> {
+        let config = seqls_run::ExperimentConfig::load(&run.config())?;
         let limit = config.model.max_len.saturating_sub(1).max(1);
         let search = self.apply(config.decode.clone(), limit)?;
         Ok((config, search))

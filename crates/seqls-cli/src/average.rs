@@ -1,7 +1,7 @@
 //! `seqls average`: checkpoint averaging (fairseq's `average_checkpoints.py`).
 
 use clap::Args;
-use seqls_train::{RunDir, RunLock};
+use seqls_run::{RunDir, RunLock};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -34,7 +34,7 @@ pub fn run(args: AverageArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(_, p)| p.clone())
         .collect();
-    let bytes = seqls_train::run::average_weights(&files)?;
+    let bytes = seqls_run::run::average_weights(&files)?;
     seqls_data::read::write_atomic(&run.average_model(), &bytes)?;
     let names: Vec<String> = files
         .iter()

@@ -1,7 +1,7 @@
 //! `seqls curve`: time to BLEU from a run's kept weights and its own log.
 
 use clap::Args;
-use seqls_train::RunDir;
+use seqls_run::RunDir;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

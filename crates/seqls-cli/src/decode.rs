@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::read::{read_lines, split_lines, write_atomic};
 use seqls_data::{Batch, Example};
 use seqls_model::{teacher_forced_scores, translate};
-use seqls_train::RunDir;
+use seqls_run::RunDir;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -3,7 +3,7 @@
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use seqls_train::RunDir;
+use seqls_run::RunDir;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 

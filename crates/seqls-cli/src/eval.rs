@@ -4,8 +4,8 @@
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};
+use seqls_run::RunDir;
 use seqls_sweep::evaluate;
-use seqls_train::RunDir;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -1,7 +1,7 @@
-//! `seqls export`: a run's weights for use outside seqls (see [`seqls_train::export`]).
+//! `seqls export`: a run's weights for use outside seqls (see [`seqls_run::export`]).
 
 use clap::{Args, ValueEnum};
-use seqls_train::RunDir;
+use seqls_run::RunDir;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -28,8 +28,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         .out
         .unwrap_or_else(|| run.root.join("export-safetensors"));
     let ExportFormat::Safetensors = args.format;
-    let written =
-        seqls_train::export::export_safetensors(&run, &out, &burn::tensor::Device::flex())?;
+    let written = seqls_run::export::export_safetensors(&run, &out, &burn::tensor::Device::flex())?;
     for p in written {
         println!("wrote {}", p.display());
     }

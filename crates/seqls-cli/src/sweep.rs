@@ -63,7 +63,7 @@ pub struct SweepArgs {
     max_epochs: Option<usize>,
     /// Wall-clock budget of each training job, e.g. 12m (overrides train.max_time)
     #[arg(long)]
-    max_time: Option<seqls_train::WallClock>,
+    max_time: Option<seqls_run::WallClock>,
     #[command(flatten)]
     device: crate::DeviceArgs,
 }
@@ -148,7 +148,7 @@ fn print_status(sweep: &Sweep) -> anyhow::Result<()> {
         let state = if finished {
             students_done += 1;
             "done".to_string()
-        } else if let Some(holder) = seqls_train::RunLock::holder(&job.run.root) {
+        } else if let Some(holder) = seqls_run::RunLock::holder(&job.run.root) {
             format!("running ({holder})")
         } else if job.run.checkpoint().exists() {
             "interrupted (has a checkpoint)".into()

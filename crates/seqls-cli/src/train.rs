@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Args;
-use seqls_train::{ExperimentConfig, Start, TrainOptions};
+use seqls_run::ExperimentConfig;
+use seqls_train::{Start, TrainOptions};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -30,7 +31,7 @@ pub struct TrainArgs {
     /// Wall-clock budget of the run, e.g. 12m, 1h30m (config: train.max_time): training validates,
     /// checkpoints and stops once it is reached (with room kept for that last validation)
     #[arg(long)]
-    pub max_time: Option<seqls_train::WallClock>,
+    pub max_time: Option<seqls_run::WallClock>,
     /// Keep the weights of the last N epochs as update-<step>.bpk (config: train.keep_last)
     #[arg(long)]
     pub keep_last: Option<usize>,

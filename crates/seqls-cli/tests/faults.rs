@@ -679,7 +679,7 @@ fn killed_at_any_moment_a_training_resumes_to_the_same_bytes() {
         // Whatever moment it died at, the checkpoint on disk is whole (or absent).
         let checkpoint = killed.join("checkpoint.bin");
         if checkpoint.exists() {
-            seqls_train::checkpoint::load(&checkpoint)
+            seqls_run::checkpoint::load(&checkpoint)
                 .unwrap_or_else(|e| panic!("round {round}: damaged checkpoint: {e}"));
         }
     }
@@ -804,7 +804,7 @@ fn on_a_full_disk_no_temporary_is_left_and_the_last_checkpoint_still_loads() {
         temporaries.iter().map(|t| &t.0).collect::<Vec<_>>()
     );
     assert!(std::fs::read(run_dir.join("checkpoint.bin")).unwrap() == before);
-    seqls_train::checkpoint::load(&run_dir.join("checkpoint.bin")).unwrap();
+    seqls_run::checkpoint::load(&run_dir.join("checkpoint.bin")).unwrap();
     let decoded = run(
         &["decode", "--model", run_dir.to_str().unwrap()],
         Some(b"ein Hund\n"),

@@ -6,7 +6,7 @@ use crate::evaluate::decode_split;
 
 use seqls_decode::SearchConfig;
 use seqls_plot::{LineChart, Series};
-use seqls_train::RunDir;
+use seqls_run::RunDir;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -82,7 +82,7 @@ pub fn time_to_bleu(
     if run.average_model().exists() {
         weights.push((last_update, run.average_model()));
     }
-    let config = seqls_train::ExperimentConfig::load(&run.config())?;
+    let config = seqls_run::ExperimentConfig::load(&run.config())?;
     let tokenizer = seqls_data::SubwordTokenizer::load(&run.tokenizer())?;
     let text = config.data.load_split(split)?;
     let mut points = vec![];

@@ -13,7 +13,7 @@ use crate::error::{At, Result, fail};
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_decode::SearchConfig;
-use seqls_train::RunDir;
+use seqls_run::RunDir;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@ use crate::report::{
 };
 use seqls_eval::{BleuOptions, SeedContrast, Term, seed_contrast};
 use seqls_plot::{LineChart, Series};
-use seqls_train::RunDir;
+use seqls_run::RunDir;
 use serde::Serialize;
 use std::fmt::Write as _;
 

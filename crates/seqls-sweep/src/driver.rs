@@ -11,7 +11,8 @@ use crate::error::{At, Result, SweepError, fail};
 use crate::evaluate::evaluate;
 
 use burn::tensor::Device;
-use seqls_train::{ExperimentConfig, RunDir, Start, TrainOptions};
+use seqls_run::{ExperimentConfig, RunDir};
+use seqls_train::{Start, TrainOptions};
 use std::path::{Path, PathBuf};
 
 /// Run directory name of `(α, seed)` inside a sweep.

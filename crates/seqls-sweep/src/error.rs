@@ -17,6 +17,8 @@ pub enum SweepError {
     #[error(transparent)]
     Eval(#[from] seqls_eval::EvalError),
     #[error(transparent)]
+    Run(#[from] seqls_run::RunError),
+    #[error(transparent)]
     Train(#[from] seqls_train::TrainError),
     #[error(transparent)]
     Plot(#[from] seqls_plot::PlotError),

@@ -33,7 +33,7 @@ use seqls_model::{
     TokenScore, Transformer, for_each_distribution, teacher_forced_scores, translate,
 };
 use seqls_plot::{Reliability, ReliabilityGrid};
-use seqls_train::{ExperimentConfig, RunDir};
+use seqls_run::{ExperimentConfig, RunDir};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -21,7 +21,7 @@ use seqls_data::corpus::encode_pairs;
 use seqls_eval::calibration::{Calibration, pool};
 use seqls_eval::{BleuOptions, SeedContrast, SentenceStats, Term, seed_contrast, sentence_stats};
 use seqls_plot::{Figure, LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
-use seqls_train::{LogLine, RunDir, TrainSummary, ValidMetrics, read_log};
+use seqls_run::{LogLine, RunDir, TrainSummary, ValidMetrics, read_log};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;

@@ -390,7 +390,7 @@ pub fn unfinished_students(sweep: &Sweep) -> Vec<usize> {
                         .as_ref()
                         .is_some_and(|j| queued.contains(&format!("{j}_{i}")))
             });
-            !finished && !in_queue && seqls_train::RunLock::holder(&job.run.root).is_none()
+            !finished && !in_queue && seqls_run::RunLock::holder(&job.run.root).is_none()
         })
         .map(|(i, _)| i)
         .collect()
@@ -463,7 +463,7 @@ pub fn status(sweep: &Sweep) -> Vec<(TrainJob, State)> {
                         last.map_or("", |s| &s.array_job)
                     )),
                     Some((state, true)) => State::Pending(state.to_lowercase()),
-                    _ => match seqls_train::RunLock::holder(&job.run.root) {
+                    _ => match seqls_run::RunLock::holder(&job.run.root) {
                         Some(holder) => State::Running(holder),
                         None => match (last, slurm) {
                             (Some(s), Some((state, false))) => State::Failed(format!(
@@ -503,7 +503,7 @@ mod tests {
     #[test]
     fn status_reads_the_run_directories_and_the_recorded_submissions() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = seqls_train::ExperimentConfig::synth_default();
+        let mut config = seqls_run::ExperimentConfig::synth_default();
         config.sweep.alphas = vec![0.0, 0.1, 0.2, 0.3];
         config.sweep.beams = vec![1, 4];
         let sweep = Sweep::create(dir.path(), config).unwrap();
@@ -537,7 +537,7 @@ mod tests {
     #[test]
     fn distillation_students_get_their_own_array_after_the_teachers() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = seqls_train::ExperimentConfig::synth_default();
+        let mut config = seqls_run::ExperimentConfig::synth_default();
         config.sweep.alphas = vec![0.0, 0.1];
         config.sweep.beams = vec![1, 4];
         config.distill.kinds = vec!["word".into(), "seq".into()];

@@ -12,9 +12,12 @@ pub enum TrainError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The config or the run directory.
+    #[error(transparent)]
+    Run(#[from] seqls_run::RunError),
     /// The run directory is locked by another process.
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Lock(#[from] seqls_run::LockError),
     /// The corpus or tokenizer could not be read.
     #[error(transparent)]
     Data(#[from] seqls_data::DataError),
@@ -24,8 +27,6 @@ pub enum TrainError {
     Search(#[from] seqls_decode::SearchConfigError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
-    #[error(transparent)]
-    Toml(#[from] toml::de::Error),
     #[error(transparent)]
     Eval(#[from] seqls_eval::EvalError),
     /// A refusal of this crate, described in words with the file or setting it concerns.

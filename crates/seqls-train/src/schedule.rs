@@ -6,17 +6,7 @@
 //!   `peak · (T − s) / (T − w)`, reaching 0 at the last update `T = train.max_steps`. On a fixed
 //!   budget of updates, annealing to zero converges much further than a schedule that never ends.
 
-use serde::{Deserialize, Serialize};
-
-/// The decay after the warm-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Schedule {
-    #[default]
-    InverseSqrt,
-    /// Needs `train.max_steps`.
-    LinearDecay,
-}
+use seqls_run::config::Schedule;
 
 /// Learning rate of update `step` (1-based) of `total_steps`.
 pub fn learning_rate(

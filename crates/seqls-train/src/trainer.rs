@@ -8,13 +8,7 @@
 //! `(seed, update, shard)` and the batch order of an epoch of `(seed, epoch)`, so a run resumed from a
 //! checkpoint ends bit-identical to an uninterrupted one on the CPU, whatever `--threads`.
 
-use crate::checkpoint::{self, TrainState};
-use crate::config::{ExperimentConfig, TrainConfig};
 use crate::error::At;
-use crate::lock::RunLock;
-use crate::run::{
-    RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,
-};
 use crate::schedule::learning_rate;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -28,8 +22,13 @@ use seqls_model::tensors::BatchTensors;
 use seqls_model::{
     Normalize, Transformer, distillation_kl, distillation_objective, label_smoothed_loss, translate,
 };
+use seqls_run::checkpoint::{self, TrainState};
+use seqls_run::results::{append_log, truncate_log};
+use seqls_run::run::{
+    RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,
+};
+use seqls_run::{ExperimentConfig, LogLine, RunLock, TrainConfig, TrainSummary, ValidMetrics};
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -57,80 +56,6 @@ pub struct TrainOptions {
     /// Threads used on the CPU (the size of the global rayon pool, set by the caller): with 1 the
     /// shards of a batch run one after the other on the calling thread, else as tasks of that pool.
     pub threads: usize,
-}
-
-/// Validation metrics, per non-pad target token (`</s>` included), in nats.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct ValidMetrics {
-    pub smoothed_loss: f64,
-    pub nll: f64,
-    /// `exp(nll)`.
-    pub perplexity: f64,
-    pub accuracy: f64,
-    pub tokens: usize,
-}
-
-/// What `train` returns and writes to `metrics.json`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSummary {
-    pub steps: usize,
-    pub epochs_completed: usize,
-    pub best_valid_nll: Option<f64>,
-    pub best_step: Option<usize>,
-    pub final_valid: Option<ValidMetrics>,
-    pub train_seconds: f64,
-    /// Wall-clock seconds of the run (data loading, updates, validation, checkpoints), over resumes.
-    pub wall_seconds: f64,
-    /// Why training ended: `epochs`, `steps` or `time` (`train.max_time` reached).
-    pub stopped_by: String,
-    pub target_tokens_per_sec: f64,
-    pub threads: usize,
-    pub train_pairs: usize,
-    pub filtered_long: usize,
-    pub skipped_empty: usize,
-}
-
-/// One line of `log.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum LogLine {
-    Train {
-        step: usize,
-        epoch: usize,
-        lr: f64,
-        loss: f64,
-        nll: f64,
-        tokens_per_sec: f64,
-    },
-    Valid {
-        step: usize,
-        epoch: usize,
-        metrics: ValidMetrics,
-        greedy_bleu: Option<f64>,
-        train_seconds: f64,
-        wall_seconds: f64,
-    },
-}
-
-impl TrainSummary {
-    /// Reads `metrics.json`; a missing or malformed field is an error naming the file.
-    pub fn read(path: &Path) -> Result<TrainSummary, crate::error::TrainError> {
-        let text = std::fs::read_to_string(path).at(path.display())?;
-        serde_json::from_str(&text).at(path.display())
-    }
-}
-
-/// Reads `log.jsonl`; a malformed line is an error naming the file and line.
-pub fn read_log(path: &Path) -> Result<Vec<LogLine>, crate::error::TrainError> {
-    let text = std::fs::read_to_string(path).at(path.display())?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1).into())
-        })
-        .collect()
 }
 
 /// Sums the squares of every parameter's gradient.
@@ -449,51 +374,6 @@ fn greedy_bleu(
 
 fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::error::TrainError> {
     seqls_data::read::write_atomic(path, bytes).map_err(Into::into)
-}
-
-/// Appends one line to `log.jsonl` and counts it in `state.log_lines`.
-fn append_log(
-    path: &Path,
-    line: &LogLine,
-    state: &mut TrainState,
-) -> Result<(), crate::error::TrainError> {
-    let text = serde_json::to_string(line).at(path.display())?;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .at(path.display())?;
-    writeln!(file, "{text}").at(path.display())?;
-    state.log_lines = Some(state.log_lines.unwrap_or(0) + 1);
-    Ok(())
-}
-
-/// Cuts `log.jsonl` back to what it held when the checkpoint of `state` was taken: its first
-/// `state.log_lines` lines (or, for checkpoints without that count, the lines of updates up to
-/// `state.step`), so that updates replayed after a kill are logged once.
-fn truncate_log(path: &Path, state: &TrainState) -> Result<(), crate::error::TrainError> {
-    #[derive(serde::Deserialize)]
-    struct Step {
-        step: usize,
-    }
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: Vec<&str> = match state.log_lines {
-        Some(n) => text.lines().take(n).collect(),
-        None => text
-            .lines()
-            .take_while(|l| serde_json::from_str::<Step>(l).is_ok_and(|s| s.step <= state.step))
-            .collect(),
-    };
-    let mut out = kept.join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    if out.len() != text.len() {
-        write_text(path, &out)?;
-    }
-    Ok(())
 }
 
 /// Settings whose change alters the results of a run: everything but the names below, which only
@@ -1023,7 +903,7 @@ impl<'a> Trainer<'a> {
         window.nll += nll_sum;
         window.tokens += n_tokens;
         bar.inc(1);
-        if state.step % t.log_every.max(1) == 0 {
+        if state.step.is_multiple_of(t.log_every.max(1)) {
             let n = window.tokens.max(1) as f64;
             let tokens_per_sec =
                 window.tokens as f64 / window.started.elapsed().as_secs_f64().max(1e-9);
@@ -1052,10 +932,10 @@ impl<'a> Trainer<'a> {
             *window = LogWindow::new();
         }
         self.changed = true;
-        if t.valid_every > 0 && self.state.step % t.valid_every == 0 {
+        if t.valid_every > 0 && self.state.step.is_multiple_of(t.valid_every) {
             self.validate(&model, self.state.epoch + 1, false)?;
         }
-        if self.state.step % t.checkpoint_every.max(1) == 0 {
+        if self.state.step.is_multiple_of(t.checkpoint_every.max(1)) {
             self.save_checkpoint(&model)?;
         }
         Ok(model)
@@ -1151,7 +1031,8 @@ impl<'a> Trainer<'a> {
             train_seconds: self.clock.train_seconds,
             wall_seconds: self.clock.wall(),
         };
-        write_text(&self.run.timing(), &serde_json::to_string(&timing)?)
+        write_text(&self.run.timing(), &serde_json::to_string(&timing)?)?;
+        Ok(())
     }
 
     /// After the last update: the final validation (where the last epoch did not end with one), the

@@ -3,9 +3,10 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
-use seqls_train::checkpoint;
-use seqls_train::run::load_weights;
-use seqls_train::{ExperimentConfig, Start, TrainOptions, train};
+use seqls_run::ExperimentConfig;
+use seqls_run::checkpoint;
+use seqls_run::run::load_weights;
+use seqls_train::{Start, TrainOptions, train};
 
 /// The backend's random generator (parameter initialisation) is process-wide: trainings in parallel
 /// test threads would interleave their draws, so each test holds this lock.
@@ -198,7 +199,7 @@ fn a_time_limit_stops_cleanly_and_averaging_is_the_parameter_mean() {
     assert!(summary.epochs_completed < 1000);
     // The limit keeps room for the last validation: the run ends near it, not long after.
     assert!(summary.wall_seconds < 1.5 + 1.0, "{}", summary.wall_seconds);
-    let kept = seqls_train::RunDir::new(dir.path()).kept();
+    let kept = seqls_run::RunDir::new(dir.path()).kept();
     assert_eq!(kept.len(), 3, "{kept:?}");
     let values: Vec<Vec<f32>> = kept
         .iter()
@@ -216,7 +217,7 @@ fn a_time_limit_stops_cleanly_and_averaging_is_the_parameter_mean() {
         );
     }
     // The run's model is now the average.
-    let (_, _, model) = seqls_train::RunDir::new(dir.path())
+    let (_, _, model) = seqls_run::RunDir::new(dir.path())
         .load_model(&Device::flex())
         .unwrap();
     assert_eq!(model_values(&model), average);

@@ -3,7 +3,6 @@
 
 use crate::duration::WallClock;
 use crate::error::At;
-use crate::schedule::Schedule;
 use seqls_data::DataConfig;
 use seqls_decode::SearchConfig;
 use seqls_model::{ModelConfig, Normalize, SmoothingVariant};
@@ -219,13 +218,13 @@ pub const SYNTH_TOML: &str = include_str!("../../../configs/synth.toml");
 
 impl ExperimentConfig {
     /// Reads a TOML config; errors name the file and the offending key or line.
-    pub fn load(path: &Path) -> Result<Self, crate::error::TrainError> {
+    pub fn load(path: &Path) -> Result<Self, crate::error::RunError> {
         let text = std::fs::read_to_string(path).at(path.display())?;
         Self::parse(&text).at(path.display())
     }
 
     /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<Self, crate::error::TrainError> {
+    pub fn parse(text: &str) -> Result<Self, crate::error::RunError> {
         toml::from_str(text).map_err(Into::into)
     }
 
@@ -236,7 +235,7 @@ impl ExperimentConfig {
     }
 
     /// Checks every section.
-    pub fn validate(&self) -> Result<(), crate::error::TrainError> {
+    pub fn validate(&self) -> Result<(), crate::error::RunError> {
         self.data.validate()?;
         self.model.validate()?;
         self.decode.validate()?;
@@ -308,6 +307,16 @@ impl ExperimentConfig {
         // Cannot fail: every field of the config is a TOML-representable value (numbers, strings, tables).
         toml::to_string_pretty(self).expect("config serialises")
     }
+}
+
+/// The learning-rate decay after the warm-up (`seqls_train::schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    #[default]
+    InverseSqrt,
+    /// Needs `train.max_steps`.
+    LinearDecay,
 }
 
 #[cfg(test)]

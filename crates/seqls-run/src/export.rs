@@ -95,7 +95,7 @@ pub fn export_safetensors(
     run: &RunDir,
     out: &Path,
     device: &Device,
-) -> Result<Vec<PathBuf>, crate::error::TrainError> {
+) -> Result<Vec<PathBuf>, crate::error::RunError> {
     let (config, tokenizer, model) = run.load_model(device)?;
     let bytes = weights_bytes(&model)?;
     let reader =

@@ -94,7 +94,7 @@ impl RunDir {
     pub fn load_model(
         &self,
         device: &Device,
-    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), crate::error::TrainError> {
+    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), crate::error::RunError> {
         self.load_model_with(device, None)
     }
 
@@ -104,14 +104,14 @@ impl RunDir {
         &self,
         device: &Device,
         weights: Option<&Path>,
-    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), crate::error::TrainError> {
+    ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), crate::error::RunError> {
         if !self.root.is_dir() {
             return Err(format!("{}: no such run directory", self.root.display()).into());
         }
         let config = ExperimentConfig::load(&self.config())?;
         let tokenizer = SubwordTokenizer::load(&self.tokenizer())?;
         let model = config.model.init(tokenizer.vocab_size(), device);
-        let read = |path: &Path| -> Result<(Vec<u8>, String), crate::error::TrainError> {
+        let read = |path: &Path| -> Result<(Vec<u8>, String), crate::error::RunError> {
             let bytes = std::fs::read(path).at(path.display())?;
             Ok((bytes, path.display().to_string()))
         };
@@ -138,7 +138,7 @@ impl RunDir {
 }
 
 /// Model weights as burnpack bytes, byte-reproducible (see [`stable_ids`]).
-pub fn weights_bytes(model: &Transformer) -> Result<Vec<u8>, crate::error::TrainError> {
+pub fn weights_bytes(model: &Transformer) -> Result<Vec<u8>, crate::error::RunError> {
     Ok(stable_ids(model)?.0)
 }
 
@@ -151,7 +151,7 @@ pub fn weights_bytes(model: &Transformer) -> Result<Vec<u8>, crate::error::Train
 pub fn checkpoint_bytes(
     model: &Transformer,
     optimizer: &burn::optim::ModuleOptimizer,
-) -> Result<(Vec<u8>, Vec<u8>), crate::error::TrainError> {
+) -> Result<(Vec<u8>, Vec<u8>), crate::error::RunError> {
     let (weights, ids) = stable_ids(model)?;
     let optim = optimizer
         .into_bytes()
@@ -186,7 +186,7 @@ pub fn checkpoint_bytes(
 /// The model's burnpack bytes with stable parameter ids, and the map from the model's ids to them.
 fn stable_ids(
     model: &Transformer,
-) -> Result<(Vec<u8>, BTreeMap<u64, u64>), crate::error::TrainError> {
+) -> Result<(Vec<u8>, BTreeMap<u64, u64>), crate::error::RunError> {
     let bytes = model
         .clone()
         .into_record()
@@ -223,7 +223,7 @@ fn pack_parts(reader: &burn_pack::Reader) -> PackParts {
     (metadata, scalars)
 }
 
-fn read_pack(bytes: Vec<u8>) -> Result<burn_pack::Reader, crate::error::TrainError> {
+fn read_pack(bytes: Vec<u8>) -> Result<burn_pack::Reader, crate::error::RunError> {
     burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes)).at("reading burnpack bytes")
 }
 
@@ -232,7 +232,7 @@ fn write_pack(
     mut tensors: Vec<burn_pack::Tensor>,
     metadata: Vec<(String, String)>,
     scalars: Vec<(String, burn_pack::Scalar)>,
-) -> Result<Vec<u8>, crate::error::TrainError> {
+) -> Result<Vec<u8>, crate::error::RunError> {
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let mut writer = burn_pack::Writer::new(tensors);
     for (key, value) in &metadata {
@@ -247,11 +247,11 @@ fn write_pack(
 /// The element-wise mean of the weights in `files` (burnpack files of one model), as burnpack bytes:
 /// fairseq's `average_checkpoints.py`. Every file must hold the same tensors with the same shapes;
 /// float32 tensors are summed in float64 and divided by the number of files.
-pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::TrainError> {
+pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::RunError> {
     let Some(first) = files.first() else {
         return Err("no kept weights to average (train with train.keep_last > 0)".into());
     };
-    let read = |path: &PathBuf| -> Result<burn_pack::Reader, crate::error::TrainError> {
+    let read = |path: &PathBuf| -> Result<burn_pack::Reader, crate::error::RunError> {
         let bytes = std::fs::read(path).at(path.display())?;
         read_pack(bytes).at(path.display())
     };
@@ -260,7 +260,7 @@ pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::Train
     let base_tensors = base.into_tensors().at(first.display())?;
     let mut sums: Vec<Vec<f64>> = Vec::with_capacity(base_tensors.len());
     let f32_of =
-        |t: &burn_pack::Tensor, path: &PathBuf| -> Result<Vec<f32>, crate::error::TrainError> {
+        |t: &burn_pack::Tensor, path: &PathBuf| -> Result<Vec<f32>, crate::error::RunError> {
             if t.dtype != burn_pack::DType::F32 {
                 return Err(format!("{}: {} is not float32", path.display(), t.name).into());
             }
@@ -336,7 +336,7 @@ pub fn load_weights(
     model: Transformer,
     bytes: Vec<u8>,
     origin: &str,
-) -> Result<Transformer, crate::error::TrainError> {
+) -> Result<Transformer, crate::error::RunError> {
     let Some(found) = tensor_shapes(bytes.clone()) else {
         return Err(
             format!("{origin}: not a model weights file (empty, truncated or corrupt)").into(),
@@ -387,6 +387,6 @@ fn mismatch(model: &Transformer, found: &[(String, Vec<usize>)], origin: &str) -
 }
 
 /// Writes `text` to `path` atomically.
-pub fn write_text(path: &Path, text: &str) -> Result<(), crate::error::TrainError> {
+pub fn write_text(path: &Path, text: &str) -> Result<(), crate::error::RunError> {
     seqls_data::read::write_atomic(path, text.as_bytes()).map_err(Into::into)
 }

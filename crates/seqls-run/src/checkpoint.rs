@@ -6,7 +6,7 @@
 //! bytes, optimiser bytes.
 
 use crate::error::At;
-use crate::trainer::ValidMetrics;
+use crate::results::ValidMetrics;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -55,7 +55,7 @@ pub fn save(
 }
 
 /// Reads a checkpoint: `(state, model bytes, optimiser bytes)`.
-pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error::TrainError> {
+pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error::RunError> {
     let bytes = std::fs::read(path).at(path.display())?;
     let bad = |why: &str| {
         format!(

@@ -297,13 +297,49 @@ pub struct DecoderLayer {
     pre_norm: bool,
 }
 
-/// Cached keys/values of one decoder layer, each `[rows, H, len, dh]`.
+/// Cached keys/values of one decoder layer, each `[rows, H, len, dh]`: the self-attention's grow by
+/// one position per step, the cross-attention's are computed once from the source.
+///
+/// The self-attention cache grows by concatenation. Preallocated storage written in place (candle's
+/// `KvCache`) was measured slower on burn-flex: attention then reads a strided view and the capacity
+/// growth allocates twice, while beam search copies the whole cache at every step's reorder anyway.
 #[derive(Clone, Debug)]
 struct LayerCache {
     self_keys: Option<Tensor<4>>,
     self_values: Option<Tensor<4>>,
     cross_keys: Tensor<4>,
     cross_values: Tensor<4>,
+}
+
+/// `t` in row-major storage of its own (`split_heads` returns a strided view).
+fn contiguous(t: Tensor<4>) -> Tensor<4> {
+    let device = t.device();
+    Tensor::from_data(t.into_data(), &device)
+}
+
+/// `order` as an Int tensor of row indices.
+fn index_tensor(order: &[usize], device: &Device) -> Tensor<1, Int> {
+    let data: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(data, [order.len()]), device)
+}
+
+/// Rows `order` of a contiguous CPU tensor `t` `[rows, …]`: one copy of each row into fresh storage,
+/// where the backend's `select` first zeroes the output and then copies.
+fn gather_rows(t: Tensor<4>, order: &[usize]) -> Tensor<4> {
+    let [rows, heads, positions, dh] = t.dims();
+    let device = t.device();
+    let data = t.into_data();
+    // Cannot fail: the model computes in f32 on every backend.
+    let src: &[f32] = data.as_slice().expect("f32 cache");
+    let row = src.len() / rows.max(1);
+    let mut out = Vec::with_capacity(order.len() * row);
+    for &r in order {
+        out.extend_from_slice(&src[r * row..(r + 1) * row]);
+    }
+    Tensor::from_data(
+        TensorData::new(out, [order.len(), heads, positions, dh]),
+        &device,
+    )
 }
 
 impl DecoderLayer {
@@ -423,18 +459,37 @@ impl DecoderCache {
     /// The source side (cross-attention keys/values, source mask) depends only on each row's source
     /// sentence: with `same_sources` (row `order[i]` has the same source as row `i`, as when a beam is
     /// permuted within its sentence) it is left in place and only the self-attention cache moves.
-    pub fn reorder(&mut self, order: Tensor<1, Int>, same_sources: bool) {
+    pub fn reorder(&mut self, order: &[usize], same_sources: bool) {
+        let device = self.memory_mask.device();
+        let on_cpu = device == Device::flex();
+        let index = index_tensor(order, &device);
         if !same_sources {
-            self.memory_mask = self.memory_mask.clone().select(0, order.clone());
+            self.memory_mask = self.memory_mask.clone().select(0, index.clone());
         }
-        for layer in &mut self.layers {
-            if !same_sources {
-                layer.cross_keys = layer.cross_keys.clone().select(0, order.clone());
-                layer.cross_values = layer.cross_values.clone().select(0, order.clone());
+        // Each tensor is moved out of the cache, so that the gather reads its only reference.
+        let reorder = |t: Tensor<4>| {
+            if on_cpu {
+                gather_rows(t, order)
+            } else {
+                t.select(0, index.clone())
             }
-            layer.self_keys = layer.self_keys.take().map(|t| t.select(0, order.clone()));
-            layer.self_values = layer.self_values.take().map(|t| t.select(0, order.clone()));
-        }
+        };
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .map(|layer| {
+                let (cross_keys, cross_values) = if same_sources {
+                    (layer.cross_keys, layer.cross_values)
+                } else {
+                    (reorder(layer.cross_keys), reorder(layer.cross_values))
+                };
+                LayerCache {
+                    self_keys: layer.self_keys.map(reorder),
+                    self_values: layer.self_values.map(reorder),
+                    cross_keys,
+                    cross_values,
+                }
+            })
+            .collect();
     }
 }
 
@@ -508,6 +563,15 @@ impl Transformer {
         }
     }
 
+    /// [`project`](Self::project) of `[rows, d]` hidden states: a 2-D product, which the backend runs
+    /// on the transposed embedding in place (the 3-D product first copies the `V × d` matrix).
+    fn project_rows(&self, hidden: Tensor<2>) -> Tensor<2> {
+        match &self.output {
+            Some(linear) => linear.forward(hidden),
+            None => hidden.matmul(self.target_embedding().weight.val().transpose()),
+        }
+    }
+
     /// `true` at source padding, `[B, 1, 1, S]`.
     pub fn source_mask(src: &Tensor<2, Int>, pad_id: u32) -> Tensor<4, Bool> {
         let [b, s] = src.dims();
@@ -556,11 +620,18 @@ impl Transformer {
     pub fn start_decoding(&self, src: Tensor<2, Int>, pad_id: u32) -> DecoderCache {
         let memory_mask = Self::source_mask(&src, pad_id);
         let memory = self.encode(src, &memory_mask);
+        let on_cpu = memory.device() == Device::flex();
         let layers = self
             .decoder
             .iter()
             .map(|layer| {
                 let (cross_keys, cross_values) = layer.cross_attention.keys_values(memory.clone());
+                // On the CPU, laid out row-major once, so that a reorder gathers rows in place.
+                let (cross_keys, cross_values) = if on_cpu {
+                    (contiguous(cross_keys), contiguous(cross_values))
+                } else {
+                    (cross_keys, cross_values)
+                };
                 LayerCache {
                     self_keys: None,
                     self_values: None,
@@ -596,8 +667,8 @@ impl Transformer {
         let hidden = match &self.decoder_norm {
             Some(norm) => norm.forward(x),
             None => x,
-        };
-        let logits = self.project(hidden.clone());
-        (logits.squeeze_dim::<2>(1), hidden.squeeze_dim::<2>(1))
+        }
+        .squeeze_dim::<2>(1);
+        (self.project_rows(hidden.clone()), hidden)
     }
 }

@@ -163,7 +163,8 @@ impl Default for SweepConfig {
 /// `[distill]`: the distillation study of `seqls sweep` (off unless `kinds` is non-empty). Every run of
 /// the sweep (each α and seed) is a teacher; for each, students of the shape `student` are trained:
 /// `word` (word-level KD at every temperature × weight), `seq` (on the teacher's beam-`seq_beam`
-/// translations of the training sources); plus, per seed, a `baseline` student on the references.
+/// translations of the training sources); plus, per seed, a `baseline` student on the references and
+/// one more on the references with label smoothing at each α of `smoothed_baselines`.
 /// Students are evaluated at beam 1 and at `sweep.compare_beam` on the sweep's test splits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -180,6 +181,9 @@ pub struct DistillConfig {
     pub seq_beam: usize,
     /// Train a student on the references alone (per seed).
     pub baseline: bool,
+    /// Also train a student on the references with label smoothing at each of these α (per seed):
+    /// the comparison of Müller et al. (2019) for a smoothed teacher's student.
+    pub smoothed_baselines: Vec<f64>,
     /// The students' `train.max_epochs` (default: the teachers').
     pub max_epochs: Option<usize>,
 }
@@ -194,6 +198,7 @@ impl Default for DistillConfig {
             weights: vec![0.5],
             seq_beam: 4,
             baseline: true,
+            smoothed_baselines: Vec::new(),
             max_epochs: None,
         }
     }

@@ -91,14 +91,15 @@ pub(crate) fn write_distillation(
     let student_shape = &students[0].job.config.model;
     writeln!(
         md,
-        "## Distillation: is a smoothed teacher a worse teacher?\n\n{} finished students (d = {}, {}+{} layers, FF {}, α = {}), \
-         each trained from one teacher run of the table above with the teacher's seed.\n",
+        "## Distillation: is a smoothed teacher a worse teacher?\n\n{} finished students (d = {}, {}+{} layers, FF {}; trained \
+         with label smoothing α = {} unless their name says otherwise), each distilled student from one teacher run of the \
+         table above with the teacher's seed.\n",
         students.len(),
         student_shape.d_model,
         student_shape.encoder_layers,
         student_shape.decoder_layers,
         student_shape.d_ff,
-        students[0].job.config.train.alpha
+        sweep.config.distill.student_alpha
     )?;
     let mut comparisons = Vec::new();
     for split in &sweep.test_splits {
@@ -120,11 +121,12 @@ pub(crate) fn write_distillation(
                 .iter()
                 .filter(|s| &s.job.kind.label() == kind)
                 .collect();
-            let teacher_alphas: Vec<Option<f64>> = if of_kind[0].job.kind == StudentKind::Baseline {
-                vec![None]
-            } else {
-                alphas.iter().map(|&a| Some(a)).collect()
-            };
+            let teacher_alphas: Vec<Option<f64>> =
+                if matches!(of_kind[0].job.kind, StudentKind::Baseline { .. }) {
+                    vec![None]
+                } else {
+                    alphas.iter().map(|&a| Some(a)).collect()
+                };
             let mut points = Vec::new();
             let mut errors = Vec::new();
             for teacher_alpha in teacher_alphas {

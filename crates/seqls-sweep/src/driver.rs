@@ -40,8 +40,8 @@ pub enum StudentKind {
     Word { temperature: f64, weight: f64 },
     /// Trained on the teacher's beam-`beam` translations.
     Seq { beam: usize },
-    /// Trained on the references.
-    Baseline,
+    /// Trained on the references with label smoothing `alpha`.
+    Baseline { alpha: f64 },
 }
 
 impl StudentKind {
@@ -53,7 +53,7 @@ impl StudentKind {
                 weight,
             } => format!("word T={temperature} β={weight}"),
             StudentKind::Seq { beam } => format!("seq beam {beam}"),
-            StudentKind::Baseline => "references".into(),
+            StudentKind::Baseline { alpha } => format!("references α={alpha}"),
         }
     }
 }
@@ -225,7 +225,10 @@ impl Sweep {
             let mut config = self.config.clone();
             config.name = format!("{}-{name}", self.config.name);
             config.model = student_model.clone();
-            config.train.alpha = d.student_alpha;
+            config.train.alpha = match kind {
+                StudentKind::Baseline { alpha } => alpha,
+                _ => d.student_alpha,
+            };
             config.train.seed = seed;
             if let Some(epochs) = d.max_epochs {
                 config.train.max_epochs = epochs;
@@ -297,11 +300,21 @@ impl Sweep {
                 }
             }
         }
-        if d.baseline {
-            for &seed in &self.config.sweep.seeds {
+        for &seed in &self.config.sweep.seeds {
+            if d.baseline {
                 jobs.push(make(
                     format!("ref-s{seed}"),
-                    StudentKind::Baseline,
+                    StudentKind::Baseline {
+                        alpha: d.student_alpha,
+                    },
+                    None,
+                    seed,
+                ));
+            }
+            for &alpha in &d.smoothed_baselines {
+                jobs.push(make(
+                    format!("ref-a{alpha}-s{seed}"),
+                    StudentKind::Baseline { alpha },
                     None,
                     seed,
                 ));
@@ -499,6 +512,7 @@ mod tests {
         config.distill.weights = vec![0.5];
         config.distill.student_alpha = 0.05;
         config.distill.max_epochs = Some(2);
+        config.distill.smoothed_baselines = vec![0.1];
         let sweep = Sweep::create(dir.path(), config.clone()).unwrap();
         let students = sweep.students();
         let names: Vec<&str> = students.iter().map(|s| s.name.as_str()).collect();
@@ -511,13 +525,15 @@ mod tests {
                 "word-T1-w0.5-a0.1-s3",
                 "word-T2-w0.5-a0.1-s3",
                 "seq-b4-a0.1-s3",
-                "ref-s3"
+                "ref-s3",
+                "ref-a0.1-s3"
             ]
         );
         for s in &students {
             let c = &s.config;
             assert_eq!((c.model.d_model, c.model.d_ff), (64, 256), "{}", s.name);
-            assert_eq!(c.train.alpha, 0.05);
+            let alpha = if s.name == "ref-a0.1-s3" { 0.1 } else { 0.05 };
+            assert_eq!(c.train.alpha, alpha, "{}", s.name);
             assert_eq!(c.train.seed, 3);
             assert_eq!(c.train.max_epochs, 2);
             assert!(c.distill.kinds.is_empty(), "a student is no sweep");
@@ -545,8 +561,10 @@ mod tests {
         );
         assert!(seq.config.train.teacher.is_none());
         let reference = &students[6];
-        assert_eq!(reference.kind, StudentKind::Baseline);
+        assert_eq!(reference.kind, StudentKind::Baseline { alpha: 0.05 });
         assert!(reference.teacher_run.is_none() && reference.config.data.train.is_empty());
+        assert_eq!(students[7].kind, StudentKind::Baseline { alpha: 0.1 });
+        assert_eq!(students[7].kind.label(), "references α=0.1");
         // Without distill.max_epochs the students train as long as the teachers.
         config.distill.max_epochs = None;
         let other = tempfile::tempdir().unwrap();

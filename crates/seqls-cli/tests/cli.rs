@@ -824,7 +824,7 @@ fn a_distillation_sweep_trains_every_student_and_reports_them() {
         "## Distillation: is a smoothed teacher a worse teacher?",
         "| word T=2 β=0.5 | 0.1 | 1 |",
         "| seq beam 2 | 0 | 1 |",
-        "| references | – | 1 |",
+        "| references α=0 | – | 1 |",
         "Each student against the student of the same kind",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");

@@ -303,3 +303,91 @@ fn a_distilled_student_trains_resumes_bit_identically_and_checks_its_teacher() {
     assert!(err.to_string().contains("no trained model"), "{err}");
     assert!(!refused.exists());
 }
+
+/// The objective a student logs for its first update equals `(1 − β)·Σ LS-CE + β·T²·Σ KL` over the
+/// non-pad tokens of the first batch, divided by their number, computed here in float64 from the
+/// teacher's and the student's logits. (The student's weights at that update are those it saves: its
+/// learning rate is 1e-30, and it has no dropout.)
+#[test]
+fn a_students_first_logged_objective_equals_a_float64_computation() {
+    use seqls_data::corpus::encode_pairs;
+    use seqls_data::tokenizer::PAD;
+    use seqls_data::{make_batch, plan_batches};
+    use seqls_model::tensors::BatchTensors;
+    use seqls_run::{LogLine, RunDir, read_log};
+
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let teacher_dir = tempfile::tempdir().unwrap();
+    train(&tiny_config(12), &options(teacher_dir.path(), false, 1)).unwrap();
+    let (alpha, temperature, weight) = (0.1, 2.0, 0.5);
+    let mut c = tiny_config(1);
+    c.model.d_model = 8;
+    c.model.d_ff = 16;
+    c.model.dropout = 0.0;
+    c.train.alpha = alpha;
+    c.train.lr = 1e-30;
+    c.train.log_every = 1;
+    c.train.teacher = Some(teacher_dir.path().to_path_buf());
+    c.train.kd_temperature = temperature;
+    c.train.kd_weight = weight;
+    let dir = tempfile::tempdir().unwrap();
+    train(&c, &options(dir.path(), false, 2)).unwrap();
+    let logged = read_log(&dir.path().join("log.jsonl"))
+        .unwrap()
+        .into_iter()
+        .find_map(|l| match l {
+            LogLine::Train { step: 1, loss, .. } => Some(loss),
+            _ => None,
+        })
+        .unwrap();
+
+    let device = Device::flex();
+    let (_, tokenizer, teacher) = RunDir::new(teacher_dir.path()).load_model(&device).unwrap();
+    let (_, _, student) = RunDir::new(dir.path()).load_model(&device).unwrap();
+    let pairs = c.data.load_split("train").unwrap().pairs;
+    let examples = encode_pairs(&tokenizer, &pairs, Some(c.data.max_len))
+        .unwrap()
+        .examples;
+    let plan = plan_batches(&examples, c.data.max_tokens, Some((c.train.seed, 0)));
+    let batch = make_batch(&examples, &plan[0]);
+    let logits = |model: &seqls_model::Transformer| -> Vec<f64> {
+        let t = BatchTensors::new(&batch, &device);
+        let out = model.forward(t.src, t.tgt_in, PAD).logits;
+        out.into_data().iter::<f32>().map(f64::from).collect()
+    };
+    let (s, t) = (logits(&student), logits(&teacher));
+    let k = tokenizer.vocab_size();
+    let log_softmax = |row: &[f64], temp: f64| -> Vec<f64> {
+        let scaled: Vec<f64> = row.iter().map(|x| x / temp).collect();
+        let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + scaled.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+        scaled.iter().map(|x| x - lse).collect()
+    };
+    let (mut ce, mut kl, mut n) = (0.0, 0.0, 0usize);
+    for (i, &y) in batch.tgt_out.iter().enumerate() {
+        if y == PAD {
+            continue;
+        }
+        let (srow, trow) = (&s[i * k..(i + 1) * k], &t[i * k..(i + 1) * k]);
+        let lp = log_softmax(srow, 1.0);
+        // Uniform smoothing: q = (1 − α)·onehot(y) + α/K.
+        ce += -(1.0 - alpha) * lp[y as usize] - alpha / k as f64 * lp.iter().sum::<f64>();
+        let (ls, lt) = (
+            log_softmax(srow, temperature),
+            log_softmax(trow, temperature),
+        );
+        kl += lt
+            .iter()
+            .zip(&ls)
+            .map(|(a, b)| a.exp() * (a - b))
+            .sum::<f64>();
+        n += 1;
+    }
+    let expected = ((1.0 - weight) * ce + weight * temperature * temperature * kl) / n as f64;
+    assert!(
+        (logged - expected).abs() <= 1e-4 * expected.abs(),
+        "logged {logged} vs float64 {expected}"
+    );
+    // Both terms count: the objective is neither the plain smoothed loss nor the KL alone.
+    assert!((expected - ce / n as f64).abs() > 1e-3 && kl > 0.0);
+}

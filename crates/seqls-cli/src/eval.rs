@@ -27,7 +27,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     search: crate::args::SearchArgs,
     /// Equal-width bins of the calibration metrics (1–10000)
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = seqls_eval::calibration::DEFAULT_BINS as u32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     bins: u32,
     /// Output file (default: RUN/eval-<split>-beam<K>.json)
     #[arg(long)]
@@ -50,10 +50,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.model);
     let (config, search) = args.search.for_run(&run)?;
     let split = config.data.resolve_split(&args.split)?;
-    let output = args.output.unwrap_or_else(|| {
-        run.root
-            .join(format!("eval-{split}-beam{}.json", search.beam_size))
-    });
+    let output = args
+        .output
+        .unwrap_or_else(|| run.eval_file(&split, search.beam_size));
     if output.exists() && args.skip_finished {
         eprintln!("{} exists: skipped", output.display());
         return Ok(());

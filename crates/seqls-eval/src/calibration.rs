@@ -12,6 +12,9 @@
 //!
 //! All values lie in [0, 1]; `N` counts every token given, including any with confidence 0.
 
+/// The number of equal-width bins of `seqls eval` and of every sweep evaluation (Guo et al. 2017).
+pub const DEFAULT_BINS: usize = 15;
+
 use serde::{Deserialize, Serialize};
 
 /// Calibration metrics of a set of predictions.

@@ -20,9 +20,6 @@ pub fn run_name(alpha: f64, seed: u64) -> String {
     format!("a{alpha}-s{seed}")
 }
 
-/// The calibration bins of every sweep evaluation (the `seqls eval` default).
-pub const SWEEP_BINS: usize = 15;
-
 /// One training of the sweep.
 #[derive(Debug, Clone)]
 pub struct TrainJob {
@@ -470,7 +467,15 @@ fn train_and_evaluate(
             continue;
         }
         let search = search_at(config, *beam);
-        let r = evaluate(run, split, &search, SWEEP_BINS, output, device, threads)?;
+        let r = evaluate(
+            run,
+            split,
+            &search,
+            seqls_eval::calibration::DEFAULT_BINS,
+            output,
+            device,
+            threads,
+        )?;
         eprintln!(
             "   {label} {split} beam {beam}: BLEU {:.2}, ECE {:.4}",
             r.bleu.score, r.teacher_forced.with_eos.ece

@@ -707,13 +707,32 @@ fn write_figures(
         written: Vec::new(),
     };
     std::fs::create_dir_all(&figures.dir).at(figures.dir.display())?;
-    let grid = &sweep.config.sweep;
     let finished_seeds: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.seed).collect();
     let seeds = if finished_seeds.len() > 1 {
         format!(", mean ± std over {} seeds", finished_seeds.len())
     } else {
         String::new()
     };
+    beam_figures(&mut figures, sweep, runs, &seeds)?;
+    alpha_figures(&mut figures, sweep, runs, &seeds)?;
+    let first_seed: Vec<&RunResult> = runs
+        .iter()
+        .filter(|r| r.seed == sweep.config.sweep.seeds[0])
+        .collect();
+    epoch_figures(&mut figures, sweep, &first_seed)?;
+    reliability_figure(&mut figures, sweep, runs, finished_seeds.len() > 1)?;
+    penultimate(&mut figures, sweep, &first_seed, device)?;
+    Ok(figures.written)
+}
+
+/// BLEU against beam size per test split, one line per α, and the length ratio on the first split.
+fn beam_figures(
+    figures: &mut FigureDir,
+    sweep: &Sweep,
+    runs: &[RunResult],
+    seeds: &str,
+) -> Result<()> {
+    let grid = &sweep.config.sweep;
     let beams: Vec<f64> = grid.beams.iter().map(|&b| b as f64).collect();
     let alphas = &grid.alphas;
     for split in &sweep.test_splits {
@@ -747,6 +766,19 @@ fn write_figures(
         &format!("{primary}: hypothesis/reference length ratio vs beam size (length bias){seeds}"),
         &c,
     )?;
+    Ok(())
+}
+
+/// ECE and BLEU against α on the first split, mean ± std over seeds.
+fn alpha_figures(
+    figures: &mut FigureDir,
+    sweep: &Sweep,
+    runs: &[RunResult],
+    seeds: &str,
+) -> Result<()> {
+    let grid = &sweep.config.sweep;
+    let primary = &sweep.test_splits[0];
+    let groups = by_alpha(&grid.alphas, runs, primary);
     // Lines over α: one series per measure, mean ± std over seeds.
     let over_alpha = |label: String, f: &dyn Fn(&RunResult, &SplitResult) -> Option<f64>| {
         let mut s = Series::new(label, Vec::new());
@@ -790,8 +822,12 @@ fn write_figures(
         &format!("{primary}: BLEU vs α, one line per beam size{seeds}"),
         &c,
     )?;
+    Ok(())
+}
 
-    let first_seed: Vec<&RunResult> = runs.iter().filter(|r| r.seed == grid.seeds[0]).collect();
+/// Validation NLL (and greedy BLEU, where logged) per epoch of the first seed's runs.
+fn epoch_figures(figures: &mut FigureDir, sweep: &Sweep, first_seed: &[&RunResult]) -> Result<()> {
+    let grid = &sweep.config.sweep;
     let per_epoch = |f: fn(&EpochResult) -> Option<f64>| -> Vec<Series> {
         first_seed
             .iter()
@@ -838,7 +874,19 @@ fn write_figures(
             &c,
         )?;
     }
+    Ok(())
+}
 
+/// Teacher-forced reliability diagrams per α on the first split (tokens of all seeds pooled), and
+/// α = 0 after temperature scaling.
+fn reliability_figure(
+    figures: &mut FigureDir,
+    sweep: &Sweep,
+    runs: &[RunResult],
+    several_seeds: bool,
+) -> Result<()> {
+    let primary = &sweep.test_splits[0];
+    let groups = by_alpha(&sweep.config.sweep.alphas, runs, primary);
     // Reliability diagrams pooled over seeds.
     let pooled: Vec<(String, Calibration)> = groups
         .iter()
@@ -871,7 +919,7 @@ fn write_figures(
             })
             .collect(),
     };
-    let pooled_note = if finished_seeds.len() > 1 {
+    let pooled_note = if several_seeds {
         ", tokens of all seeds pooled"
     } else {
         ""
@@ -883,11 +931,21 @@ fn write_figures(
         ),
         &grid_figure,
     )?;
+    Ok(())
+}
 
+/// The penultimate-layer picture, from the models or, where they are not (a committed report), from
+/// its cached points.
+fn penultimate(
+    figures: &mut FigureDir,
+    sweep: &Sweep,
+    first_seed: &[&RunResult],
+    device: &Device,
+) -> Result<()> {
     // The projected points are kept in figures/penultimate.json, so that the figure can be redrawn
     // where the models are not (a committed report).
     let cache = figures.dir.join("penultimate.json");
-    let scatter = match penultimate_figure(sweep, &first_seed, device) {
+    let scatter = match penultimate_figure(sweep, first_seed, device) {
         Ok(Some(figure)) => {
             seqls_data::read::write_atomic(&cache, serde_json::to_string(&figure)?.as_bytes())?;
             Some(figure)
@@ -911,7 +969,7 @@ fn write_figures(
     if let Some(figure) = scatter {
         figures.save("penultimate", "Penultimate-layer picture", &figure)?;
     }
-    Ok(figures.written)
+    Ok(())
 }
 
 /// The penultimate-layer picture of the smallest and the largest α; `None` with a single α.

@@ -11,8 +11,8 @@
 use crate::driver::{StudentJob, StudentKind, Sweep};
 use crate::error::Result;
 use crate::report::{
-    BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, FigureDir, RunResult, SplitResult, mean_std, read_run,
-    sentence_stats_of,
+    BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, FigureDir, RunResult, SplitResult, contrast_cells, mean_std,
+    read_run, sentence_stats_of,
 };
 use seqls_eval::{BleuOptions, SeedContrast, Term, seed_contrast};
 use seqls_plot::{LineChart, Series};
@@ -190,24 +190,17 @@ pub(crate) fn write_distillation(
                 md,
                 "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
                  (Δ BLEU, mean over seeds; two-level bootstrap and t-test over seeds as above):\n\n\
-                 | student | teacher α | seeds | Δ BLEU | 95% CI | p (bootstrap) | p (t-test) |\n|---|---|---|---|---|---|---|",
+                 | student | teacher α | seeds | Δ BLEU | Δ per seed | 95% CI | p (bootstrap) | p (t-test) |\n|---|---|---|---|---|---|---|---|",
                 of_split[0].baseline_teacher_alpha
             )?;
             for c in of_split {
                 writeln!(
                     md,
-                    "| {} | {} | {} | {:+.2} | [{:+.2}, {:+.2}] | {:.4} | {} |",
+                    "| {} | {} | {} | {} |",
                     c.kind,
                     c.teacher_alpha,
                     c.seeds.len(),
-                    c.contrast.delta,
-                    c.contrast.ci.0,
-                    c.contrast.ci.1,
-                    c.contrast.p_value,
-                    c.contrast
-                        .t_test
-                        .as_ref()
-                        .map_or("–".into(), |t| format!("{:.3}", t.p_value))
+                    contrast_cells(&c.contrast)
                 )?;
             }
         }

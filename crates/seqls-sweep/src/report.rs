@@ -1025,6 +1025,95 @@ fn penultimate_figure(
     }))
 }
 
+/// What every column and comparison of the report means.
+fn definitions(md: &mut String, sweep: &Sweep) -> Result<()> {
+    let grid = &sweep.config.sweep;
+    writeln!(
+        md,
+        "BLEU: sacreBLEU on detokenised output, `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`. \
+         NLL per reference token (`</s>` included), nats. ECE/MCE/adaptive ECE: teacher-forced top-class \
+         confidence on the test references, {bins} bins, `</s>` included. T*: the temperature minimising \
+         validation NLL; ECE@T*: test ECE at T*. len bK: hypothesis/reference length ratio (13a tokens) at \
+         beam K. Inference ECE: confidence of each token the beam-{compare} search produced vs whether an \
+         edit-distance alignment to the reference matches it (Wang et al. 2020). Oracle (synthetic corpus \
+         only): oracle gap = mean |p − q| between the model's and the generator's probability of each reference word, \
+         and ECE against q. H(q)/ln(K−1), KL(q‖u), top-5 q (validation split, teacher forced): the model's \
+         distribution over the K − 1 non-reference tokens, renormalised, as its entropy relative to uniform, \
+         its KL divergence from uniform (nats) and the mass of its five largest entries, averaged over \
+         positions: what the logits say beyond the reference, which label smoothing is said to erase \
+         (Müller et al. 2019). \"{MEAN_OVER_SPLITS}\": each number averaged over the test sets. \
+         Comparisons: Δ is the mean over seeds of the per-seed corpus-BLEU difference (seed s of α against \
+         seed s of the baseline: same initialisation and batch order); the two-level bootstrap \
+         ({BOOTSTRAP_SAMPLES} resamples) draws seeds with replacement and, within each, the test sentences \
+         (paired across systems), so its interval holds both the training-seed and the test-set variance; the \
+         t-test over seeds treats the test set as fixed (S − 1 degrees of freedom). With one seed both reduce \
+         to the paired bootstrap over sentences (Koehn 2004). Search: {}.\n",
+        serde_json::to_string(&sweep.config.decode)?,
+        compare = grid.compare_beam,
+        bins = seqls_eval::calibration::DEFAULT_BINS,
+    )?;
+    Ok(())
+}
+
+/// Training time and the validation of every epoch, per run.
+fn epoch_table(md: &mut String, runs: &[RunResult]) -> Result<()> {
+    writeln!(md, "## Training time and validation per epoch\n")?;
+    writeln!(
+        md,
+        "| α | seed | threads | train s | greedy valid BLEU per epoch | valid NLL per epoch |\n|---|---|---|---|---|---|"
+    )?;
+    for r in runs {
+        let bleus: Vec<String> = r
+            .epochs
+            .iter()
+            .map(|e| e.greedy_bleu.map_or("–".into(), |b| format!("{b:.2}")))
+            .collect();
+        let nlls: Vec<String> = r.epochs.iter().map(|e| format!("{:.3}", e.nll)).collect();
+        writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {} |",
+            r.alpha,
+            r.seed,
+            r.threads,
+            r.train_seconds,
+            bleus.join(", "),
+            nlls.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// The figures, each under its title, and how the penultimate-layer picture is made.
+fn figure_list(md: &mut String, figures: &[(String, String)]) -> Result<()> {
+    writeln!(md, "## Figures\n")?;
+    for (title, stem) in figures {
+        writeln!(
+            md,
+            "### {title}\n\n![{title}]({stem}.png) ([SVG]({stem}.svg))\n"
+        )?;
+    }
+    writeln!(
+        md,
+        "Penultimate-layer picture (Müller, Kornblith & Hinton 2019, Figure 1, for translation): the \
+         three most frequent word tokens of the test references are chosen; the plane through their \
+         three output-embedding vectors gets an orthonormal basis (e1 along w2 − w1, e2 the \
+         Gram–Schmidt remainder of w3 − w1); the decoder's final hidden state at each test position \
+         whose reference is one of the three tokens (teacher forced, up to 300 per token) is projected \
+         onto it, relative to w1; crosses mark the three templates. Left: the smallest α, right: the largest.\n"
+    )?;
+    Ok(())
+}
+
+/// The commands that continue the sweep and rebuild the report.
+fn reproduce(md: &mut String, dir: &Path) -> Result<()> {
+    writeln!(
+        md,
+        "## Reproduce\n\n```\nseqls sweep --config {d}/sweep.toml --out {d}    # finished jobs are skipped\nseqls report {d}                                  # tables and figures from finished jobs\nseqls sweep --config {d}/sweep.toml --out {d} --plan   # one command per job\n```",
+        d = dir.display()
+    )?;
+    Ok(())
+}
+
 /// Assembles the report of the sweep directory `dir` from its finished jobs; returns the markdown.
 pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     let sweep = Sweep::open(dir)?;
@@ -1082,53 +1171,8 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
         }
         writeln!(md)?;
     }
-    writeln!(
-        md,
-        "BLEU: sacreBLEU on detokenised output, `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`. \
-         NLL per reference token (`</s>` included), nats. ECE/MCE/adaptive ECE: teacher-forced top-class \
-         confidence on the test references, 15 bins, `</s>` included. T*: the temperature minimising \
-         validation NLL; ECE@T*: test ECE at T*. len bK: hypothesis/reference length ratio (13a tokens) at \
-         beam K. Inference ECE: confidence of each token the beam-{compare} search produced vs whether an \
-         edit-distance alignment to the reference matches it (Wang et al. 2020). Oracle (synthetic corpus \
-         only): oracle gap = mean |p − q| between the model's and the generator's probability of each reference word, \
-         and ECE against q. H(q)/ln(K−1), KL(q‖u), top-5 q (validation split, teacher forced): the model's \
-         distribution over the K − 1 non-reference tokens, renormalised, as its entropy relative to uniform, \
-         its KL divergence from uniform (nats) and the mass of its five largest entries, averaged over \
-         positions: what the logits say beyond the reference, which label smoothing is said to erase \
-         (Müller et al. 2019). \"{MEAN_OVER_SPLITS}\": each number averaged over the test sets. \
-         Comparisons: Δ is the mean over seeds of the per-seed corpus-BLEU difference (seed s of α against \
-         seed s of the baseline: same initialisation and batch order); the two-level bootstrap \
-         ({BOOTSTRAP_SAMPLES} resamples) draws seeds with replacement and, within each, the test sentences \
-         (paired across systems), so its interval holds both the training-seed and the test-set variance; the \
-         t-test over seeds treats the test set as fixed (S − 1 degrees of freedom). With one seed both reduce \
-         to the paired bootstrap over sentences (Koehn 2004). Search: {}.\n",
-        serde_json::to_string(&sweep.config.decode)?,
-        compare = grid.compare_beam,
-    )?;
-
-    writeln!(md, "## Training time and validation per epoch\n")?;
-    writeln!(
-        md,
-        "| α | seed | threads | train s | greedy valid BLEU per epoch | valid NLL per epoch |\n|---|---|---|---|---|---|"
-    )?;
-    for r in &runs {
-        let bleus: Vec<String> = r
-            .epochs
-            .iter()
-            .map(|e| e.greedy_bleu.map_or("–".into(), |b| format!("{b:.2}")))
-            .collect();
-        let nlls: Vec<String> = r.epochs.iter().map(|e| format!("{:.3}", e.nll)).collect();
-        writeln!(
-            md,
-            "| {} | {} | {} | {:.0} | {} | {} |",
-            r.alpha,
-            r.seed,
-            r.threads,
-            r.train_seconds,
-            bleus.join(", "),
-            nlls.join(", ")
-        )?;
-    }
+    definitions(&mut md, &sweep)?;
+    epoch_table(&mut md, &runs)?;
 
     let mut figure_dir = FigureDir {
         dir: sweep.dir.join("figures"),
@@ -1138,27 +1182,8 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     let distillation =
         crate::distill_report::write_distillation(&mut md, &sweep, &runs, &mut figure_dir)?;
     let figures = figure_dir.written;
-    writeln!(md, "## Figures\n")?;
-    for (title, stem) in &figures {
-        writeln!(
-            md,
-            "### {title}\n\n![{title}]({stem}.png) ([SVG]({stem}.svg))\n"
-        )?;
-    }
-    writeln!(
-        md,
-        "Penultimate-layer picture (Müller, Kornblith & Hinton 2019, Figure 1, for translation): the \
-         three most frequent word tokens of the test references are chosen; the plane through their \
-         three output-embedding vectors gets an orthonormal basis (e1 along w2 − w1, e2 the \
-         Gram–Schmidt remainder of w3 − w1); the decoder's final hidden state at each test position \
-         whose reference is one of the three tokens (teacher forced, up to 300 per token) is projected \
-         onto it, relative to w1; crosses mark the three templates. Left: the smallest α, right: the largest.\n"
-    )?;
-    writeln!(
-        md,
-        "## Reproduce\n\n```\nseqls sweep --config {d}/sweep.toml --out {d}    # finished jobs are skipped\nseqls report {d}                                  # tables and figures from finished jobs\nseqls sweep --config {d}/sweep.toml --out {d} --plan   # one command per job\n```",
-        d = dir.display()
-    )?;
+    figure_list(&mut md, &figures)?;
+    reproduce(&mut md, dir)?;
     seqls_data::read::write_atomic(&dir.join("report.md"), md.as_bytes())?;
     seqls_data::read::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
     seqls_data::read::write_atomic(

@@ -108,102 +108,18 @@ pub(crate) fn write_distillation(
             md,
             "| student | teacher α | seeds | teacher BLEU b{compare} | teacher H(q)/ln(K−1) | teacher KL(q‖u) | teacher top-5 q | student BLEU b1 | student BLEU b{compare} | student test NLL | student ECE | student oracle gap |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
         )?;
-        let teacher_of = |alpha: f64| -> Vec<&SplitResult> {
-            teachers
-                .iter()
-                .filter(|t| t.alpha == alpha)
-                .filter_map(|t| t.split(split))
-                .collect()
-        };
         let mut series: Vec<Series> = Vec::new();
         for kind in &kinds {
             let of_kind: Vec<&StudentResult> = students
                 .iter()
                 .filter(|s| &s.job.kind.label() == kind)
                 .collect();
-            let teacher_alphas: Vec<Option<f64>> =
-                if matches!(of_kind[0].job.kind, StudentKind::Baseline { .. }) {
-                    vec![None]
-                } else {
-                    alphas.iter().map(|&a| Some(a)).collect()
-                };
-            let mut points = Vec::new();
-            let mut errors = Vec::new();
-            for teacher_alpha in teacher_alphas {
-                let group: Vec<(&StudentResult, &SplitResult)> = of_kind
-                    .iter()
-                    .filter(|s| s.job.teacher_alpha == teacher_alpha)
-                    .filter_map(|s| Some((*s, s.result.split(split)?)))
-                    .collect();
-                if group.is_empty() {
-                    continue;
-                }
-                let t = teacher_alpha.map(teacher_of).unwrap_or_default();
-                let bleu_cmp = mean_of(group.iter().map(|(_, sp)| sp.at(compare).map(|b| b.bleu)));
-                writeln!(
-                    md,
-                    "| {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    teacher_alpha.map_or("–".to_string(), |a| a.to_string()),
-                    group.len(),
-                    cell(mean_of(t.iter().map(|s| s.at(compare).map(|b| b.bleu))), 2),
-                    cell(mean_of(t.iter().map(|s| s.erasure_entropy_ratio)), 4),
-                    cell(mean_of(t.iter().map(|s| s.erasure_kl_from_uniform)), 3),
-                    cell(mean_of(t.iter().map(|s| s.erasure_top5_mass)), 3),
-                    cell(
-                        mean_of(group.iter().map(|(_, sp)| sp.at(1).map(|b| b.bleu))),
-                        2
-                    ),
-                    cell(bleu_cmp, 2),
-                    cell(mean_of(group.iter().map(|(_, sp)| Some(sp.test_nll))), 4),
-                    cell(mean_of(group.iter().map(|(_, sp)| Some(sp.ece))), 4),
-                    cell(
-                        mean_of(group.iter().map(|(_, sp)| sp.oracle_mean_abs_gap)),
-                        4
-                    ),
-                )?;
-                if let Some((m, s, _)) = bleu_cmp {
-                    match teacher_alpha {
-                        Some(a) => {
-                            points.push((a, m));
-                            errors.push(s);
-                        }
-                        None => {
-                            for &a in alphas {
-                                points.push((a, m));
-                                errors.push(s);
-                            }
-                        }
-                    }
-                }
-            }
-            series.push(Series {
-                label: kind.clone(),
-                points,
-                errors,
-            });
+            series.push(kind_rows(
+                md, kind, &of_kind, teachers, split, compare, alphas,
+            )?);
             comparisons.extend(compare_kind(sweep, split, &of_kind, compare)?);
         }
-        let of_split: Vec<&StudentComparison> =
-            comparisons.iter().filter(|c| &c.split == split).collect();
-        if !of_split.is_empty() {
-            writeln!(
-                md,
-                "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
-                 (Δ BLEU, mean over seeds; two-level bootstrap and t-test over seeds as above):\n\n\
-                 | student | teacher α | seeds | Δ BLEU | Δ per seed | 95% CI | p (bootstrap) | p (t-test) |\n|---|---|---|---|---|---|---|---|",
-                of_split[0].baseline_teacher_alpha
-            )?;
-            for c in of_split {
-                writeln!(
-                    md,
-                    "| {} | {} | {} | {} |",
-                    c.kind,
-                    c.teacher_alpha,
-                    c.seeds.len(),
-                    contrast_cells(&c.contrast)
-                )?;
-            }
-        }
+        comparison_rows(md, &comparisons, split, compare)?;
         writeln!(md)?;
         let chart = LineChart {
             title: format!("{split}: student BLEU (beam {compare}) vs teacher α"),
@@ -226,6 +142,117 @@ pub(crate) fn write_distillation(
          sequence-level students only from the teacher's beam output.\n"
     )?;
     Ok(comparisons)
+}
+
+/// One kind's rows of the student table on `split` (one per teacher α, means over seeds), and its
+/// line of the figure: student BLEU at the comparison beam against teacher α (flat for a baseline).
+fn kind_rows(
+    md: &mut String,
+    kind: &str,
+    of_kind: &[&StudentResult],
+    teachers: &[RunResult],
+    split: &str,
+    compare: usize,
+    alphas: &[f64],
+) -> Result<Series> {
+    let teacher_of = |alpha: f64| -> Vec<&SplitResult> {
+        teachers
+            .iter()
+            .filter(|t| t.alpha == alpha)
+            .filter_map(|t| t.split(split))
+            .collect()
+    };
+    let teacher_alphas: Vec<Option<f64>> =
+        if matches!(of_kind[0].job.kind, StudentKind::Baseline { .. }) {
+            vec![None]
+        } else {
+            alphas.iter().map(|&a| Some(a)).collect()
+        };
+    let mut points = Vec::new();
+    let mut errors = Vec::new();
+    for teacher_alpha in teacher_alphas {
+        let group: Vec<(&StudentResult, &SplitResult)> = of_kind
+            .iter()
+            .filter(|s| s.job.teacher_alpha == teacher_alpha)
+            .filter_map(|s| Some((*s, s.result.split(split)?)))
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let t = teacher_alpha.map(teacher_of).unwrap_or_default();
+        let bleu_cmp = mean_of(group.iter().map(|(_, sp)| sp.at(compare).map(|b| b.bleu)));
+        writeln!(
+            md,
+            "| {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            teacher_alpha.map_or("–".to_string(), |a| a.to_string()),
+            group.len(),
+            cell(mean_of(t.iter().map(|s| s.at(compare).map(|b| b.bleu))), 2),
+            cell(mean_of(t.iter().map(|s| s.erasure_entropy_ratio)), 4),
+            cell(mean_of(t.iter().map(|s| s.erasure_kl_from_uniform)), 3),
+            cell(mean_of(t.iter().map(|s| s.erasure_top5_mass)), 3),
+            cell(
+                mean_of(group.iter().map(|(_, sp)| sp.at(1).map(|b| b.bleu))),
+                2
+            ),
+            cell(bleu_cmp, 2),
+            cell(mean_of(group.iter().map(|(_, sp)| Some(sp.test_nll))), 4),
+            cell(mean_of(group.iter().map(|(_, sp)| Some(sp.ece))), 4),
+            cell(
+                mean_of(group.iter().map(|(_, sp)| sp.oracle_mean_abs_gap)),
+                4
+            ),
+        )?;
+        if let Some((m, s, _)) = bleu_cmp {
+            match teacher_alpha {
+                Some(a) => {
+                    points.push((a, m));
+                    errors.push(s);
+                }
+                None => {
+                    for &a in alphas {
+                        points.push((a, m));
+                        errors.push(s);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Series {
+        label: kind.to_string(),
+        points,
+        errors,
+    })
+}
+
+/// The rows of `comparisons` on `split`: each student against its kind's student of the α = 0 teacher.
+fn comparison_rows(
+    md: &mut String,
+    comparisons: &[StudentComparison],
+    split: &str,
+    compare: usize,
+) -> Result<()> {
+    let of_split: Vec<&StudentComparison> =
+        comparisons.iter().filter(|c| c.split == split).collect();
+    if !of_split.is_empty() {
+        writeln!(
+            md,
+            "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
+             (Δ BLEU, mean over seeds; two-level bootstrap and t-test over seeds as above):\n\n\
+             | student | teacher α | seeds | Δ BLEU | Δ per seed | 95% CI | p (bootstrap) | p (t-test) |\n|---|---|---|---|---|---|---|---|",
+            of_split[0].baseline_teacher_alpha
+        )?;
+        for c in of_split {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                c.kind,
+                c.teacher_alpha,
+                c.seeds.len(),
+                contrast_cells(&c.contrast)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The students of one kind against that kind's student from the smallest-α teacher, per seed.

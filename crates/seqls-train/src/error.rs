@@ -1,17 +1,8 @@
 //! Why a training, a run directory or a config could not be used.
 
-use std::fmt::Display;
-
 /// The errors of seqls-train.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// An error with the file or step it happened at, its cause kept.
-    #[error("{context}: {source}")]
-    At {
-        context: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
     /// The config or the run directory.
     #[error(transparent)]
     Run(#[from] seqls_run::RunError),
@@ -47,17 +38,3 @@ impl From<&str> for TrainError {
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;
-
-/// Names where an error happened, keeping it as the source: `result.at(path.display())`.
-pub trait At<T> {
-    fn at(self, context: impl Display) -> Result<T>;
-}
-
-impl<T, E: std::error::Error + Send + Sync + 'static> At<T> for std::result::Result<T, E> {
-    fn at(self, context: impl Display) -> Result<T> {
-        self.map_err(|e| TrainError::At {
-            context: context.to_string(),
-            source: Box::new(e),
-        })
-    }
-}

@@ -8,7 +8,6 @@
 //! `(seed, update, shard)` and the batch order of an epoch of `(seed, epoch)`, so a run resumed from a
 //! checkpoint ends bit-identical to an uninterrupted one on the CPU, whatever `--threads`.
 
-use crate::error::At;
 use crate::schedule::learning_rate;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
@@ -23,6 +22,7 @@ use seqls_model::{
     Normalize, Transformer, distillation_kl, distillation_objective, label_smoothed_loss, translate,
 };
 use seqls_run::checkpoint::{self, TrainState};
+use seqls_run::error::At;
 use seqls_run::results::{append_log, truncate_log};
 use seqls_run::run::{
     RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,

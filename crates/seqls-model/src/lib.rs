@@ -14,8 +14,8 @@ pub mod translate;
 
 pub use error::ModelConfigError;
 pub use loss::{
-    Normalize, SmoothingVariant, TokenLoss, distillation_kl, distillation_objective,
-    label_smoothed_loss,
+    LossSums, Normalize, Smoothing, SmoothingVariant, distillation_objective, loss_sums,
+    training_objective,
 };
 pub use scorer::ModelScorer;
 pub use teacher_forced::{TokenScore, for_each_distribution, teacher_forced_scores};

@@ -1,5 +1,107 @@
-//! The decoder step's log-softmax over the vocabulary, on the CPU in place: one pass per term,
-//! vectorised exponentials, AVX2 when the CPU has it.
+//! Row-wise softmax arithmetic on the CPU: the decoder step's log-softmax over the vocabulary (in
+//! place, one pass per term, vectorised exponentials, AVX2 when the CPU has it), and the row maximum,
+//! sum and shifted exponentials that the training loss ([`crate::loss`]) is built from, generic over
+//! [`Real`] so the same code runs in `f32` for training and in `f64` against float64 references.
+
+use std::ops::{Add, AddAssign, Div, Mul, Sub};
+
+/// The floating-point types the row kernels run in.
+pub trait Real:
+    Copy
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + AddAssign
+    + Send
+    + Sync
+    + 'static
+{
+    const ZERO: Self;
+    const NEG_INFINITY: Self;
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    /// `e^x` for `x ≤ 0`: [`exp_nonpositive`] in `f32` (vectorised, 2e-7 relative), `exp` in `f64`.
+    fn exp_nonpositive(self) -> Self;
+}
+
+impl Real for f32 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn exp_nonpositive(self) -> Self {
+        exp_nonpositive(self)
+    }
+}
+
+impl Real for f64 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn exp_nonpositive(self) -> Self {
+        self.exp()
+    }
+}
+
+/// `(max_k x_k, Σ_k x_k)` of a row, in eight lanes so that both vectorise (`f32::max` folds do not:
+/// NaN rules); ≤ len/8 terms per partial sum. A NaN is skipped by the maximum and poisons the sum.
+#[inline(always)]
+pub(crate) fn max_and_sum<R: Real>(row: &[R]) -> (R, R) {
+    let mut max = [R::NEG_INFINITY; 8];
+    let mut sum = [R::ZERO; 8];
+    let mut chunks = row.chunks_exact(8);
+    for chunk in &mut chunks {
+        for ((m, s), &x) in max.iter_mut().zip(sum.iter_mut()).zip(chunk) {
+            *m = if x > *m { x } else { *m };
+            *s += x;
+        }
+    }
+    let mut m = R::NEG_INFINITY;
+    let mut s = R::ZERO;
+    for &x in chunks.remainder().iter().chain(&max) {
+        m = if x > m { x } else { m };
+    }
+    for &x in chunks.remainder().iter().chain(&sum) {
+        s += x;
+    }
+    (m, s)
+}
+
+/// `out_k = e^{(x_k − max)·scale}` for a row `x` whose maximum is `max` (`scale > 0`, so every exponent
+/// is ≤ 0); returns `Σ_k out_k`, summed in eight lanes.
+#[inline(always)]
+pub(crate) fn exp_shifted<R: Real>(row: &[R], max: R, scale: R, out: &mut [R]) -> R {
+    let mut partial = [R::ZERO; 8];
+    let mut chunks = row.chunks_exact(8);
+    let mut outs = out.chunks_exact_mut(8);
+    for (chunk, o) in (&mut chunks).zip(&mut outs) {
+        for ((p, o), &x) in partial.iter_mut().zip(o.iter_mut()).zip(chunk) {
+            *o = ((x - max) * scale).exp_nonpositive();
+            *p += *o;
+        }
+    }
+    let mut sum = R::ZERO;
+    for (o, &x) in outs.into_remainder().iter_mut().zip(chunks.remainder()) {
+        *o = ((x - max) * scale).exp_nonpositive();
+        sum += *o;
+    }
+    for p in partial {
+        sum += p;
+    }
+    sum
+}
 
 /// [`log_softmax_in_place`] on each `vocab`-wide row of `scores`, compiled for AVX2 when the CPU has it
 /// (the portable build targets SSE2: 4 lanes instead of 8). Both paths do the same per-lane arithmetic in
@@ -70,7 +172,7 @@ fn log_softmax_in_place(row: &mut [f32], temperature: f32) {
 /// polynomial for `e^r` (truncation error `|r|⁸/8! < 6e−9`), and `2^n` added to the exponent bits.
 /// Branch-free, so the compiler vectorises it (libm's `expf` is a call per element).
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4; // ln 2 split so that n·LN2_HI is exact for |n| ≤ 128
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to an integer

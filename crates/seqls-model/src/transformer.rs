@@ -550,17 +550,14 @@ impl Transformer {
         }
     }
 
+    /// Logits `[B, T, V]` of hidden states `[B, T, d]`, as one 2-D product over the `B·T` rows
+    /// ([`project_rows`](Self::project_rows)): a 3-D product would broadcast the `d × V` matrix over
+    /// the batch, and its backward pass would build a `[B, d, V]` gradient to sum.
     fn project(&self, hidden: Tensor<3>) -> Tensor<3> {
-        match &self.output {
-            Some(linear) => linear.forward(hidden),
-            None => hidden.matmul(
-                self.target_embedding()
-                    .weight
-                    .val()
-                    .transpose()
-                    .unsqueeze::<3>(),
-            ),
-        }
+        let [b, t, d] = hidden.dims();
+        let logits = self.project_rows(hidden.reshape([b * t, d]));
+        let vocab = logits.dims()[1];
+        logits.reshape([b, t, vocab])
     }
 
     /// [`project`](Self::project) of `[rows, d]` hidden states: a 2-D product, which the backend runs

@@ -57,7 +57,7 @@ pub struct TrainConfig {
     /// Word-level knowledge distillation from this trained run (its weights, frozen, dropout off):
     /// the student uses the teacher's tokenizer and minimises
     /// `(1 − kd_weight)·LS-CE + kd_weight·kd_temperature²·KL(p_teacher^T ‖ p_student^T)` per token
-    /// ([`seqls_model::loss::distillation_kl`]). Unset = no teacher.
+    /// ([`seqls_model::loss::objective_rows`]). Unset = no teacher.
     pub teacher: Option<std::path::PathBuf>,
     /// Softmax temperature T of both distributions in the distillation term (> 0).
     pub kd_temperature: f64,

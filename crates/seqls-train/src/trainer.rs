@@ -19,7 +19,8 @@ use seqls_data::{Batch, Example, SubwordTokenizer, make_batch, plan_batches, tra
 use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::tensors::BatchTensors;
 use seqls_model::{
-    Normalize, Transformer, distillation_kl, distillation_objective, label_smoothed_loss, translate,
+    Normalize, Smoothing, Transformer, distillation_objective, loss_sums, training_objective,
+    translate,
 };
 use seqls_run::checkpoint::{self, TrainState};
 use seqls_run::error::At;
@@ -191,40 +192,34 @@ fn shard_pass(
     let replica = model.clone().fork(device);
     let tensors = BatchTensors::new(shard, device);
     let logits = replica.forward(tensors.src, tensors.tgt_in, PAD).logits;
-    let objective_sum = match teacher {
-        None => None,
-        Some(teacher) => {
-            // The teacher runs on the inner device: no dropout, no graph; its logits enter the
-            // student's graph as a constant.
-            let inner = device.clone().inner();
-            let plain = BatchTensors::new(shard, &inner);
-            let teacher_logits = teacher.model.forward(plain.src, plain.tgt_in, PAD).logits;
-            Some(distillation_kl(
-                logits.clone(),
-                teacher_logits,
-                tensors.tgt_out.clone(),
-                teacher.temperature,
-                PAD,
-            ))
-        }
+    // The teacher runs on the inner device: no dropout, no graph; its logits are a constant.
+    let teacher_logits = teacher.map(|teacher| {
+        let plain = BatchTensors::new(shard, &device.clone().inner());
+        let logits = teacher.model.forward(plain.src, plain.tgt_in, PAD).logits;
+        (logits, teacher.temperature, teacher.weight)
+    });
+    let smoothing = Smoothing {
+        alpha: t.alpha,
+        variant: t.ls_variant,
+        pad_id: PAD,
     };
-    let loss = label_smoothed_loss(logits, tensors.tgt_out, t.alpha, t.ls_variant, PAD);
-    let objective_sum = match (objective_sum, teacher) {
-        (Some(kl), Some(teacher)) => distillation_objective(
-            loss.smoothed_sum.clone(),
-            kl,
-            teacher.weight,
-            teacher.temperature,
-        ),
-        _ => loss.smoothed_sum.clone(),
+    let (sums, objective) = training_objective(
+        logits,
+        &shard.tgt_out,
+        smoothing,
+        teacher_logits,
+        denominator,
+    );
+    let loss_sum = match teacher {
+        Some(teacher) => distillation_objective(&sums, teacher.weight, teacher.temperature),
+        None => sums.smoothed,
     };
     let outcome = StepOutcome {
-        loss_sum: objective_sum.clone().into_scalar::<f64>(),
-        nll_sum: loss.nll_sum.clone().into_scalar::<f64>(),
-        n_tokens: loss.n_tokens,
+        loss_sum,
+        nll_sum: sums.nll,
+        n_tokens: sums.tokens,
     };
     let grads = if outcome.loss_sum.is_finite() {
-        let objective = objective_sum.div_scalar(denominator);
         GradientsParams::from_grads(objective.backward(), &replica)
     } else {
         GradientsParams::new()
@@ -316,21 +311,21 @@ pub fn validate(
     config: &ExperimentConfig,
     device: &Device,
 ) -> ValidMetrics {
-    let (mut smoothed, mut nll, mut correct, mut tokens) = (0.0, 0.0, 0i64, 0usize);
+    let smoothing = Smoothing {
+        alpha: config.train.alpha,
+        variant: config.train.ls_variant,
+        pad_id: PAD,
+    };
+    let (mut smoothed, mut nll, mut correct, mut tokens) = (0.0, 0.0, 0usize, 0usize);
     for group in plan_batches(examples, config.data.max_tokens, None) {
-        let batch = BatchTensors::new(&make_batch(examples, &group), device);
-        let logits = model.forward(batch.src, batch.tgt_in, PAD).logits;
-        let loss = label_smoothed_loss(
-            logits,
-            batch.tgt_out,
-            config.train.alpha,
-            config.train.ls_variant,
-            PAD,
-        );
-        smoothed += loss.smoothed_sum.into_scalar::<f64>();
-        nll += loss.nll_sum.into_scalar::<f64>();
-        correct += loss.correct.into_scalar::<i64>();
-        tokens += loss.n_tokens;
+        let batch = make_batch(examples, &group);
+        let tensors = BatchTensors::new(&batch, device);
+        let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
+        let sums = loss_sums(logits, &batch.tgt_out, smoothing);
+        smoothed += sums.smoothed;
+        nll += sums.nll;
+        correct += sums.correct;
+        tokens += sums.tokens;
     }
     let n = tokens.max(1) as f64;
     ValidMetrics {

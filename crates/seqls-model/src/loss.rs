@@ -305,7 +305,8 @@ impl<R: Real> RowKernel<'_, R> {
         let w = &self.weights;
         let k = self.classes as f64;
         let (max, sum_z) = max_and_sum(z);
-        let correct = z.iter().position(|&x| x == max) == Some(y);
+        // The first largest logit is the reference: only then is the prefix scanned.
+        let correct = z[y] == max && z[..y].iter().all(|&x| x < max);
         let sum_e = exp_shifted(z, max, R::from_f64(1.0), g).to_f64();
         let lse = max.to_f64() + sum_e.ln();
         let nll = lse - z[y].to_f64();
@@ -370,14 +371,15 @@ pub fn training_objective(
 ) -> (LossSums, Tensor<1>) {
     let dims = logits.dims();
     let values = logits_vec(logits.clone());
-    let teacher_values = teacher.as_ref().map(|(t, _, _)| logits_vec(t.clone()));
-    let distill = teacher.as_ref().zip(teacher_values.as_deref()).map(
-        |((_, temperature, weight), values)| Distillation {
+    let teacher =
+        teacher.map(|(logits, temperature, weight)| (logits_vec(logits), temperature, weight));
+    let distill = teacher
+        .as_ref()
+        .map(|(values, temperature, weight)| Distillation {
             teacher_logits: values,
             temperature: *temperature,
             weight: *weight,
-        },
-    );
+        });
     let mut gradient = vec![0f32; values.len()];
     let sums = objective_rows(
         &values,

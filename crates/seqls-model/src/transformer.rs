@@ -563,10 +563,7 @@ impl Transformer {
     /// [`project`](Self::project) of `[rows, d]` hidden states: a 2-D product, which the backend runs
     /// on the transposed embedding in place (the 3-D product first copies the `V × d` matrix).
     fn project_rows(&self, hidden: Tensor<2>) -> Tensor<2> {
-        match &self.output {
-            Some(linear) => linear.forward(hidden),
-            None => hidden.matmul(self.target_embedding().weight.val().transpose()),
-        }
+        hidden.matmul(self.output_matrix())
     }
 
     /// `true` at source padding, `[B, 1, 1, S]`.

@@ -198,15 +198,10 @@ fn shard_pass(
         let logits = teacher.model.forward(plain.src, plain.tgt_in, PAD).logits;
         (logits, teacher.temperature, teacher.weight)
     });
-    let smoothing = Smoothing {
-        alpha: t.alpha,
-        variant: t.ls_variant,
-        pad_id: PAD,
-    };
     let (sums, objective) = training_objective(
         logits,
         &shard.tgt_out,
-        smoothing,
+        smoothing(t),
         teacher_logits,
         denominator,
     );
@@ -225,6 +220,15 @@ fn shard_pass(
         GradientsParams::new()
     };
     ShardPass { grads, outcome }
+}
+
+/// The label-smoothed target of `t`'s loss.
+fn smoothing(t: &TrainConfig) -> Smoothing {
+    Smoothing {
+        alpha: t.alpha,
+        variant: t.ls_variant,
+        pad_id: PAD,
+    }
 }
 
 /// One update on `batch` at learning rate `lr`: forward, label-smoothed loss, backward, global-norm
@@ -311,17 +315,12 @@ pub fn validate(
     config: &ExperimentConfig,
     device: &Device,
 ) -> ValidMetrics {
-    let smoothing = Smoothing {
-        alpha: config.train.alpha,
-        variant: config.train.ls_variant,
-        pad_id: PAD,
-    };
     let (mut smoothed, mut nll, mut correct, mut tokens) = (0.0, 0.0, 0usize, 0usize);
     for group in plan_batches(examples, config.data.max_tokens, None) {
         let batch = make_batch(examples, &group);
         let tensors = BatchTensors::new(&batch, device);
         let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
-        let sums = loss_sums(logits, &batch.tgt_out, smoothing);
+        let sums = loss_sums(logits, &batch.tgt_out, smoothing(&config.train));
         smoothed += sums.smoothed;
         nll += sums.nll;
         correct += sums.correct;

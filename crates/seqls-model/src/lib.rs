@@ -3,6 +3,8 @@
 
 pub mod dropout;
 pub mod error;
+mod host_cache;
+mod host_decoder;
 pub mod log_softmax;
 pub mod loss;
 pub mod output;

@@ -1,31 +1,64 @@
 //! The [`Scorer`] that beam search drives: the model with an incremental key/value cache, one
-//! decoder step per call.
+//! decoder step per call. On the CPU the step is the hand-written [`HostDecoder`]; elsewhere the
+//! tensor model's [`Transformer::decode_step`].
 
+use crate::host_cache::HostCache;
+use crate::host_decoder::HostDecoder;
 use crate::log_softmax::log_softmax_rows;
 use crate::tensors::{int_tensor, padded_tensor};
-use crate::transformer::{DecoderCache, Transformer};
+use crate::transformer::{DecoderCache, Transformer, host_values};
 use burn::tensor::Device;
 use seqls_data::tokenizer::PAD;
 use seqls_decode::Scorer;
+use std::borrow::Cow;
 
 /// The model as a beam-search scorer over a batch of sources, with an incremental key/value cache.
 pub struct ModelScorer<'a> {
     model: &'a Transformer,
-    cache: DecoderCache,
+    step: Step<'a>,
     /// The source sentence of each row.
     row_sources: Vec<usize>,
     device: Device,
     vocab_size: usize,
 }
 
+/// How a decoder step runs.
+enum Step<'a> {
+    /// On the CPU, by hand.
+    Host {
+        decoder: Cow<'a, HostDecoder>,
+        cache: HostCache,
+    },
+    /// As tensor operations on the model's device.
+    Tensors(DecoderCache),
+}
+
 impl<'a> ModelScorer<'a> {
     /// Encodes `sources` (each ending in `</s>`) once; one scorer row per source.
     pub fn new(model: &'a Transformer, sources: &[Vec<u32>], device: &Device) -> Self {
-        let cache = model.start_decoding(padded_tensor(sources, device), PAD);
+        let host = (*device == Device::flex()).then(|| Cow::Owned(HostDecoder::new(model)));
+        Self::with_decoder(model, host, sources, device)
+    }
+
+    /// [`new`](Self::new) with the CPU decoder of `model` given (`None`: tensor operations).
+    pub(crate) fn with_decoder(
+        model: &'a Transformer,
+        host: Option<Cow<'a, HostDecoder>>,
+        sources: &[Vec<u32>],
+        device: &Device,
+    ) -> Self {
+        let src = padded_tensor(sources, device);
+        let step = match host {
+            Some(decoder) => Step::Host {
+                cache: decoder.start(model, src, PAD),
+                decoder,
+            },
+            None => Step::Tensors(model.start_decoding(src, PAD)),
+        };
         let vocab_size = model.output_matrix().dims()[1];
         ModelScorer {
             model,
-            cache,
+            step,
             row_sources: (0..sources.len()).collect(),
             device: device.clone(),
             vocab_size,
@@ -43,13 +76,13 @@ impl Scorer for ModelScorer<'_> {
     }
 
     fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32> {
-        let tokens = int_tensor(last_tokens, [last_tokens.len()], &self.device);
-        let (logits, _) = self.model.decode_step(tokens, &mut self.cache);
-        let mut scores = logits
-            .into_data()
-            .try_into_vec::<f32>()
-            // Cannot fail: the model computes in f32 on every backend, so the logits are f32.
-            .expect("f32 logits");
+        let mut scores = match &mut self.step {
+            Step::Host { decoder, cache } => decoder.step(last_tokens, cache),
+            Step::Tensors(cache) => {
+                let tokens = int_tensor(last_tokens, [last_tokens.len()], &self.device);
+                host_values(self.model.decode_step(tokens, cache).0)
+            }
+        };
         log_softmax_rows(&mut scores, self.vocab_size, temperature);
         scores
     }
@@ -58,7 +91,10 @@ impl Scorer for ModelScorer<'_> {
         let sources: Vec<usize> = parents.iter().map(|&p| self.row_sources[p]).collect();
         let same_sources = sources == self.row_sources;
         self.row_sources = sources;
-        self.cache.reorder(parents, same_sources);
+        match &mut self.step {
+            Step::Host { cache, .. } => cache.reorder(parents),
+            Step::Tensors(cache) => cache.reorder(parents, same_sources),
+        }
     }
 }
 
@@ -124,6 +160,44 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The hand-written CPU step gives the tensor model's log-probabilities, for pre-norm with tied
+    /// embeddings and post-norm with an output layer, with source padding, and through reorders that
+    /// drop, duplicate and move rows across sources.
+    #[test]
+    fn host_and_tensor_steps_agree() {
+        for pre_norm in [true, false] {
+            let (model, device) = tiny(pre_norm);
+            let sources = vec![vec![5, 6, 7, 8, 2], vec![9, 10, 2], vec![3, 4, 2]];
+            let mut host = ModelScorer::new(&model, &sources, &device);
+            assert!(matches!(host.step, Step::Host { .. }));
+            let mut tensors = ModelScorer::with_decoder(&model, None, &sources, &device);
+            let parents = [
+                vec![0, 0, 1, 2, 2],
+                vec![4, 3, 0, 1],
+                vec![1, 1, 2, 3, 0, 2],
+                vec![5, 0],
+            ];
+            let mut rows = sources.len();
+            for step in 0..6 {
+                let last: Vec<u32> = (0..rows as u32).map(|r| 3 + (r * 5 + step) % 19).collect();
+                let a = host.next_log_probs(&last, 1.0);
+                let b = tensors.next_log_probs(&last, 1.0);
+                assert_eq!(a.len(), rows * 23);
+                for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                    assert!(
+                        (x - y).abs() < 1e-4,
+                        "pre_norm={pre_norm} step {step} [{i}]: {x} vs {y}"
+                    );
+                }
+                let order = &parents[step as usize % parents.len()];
+                let order: Vec<usize> = order.iter().map(|&p| p % rows).collect();
+                host.reorder(&order);
+                tensors.reorder(&order);
+                rows = order.len();
             }
         }
     }

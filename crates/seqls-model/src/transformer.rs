@@ -129,8 +129,9 @@ fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
         .init(device)
 }
 
-/// Sinusoidal position encodings for positions `start..start + len`, shape `[len, d]`.
-fn positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
+/// Sinusoidal position encodings for positions `start..start + len`, `[len, d]` row-major:
+/// `sin(p / 10000^(2i/d))` at column `2i`, `cos(…)` at `2i + 1`.
+pub(crate) fn position_values(start: usize, len: usize, d: usize) -> Vec<f32> {
     let mut values = Vec::with_capacity(len * d);
     for p in start..start + len {
         for i in 0..d / 2 {
@@ -139,18 +140,34 @@ fn positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
             values.push(angle.cos() as f32);
         }
     }
-    Tensor::from_data(TensorData::new(values, [len, d]), device)
+    values
+}
+
+/// [`position_values`] as a tensor `[len, d]`.
+fn positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(position_values(start, len, d), [len, d]),
+        device,
+    )
+}
+
+/// The values of a float tensor, row-major.
+pub(crate) fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        // Cannot fail: the model computes in f32 on every backend.
+        .expect("f32 tensor")
 }
 
 /// Multi-head scaled dot-product attention: `softmax(Q Kᵀ / sqrt(dh) + mask) V`.
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    output: Linear,
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) output: Linear,
     dropout: Dropout,
-    heads: usize,
+    pub(crate) heads: usize,
 }
 
 impl MultiHeadAttention {
@@ -209,8 +226,8 @@ impl MultiHeadAttention {
 /// Position-wise feed-forward block: `W2 · dropout(relu(W1 x + b1)) + b2`.
 #[derive(Module, Debug)]
 pub struct FeedForward {
-    inner: Linear,
-    outer: Linear,
+    pub(crate) inner: Linear,
+    pub(crate) outer: Linear,
     dropout: Dropout,
 }
 
@@ -287,22 +304,21 @@ impl EncoderLayer {
 /// Causal self-attention, cross-attention to the source, feed-forward.
 #[derive(Module, Debug)]
 pub struct DecoderLayer {
-    self_attention: MultiHeadAttention,
-    cross_attention: MultiHeadAttention,
-    feed_forward: FeedForward,
-    self_attention_norm: LayerNorm,
-    cross_attention_norm: LayerNorm,
-    feed_forward_norm: LayerNorm,
+    pub(crate) self_attention: MultiHeadAttention,
+    pub(crate) cross_attention: MultiHeadAttention,
+    pub(crate) feed_forward: FeedForward,
+    pub(crate) self_attention_norm: LayerNorm,
+    pub(crate) cross_attention_norm: LayerNorm,
+    pub(crate) feed_forward_norm: LayerNorm,
     dropout: Dropout,
-    pre_norm: bool,
+    pub(crate) pre_norm: bool,
 }
 
 /// Cached keys/values of one decoder layer, each `[rows, H, len, dh]`: the self-attention's grow by
 /// one position per step, the cross-attention's are computed once from the source.
 ///
-/// The self-attention cache grows by concatenation. Preallocated storage written in place (candle's
-/// `KvCache`) was measured slower on burn-flex: attention then reads a strided view and the capacity
-/// growth allocates twice, while beam search copies the whole cache at every step's reorder anyway.
+/// The self-attention cache grows by concatenation. (On the CPU, decoding runs on a
+/// [`HostDecoder`](crate::host_decoder::HostDecoder) instead.)
 #[derive(Clone, Debug)]
 struct LayerCache {
     self_keys: Option<Tensor<4>>,
@@ -311,35 +327,10 @@ struct LayerCache {
     cross_values: Tensor<4>,
 }
 
-/// `t` in row-major storage of its own (`split_heads` returns a strided view).
-fn contiguous(t: Tensor<4>) -> Tensor<4> {
-    let device = t.device();
-    Tensor::from_data(t.into_data(), &device)
-}
-
 /// `order` as an Int tensor of row indices.
 fn index_tensor(order: &[usize], device: &Device) -> Tensor<1, Int> {
     let data: Vec<i64> = order.iter().map(|&i| i as i64).collect();
     Tensor::from_data(TensorData::new(data, [order.len()]), device)
-}
-
-/// Rows `order` of a contiguous CPU tensor `t` `[rows, …]`: one copy of each row into fresh storage,
-/// where the backend's `select` first zeroes the output and then copies.
-fn gather_rows(t: Tensor<4>, order: &[usize]) -> Tensor<4> {
-    let [rows, heads, positions, dh] = t.dims();
-    let device = t.device();
-    let data = t.into_data();
-    // Cannot fail: the model computes in f32 on every backend.
-    let src: &[f32] = data.as_slice().expect("f32 cache");
-    let row = src.len() / rows.max(1);
-    let mut out = Vec::with_capacity(order.len() * row);
-    for &r in order {
-        out.extend_from_slice(&src[r * row..(r + 1) * row]);
-    }
-    Tensor::from_data(
-        TensorData::new(out, [order.len(), heads, positions, dh]),
-        &device,
-    )
 }
 
 impl DecoderLayer {
@@ -460,20 +451,11 @@ impl DecoderCache {
     /// sentence: with `same_sources` (row `order[i]` has the same source as row `i`, as when a beam is
     /// permuted within its sentence) it is left in place and only the self-attention cache moves.
     pub fn reorder(&mut self, order: &[usize], same_sources: bool) {
-        let device = self.memory_mask.device();
-        let on_cpu = device == Device::flex();
-        let index = index_tensor(order, &device);
+        let index = index_tensor(order, &self.memory_mask.device());
         if !same_sources {
             self.memory_mask = self.memory_mask.clone().select(0, index.clone());
         }
-        // Each tensor is moved out of the cache, so that the gather reads its only reference.
-        let reorder = |t: Tensor<4>| {
-            if on_cpu {
-                gather_rows(t, order)
-            } else {
-                t.select(0, index.clone())
-            }
-        };
+        let reorder = |t: Tensor<4>| t.select(0, index.clone());
         self.layers = std::mem::take(&mut self.layers)
             .into_iter()
             .map(|layer| {
@@ -509,11 +491,11 @@ pub struct Transformer {
     /// `None` when source and target share `src_embedding`.
     tgt_embedding: Option<Embedding>,
     encoder: Vec<EncoderLayer>,
-    decoder: Vec<DecoderLayer>,
+    pub(crate) decoder: Vec<DecoderLayer>,
     encoder_norm: Option<LayerNorm>,
-    decoder_norm: Option<LayerNorm>,
+    pub(crate) decoder_norm: Option<LayerNorm>,
     /// `None` when tied to the target embedding.
-    output: Option<Linear>,
+    pub(crate) output: Option<Linear>,
     dropout: Dropout,
     d_model: usize,
     /// Longest sequence (in positions) the model was built and trained for: `model.max_len`.
@@ -527,7 +509,7 @@ impl Transformer {
         self.max_len.saturating_sub(1).max(1)
     }
 
-    fn target_embedding(&self) -> &Embedding {
+    pub(crate) fn target_embedding(&self) -> &Embedding {
         self.tgt_embedding.as_ref().unwrap_or(&self.src_embedding)
     }
 
@@ -614,18 +596,11 @@ impl Transformer {
     pub fn start_decoding(&self, src: Tensor<2, Int>, pad_id: u32) -> DecoderCache {
         let memory_mask = Self::source_mask(&src, pad_id);
         let memory = self.encode(src, &memory_mask);
-        let on_cpu = memory.device() == Device::flex();
         let layers = self
             .decoder
             .iter()
             .map(|layer| {
                 let (cross_keys, cross_values) = layer.cross_attention.keys_values(memory.clone());
-                // On the CPU, laid out row-major once, so that a reorder gathers rows in place.
-                let (cross_keys, cross_values) = if on_cpu {
-                    (contiguous(cross_keys), contiguous(cross_values))
-                } else {
-                    (cross_keys, cross_values)
-                };
                 LayerCache {
                     self_keys: None,
                     self_values: None,

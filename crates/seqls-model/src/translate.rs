@@ -1,9 +1,11 @@
 //! Translating many sources: length-grouped batches beam-searched on a pool of threads.
 
+use crate::host_decoder::HostDecoder;
 use crate::scorer::ModelScorer;
 use crate::transformer::Transformer;
 use burn::tensor::Device;
 use seqls_data::tokenizer::PAD;
+use std::borrow::Cow;
 
 /// The special-token ids of the project's tokenizer, for the search.
 pub const SPECIAL_TOKENS: seqls_decode::SpecialTokens = seqls_decode::SpecialTokens {
@@ -37,10 +39,13 @@ pub fn translate(
         .min(order.len().div_ceil(workers))
         .max(1);
     let batches: Vec<&[usize]> = order.chunks(per_batch).collect();
+    // On the CPU, the decoder's weights are copied to host memory once, for every batch.
+    let host = (*device == Device::flex()).then(|| HostDecoder::new(model));
     let decode = |model: &Transformer, batch: &[usize]| {
         let rows: Vec<Vec<u32>> = batch.iter().map(|&i| sources[i].clone()).collect();
         let lens: Vec<usize> = rows.iter().map(|s| s.len() - 1).collect();
-        let mut scorer = ModelScorer::new(model, &rows, device);
+        let host = host.as_ref().map(Cow::Borrowed);
+        let mut scorer = ModelScorer::with_decoder(model, host, &rows, device);
         seqls_decode::beam_search(&mut scorer, &lens, search, SPECIAL_TOKENS)
     };
     let mut out = vec![Vec::new(); sources.len()];

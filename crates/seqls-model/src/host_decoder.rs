@@ -1,0 +1,350 @@
+//! The decoder's incremental step on the CPU, written out by hand: the weights of the decoder copied
+//! once into host memory, every product a call of the `gemm` crate (the kernels burn-flex itself
+//! calls), attention over a [`HostCache`], layer norms and residuals as loops over `[rows, d]`
+//! buffers. It computes what [`Transformer::decode_step`] computes, without a tensor operation per
+//! step: on burn-flex each operation allocates and zero-fills its output and copies it once more, and
+//! at a decoding step's sizes (`rows × d` = 128 × 256) that overhead is as large as the arithmetic.
+//! The self-attention's query, key and value projections are one product (their weights side by
+//! side, `[d, 3d]`), as are the cross-attention's keys and values.
+//!
+//! The encoder still runs as the tensor model ([`Transformer::encode`]), once per batch.
+
+use crate::host_cache::HostCache;
+use crate::transformer::{DecoderLayer, Transformer, host_values, position_values};
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::{Int, Tensor};
+
+/// Products of at least this many multiply-adds (`m·n·k`) run on the thread pool (burn-flex's
+/// threshold).
+const PARALLEL_PRODUCT: usize = 192 * 192 * 192;
+
+/// `LayerNormConfig`'s default epsilon, with which every layer norm of the model is built.
+const LAYER_NORM_EPSILON: f32 = 1e-5;
+
+/// The decoder of a [`Transformer`] in host memory, for [`HostDecoder::step`].
+#[derive(Clone, Debug)]
+pub struct HostDecoder {
+    d: usize,
+    heads: usize,
+    pre_norm: bool,
+    vocab: usize,
+    /// Target embedding, `[V, d]`.
+    embedding: Vec<f32>,
+    layers: Vec<HostLayer>,
+    final_norm: Option<HostNorm>,
+    /// The output layer `[d, V]`; `None` when tied to the embedding (read transposed).
+    output: Option<Vec<f32>>,
+}
+
+#[derive(Clone, Debug)]
+struct HostLayer {
+    /// Self-attention: query, key and value projections side by side, `d → 3d`.
+    self_qkv: HostLinear,
+    self_out: HostLinear,
+    cross_query: HostLinear,
+    /// Cross-attention: key and value projections side by side, `d → 2d`.
+    cross_kv: HostLinear,
+    cross_out: HostLinear,
+    ff_inner: HostLinear,
+    ff_outer: HostLinear,
+    /// Before (pre-norm) or after (post-norm) the self-attention, cross-attention, feed-forward.
+    norms: [HostNorm; 3],
+}
+
+/// `y = x·W + b` with `W` `[d_in, d_out]` row-major.
+#[derive(Clone, Debug)]
+struct HostLinear {
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    d_out: usize,
+}
+
+#[derive(Clone, Debug)]
+struct HostNorm {
+    gamma: Vec<f32>,
+    beta: Option<Vec<f32>>,
+}
+
+impl HostLinear {
+    fn new(linear: &Linear) -> Self {
+        Self::side_by_side(&[linear])
+    }
+
+    /// The linear maps `parts` (same input width) as one, their outputs concatenated.
+    fn side_by_side(parts: &[&Linear]) -> Self {
+        let weights: Vec<Vec<f32>> = parts.iter().map(|l| host_values(l.weight.val())).collect();
+        let widths: Vec<usize> = parts.iter().map(|l| l.weight.dims()[1]).collect();
+        let d_out: usize = widths.iter().sum();
+        let d_in = parts[0].weight.dims()[0];
+        let mut weight = Vec::with_capacity(d_in * d_out);
+        for i in 0..d_in {
+            for (w, &width) in weights.iter().zip(&widths) {
+                weight.extend_from_slice(&w[i * width..(i + 1) * width]);
+            }
+        }
+        let bias = parts
+            .iter()
+            .map(|l| l.bias.as_ref().map(|b| host_values(b.val())))
+            .collect::<Option<Vec<_>>>()
+            .map(|b| b.concat());
+        HostLinear {
+            weight,
+            bias,
+            d_out,
+        }
+    }
+
+    /// `x` `[rows, d_in]` → `[rows, d_out]`.
+    fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let d_in = self.weight.len() / self.d_out;
+        let rows = x.len() / d_in;
+        let mut y = vec![0.0; rows * self.d_out];
+        product(&mut y, x, Matrix::rows(&self.weight, self.d_out), d_in);
+        if let Some(b) = &self.bias {
+            for row in y.chunks_exact_mut(self.d_out) {
+                for (y, b) in row.iter_mut().zip(b) {
+                    *y += b;
+                }
+            }
+        }
+        y
+    }
+}
+
+/// The right operand of a product, `[k, n]`: row-major, or a row-major `[n, k]` read transposed.
+struct Matrix<'a> {
+    values: &'a [f32],
+    n: usize,
+    transposed: bool,
+}
+
+impl<'a> Matrix<'a> {
+    fn rows(values: &'a [f32], n: usize) -> Self {
+        Matrix {
+            values,
+            n,
+            transposed: false,
+        }
+    }
+}
+
+/// `out = x·w` for `x` `[rows, k]` and `out` `[rows, n]`, row-major.
+fn product(out: &mut [f32], x: &[f32], w: Matrix, k: usize) {
+    let n = w.n;
+    let m = x.len() / k;
+    assert!(out.len() == m * n && w.values.len() == k * n);
+    let (w_cs, w_rs) = if w.transposed {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
+    // A large product runs on the thread pool: when the other threads are busy with batches of
+    // their own it runs on this one, else they help (as burn-flex's products do).
+    // SAFETY: `out` is `[m, n]`, `x` `[m, k]`, `w` `[k, n]` with the strides given (checked above).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.values.as_ptr(),
+            w_cs,
+            w_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            if m * n * k >= PARALLEL_PRODUCT {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            },
+        );
+    }
+}
+
+impl HostNorm {
+    fn new(norm: &LayerNorm) -> Self {
+        HostNorm {
+            gamma: host_values(norm.gamma.val()),
+            beta: norm.beta.as_ref().map(|b| host_values(b.val())),
+        }
+    }
+
+    /// `(x − mean) / sqrt(var + ε) · γ + β` over each `d`-wide row of `x`, in place.
+    fn apply(&self, x: &mut [f32]) {
+        let d = self.gamma.len() as f32;
+        for row in x.chunks_exact_mut(self.gamma.len()) {
+            let mean = row.iter().sum::<f32>() / d;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
+            let inverse = 1.0 / (var + LAYER_NORM_EPSILON).sqrt();
+            for (v, g) in row.iter_mut().zip(&self.gamma) {
+                *v = (*v - mean) * inverse * g;
+            }
+            if let Some(beta) = &self.beta {
+                for (v, b) in row.iter_mut().zip(beta) {
+                    *v += b;
+                }
+            }
+        }
+    }
+}
+
+impl HostLayer {
+    fn new(layer: &DecoderLayer) -> Self {
+        let (sa, ca) = (&layer.self_attention, &layer.cross_attention);
+        HostLayer {
+            self_qkv: HostLinear::side_by_side(&[&sa.query, &sa.key, &sa.value]),
+            self_out: HostLinear::new(&sa.output),
+            cross_query: HostLinear::new(&ca.query),
+            cross_kv: HostLinear::side_by_side(&[&ca.key, &ca.value]),
+            cross_out: HostLinear::new(&ca.output),
+            ff_inner: HostLinear::new(&layer.feed_forward.inner),
+            ff_outer: HostLinear::new(&layer.feed_forward.outer),
+            norms: [
+                HostNorm::new(&layer.self_attention_norm),
+                HostNorm::new(&layer.cross_attention_norm),
+                HostNorm::new(&layer.feed_forward_norm),
+            ],
+        }
+    }
+}
+
+/// Columns `[from, from + width)` of each `stride`-wide row of `x`.
+fn columns(x: &[f32], stride: usize, from: usize, width: usize) -> Vec<f32> {
+    x.chunks_exact(stride)
+        .flat_map(|row| &row[from..from + width])
+        .copied()
+        .collect()
+}
+
+impl HostDecoder {
+    /// Copies the decoder of `model` (its weights on any device) into host memory.
+    pub fn new(model: &Transformer) -> Self {
+        let embedding = model.target_embedding().weight.val();
+        let [vocab, d] = embedding.dims();
+        HostDecoder {
+            d,
+            heads: model.decoder.first().map_or(1, |l| l.self_attention.heads),
+            pre_norm: model.decoder.first().is_some_and(|l| l.pre_norm),
+            vocab,
+            embedding: host_values(embedding),
+            layers: model.decoder.iter().map(HostLayer::new).collect(),
+            final_norm: model.decoder_norm.as_ref().map(HostNorm::new),
+            output: model.output.as_ref().map(|l| host_values(l.weight.val())),
+        }
+    }
+
+    /// Output vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        match &self.output {
+            Some(w) => w.len() / self.d,
+            None => self.vocab,
+        }
+    }
+
+    /// Encodes `src` `[rows, S]` with the tensor model and computes every layer's cross-attention
+    /// keys and values once.
+    pub(crate) fn start(&self, model: &Transformer, src: Tensor<2, Int>, pad_id: u32) -> HostCache {
+        let mask = Transformer::source_mask(&src, pad_id);
+        let memory = model.encode(src, &mask);
+        let [_, source_len, _] = memory.dims();
+        let memory = host_values(memory);
+        let d = self.d;
+        let cross = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let kv = layer.cross_kv.forward(&memory);
+                (columns(&kv, 2 * d, 0, d), columns(&kv, 2 * d, d, d))
+            })
+            .collect();
+        let padding = mask.into_data().convert::<bool>();
+        let source_valid = padding
+            .as_slice::<bool>()
+            // Cannot fail: converted to bool above.
+            .expect("bool mask")
+            .iter()
+            .map(|&pad| !pad)
+            .collect();
+        HostCache::new(d, self.heads, cross, source_len, source_valid)
+    }
+
+    /// One incremental step: `tokens` are the last tokens of the cache's rows, at position
+    /// `cache.positions()`. Returns the logits `[rows, V]`.
+    pub(crate) fn step(&self, tokens: &[u32], cache: &mut HostCache) -> Vec<f32> {
+        let d = self.d;
+        let position = cache.positions();
+        let scale = (d as f32).sqrt();
+        let pe = position_values(position, 1, d);
+        let mut x: Vec<f32> = Vec::with_capacity(tokens.len() * d);
+        for &t in tokens {
+            let e = &self.embedding[t as usize * d..(t as usize + 1) * d];
+            x.extend(e.iter().zip(&pe).map(|(e, p)| e * scale + p));
+        }
+        cache.next_position();
+        for (l, layer) in self.layers.iter().enumerate() {
+            self.sublayer(&mut x, &layer.norms[0], |h| {
+                let qkv = layer.self_qkv.forward(h);
+                let q = columns(&qkv, 3 * d, 0, d);
+                let context = cache.self_attend(
+                    l,
+                    &q,
+                    columns(&qkv, 3 * d, d, d),
+                    columns(&qkv, 3 * d, 2 * d, d),
+                );
+                layer.self_out.forward(&context)
+            });
+            self.sublayer(&mut x, &layer.norms[1], |h| {
+                let q = layer.cross_query.forward(h);
+                layer.cross_out.forward(&cache.cross_attend(l, &q))
+            });
+            self.sublayer(&mut x, &layer.norms[2], |h| {
+                let mut inner = layer.ff_inner.forward(h);
+                for v in inner.iter_mut() {
+                    *v = v.max(0.0);
+                }
+                layer.ff_outer.forward(&inner)
+            });
+        }
+        if let Some(norm) = &self.final_norm {
+            norm.apply(&mut x);
+        }
+        let vocab = self.vocab_size();
+        let mut logits = vec![0.0; tokens.len() * vocab];
+        let w = match &self.output {
+            Some(w) => Matrix::rows(w, vocab),
+            None => Matrix {
+                values: &self.embedding,
+                n: vocab,
+                transposed: true,
+            },
+        };
+        product(&mut logits, &x, w, d);
+        logits
+    }
+
+    /// A residual sub-layer around `f`: pre-norm `x + f(LN(x))`, post-norm `LN(x + f(x))`.
+    fn sublayer(&self, x: &mut [f32], norm: &HostNorm, f: impl FnOnce(&[f32]) -> Vec<f32>) {
+        let y = if self.pre_norm {
+            let mut h = x.to_vec();
+            norm.apply(&mut h);
+            f(&h)
+        } else {
+            f(x)
+        };
+        for (x, y) in x.iter_mut().zip(y) {
+            *x += y;
+        }
+        if !self.pre_norm {
+            norm.apply(x);
+        }
+    }
+}

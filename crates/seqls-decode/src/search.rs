@@ -228,27 +228,42 @@ impl SentenceSearch {
         let mut best: Vec<(f32, u32, f32)> = Vec::with_capacity(2 * keep);
         let mut cut = f32::NEG_INFINITY;
         let by_value_desc = |a: &(f32, u32, f32), b: &(f32, u32, f32)| b.0.total_cmp(&a.0);
-        for (v, &lp) in log_probs.iter().enumerate() {
-            let v = v as u32;
-            let value = if v == special.unk {
-                lp - config.unk_penalty as f32
-            } else {
-                lp
-            };
-            if value < cut
-                || v == special.pad
-                || v == special.bos
-                || (v == special.eos && len < config.min_len)
-                || lp == f32::NEG_INFINITY
-                || banned.contains(&v)
-            {
+        // A block of tokens whose log-probabilities are all below the cut is skipped in one
+        // vectorised test (`<unk>`'s value exceeds its log-probability only with a negative penalty).
+        const BLOCK: usize = 16;
+        let unk = special.unk as usize;
+        let unk_raised = config.unk_penalty < 0.0;
+        for (b, block) in log_probs.chunks(BLOCK).enumerate() {
+            let first = b * BLOCK;
+            let mut reaches = false;
+            for &lp in block {
+                reaches |= !(lp < cut);
+            }
+            if !reaches && !(unk_raised && (first..first + block.len()).contains(&unk)) {
                 continue;
             }
-            best.push((value, v, lp));
-            if best.len() == 2 * keep {
-                best.select_nth_unstable_by(keep - 1, by_value_desc);
-                best.truncate(keep);
-                cut = best[keep - 1].0;
+            for (i, &lp) in block.iter().enumerate() {
+                let v = (first + i) as u32;
+                let value = if v == special.unk {
+                    lp - config.unk_penalty as f32
+                } else {
+                    lp
+                };
+                if value < cut
+                    || v == special.pad
+                    || v == special.bos
+                    || (v == special.eos && len < config.min_len)
+                    || lp == f32::NEG_INFINITY
+                    || banned.contains(&v)
+                {
+                    continue;
+                }
+                best.push((value, v, lp));
+                if best.len() == 2 * keep {
+                    best.select_nth_unstable_by(keep - 1, by_value_desc);
+                    best.truncate(keep);
+                    cut = best[keep - 1].0;
+                }
             }
         }
         if best.is_empty() {

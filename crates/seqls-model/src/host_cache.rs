@@ -13,6 +13,8 @@
 //! Heads are the `dh = d / heads` consecutive columns of a `d`-wide row, as in the tensor model's
 //! `split_heads`.
 
+use crate::log_softmax::exp_nonpositive;
+
 /// The keys and values of every decoder layer, for one batch of sources being decoded.
 #[derive(Clone, Debug)]
 pub(crate) struct HostCache {
@@ -198,7 +200,7 @@ where
             }
             let mut sum = 0.0;
             for x in w.iter_mut() {
-                *x = (*x - max).exp();
+                *x = exp_nonpositive(*x - max);
                 sum += *x;
             }
             for x in w.iter_mut() {

@@ -14,10 +14,6 @@ use crate::transformer::{DecoderLayer, Transformer, host_values, position_values
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Int, Tensor};
 
-/// Products of at least this many multiply-adds (`m·n·k`) run on the thread pool (burn-flex's
-/// threshold).
-const PARALLEL_PRODUCT: usize = 192 * 192 * 192;
-
 /// `LayerNormConfig`'s default epsilon, with which every layer norm of the model is built.
 const LAYER_NORM_EPSILON: f32 = 1e-5;
 
@@ -97,9 +93,7 @@ impl HostLinear {
     /// `x` `[rows, d_in]` → `[rows, d_out]`.
     fn forward(&self, x: &[f32]) -> Vec<f32> {
         let d_in = self.weight.len() / self.d_out;
-        let rows = x.len() / d_in;
-        let mut y = vec![0.0; rows * self.d_out];
-        product(&mut y, x, Matrix::rows(&self.weight, self.d_out), d_in);
+        let mut y = product(x, Matrix::rows(&self.weight, self.d_out), d_in);
         if let Some(b) = &self.bias {
             for row in y.chunks_exact_mut(self.d_out) {
                 for (y, b) in row.iter_mut().zip(b) {
@@ -128,19 +122,25 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// `out = x·w` for `x` `[rows, k]` and `out` `[rows, n]`, row-major.
-fn product(out: &mut [f32], x: &[f32], w: Matrix, k: usize) {
+/// `x·w` for `x` `[rows, k]`, as `[rows, n]` row-major.
+fn product(x: &[f32], w: Matrix, k: usize) -> Vec<f32> {
     let n = w.n;
     let m = x.len() / k;
-    assert!(out.len() == m * n && w.values.len() == k * n);
+    assert!(x.len() == m * k && w.values.len() == k * n);
+    // Written by the product without being read (`read_dst` false): no zero-filling first.
+    let mut out = Vec::with_capacity(m * n);
     let (w_cs, w_rs) = if w.transposed {
         (k as isize, 1)
     } else {
         (1, n as isize)
     };
-    // A large product runs on the thread pool: when the other threads are busy with batches of
-    // their own it runs on this one, else they help (as burn-flex's products do).
-    // SAFETY: `out` is `[m, n]`, `x` `[m, k]`, `w` `[k, n]` with the strides given (checked above).
+    // Every product runs on the thread pool: when the other threads are busy with batches of their
+    // own it runs on this one, else they help. Even alone on its thread, the crate's parallel path
+    // (split into column blocks, the weights read in place) was measured ~4% faster at decoding
+    // sizes than its serial path (which first copies the weights into packed panels).
+    // SAFETY: `out` has room for `[m, n]`, `x` is `[m, k]`, `w` `[k, n]` with the strides given
+    // (checked above); with `read_dst` false every element of `out` is written and none is read,
+    // so all `m·n` are initialised when the length is set.
     unsafe {
         gemm::gemm(
             m,
@@ -161,13 +161,11 @@ fn product(out: &mut [f32], x: &[f32], w: Matrix, k: usize) {
             false,
             false,
             false,
-            if m * n * k >= PARALLEL_PRODUCT {
-                gemm::Parallelism::Rayon(0)
-            } else {
-                gemm::Parallelism::None
-            },
+            gemm::Parallelism::Rayon(0),
         );
+        out.set_len(m * n);
     }
+    out
 }
 
 impl HostNorm {
@@ -318,7 +316,6 @@ impl HostDecoder {
             norm.apply(&mut x);
         }
         let vocab = self.vocab_size();
-        let mut logits = vec![0.0; tokens.len() * vocab];
         let w = match &self.output {
             Some(w) => Matrix::rows(w, vocab),
             None => Matrix {
@@ -327,8 +324,7 @@ impl HostDecoder {
                 transposed: true,
             },
         };
-        product(&mut logits, &x, w, d);
-        logits
+        product(&x, w, d)
     }
 
     /// A residual sub-layer around `f`: pre-norm `x + f(LN(x))`, post-norm `LN(x + f(x))`.

@@ -174,13 +174,29 @@ where
     // `weights[h * n + i]`: head h's weight of the i-th unmasked position (n of them).
     let mut weights = vec![0f32; heads * positions];
     let mut query = vec![0f32; d];
+    // The key/value rows of the next row, fetched into the cache while this row computes: a row's
+    // history is scattered over the positions' buffers, where the hardware prefetcher cannot guess it.
+    let mut next_pairs = Vec::with_capacity(positions);
+    let gather = |row: usize, into: &mut Vec<(&'a [f32], &'a [f32])>| {
+        into.clear();
+        for p in 0..positions {
+            if let Some(pair) = kv(row, p) {
+                into.push(pair);
+            }
+        }
+    };
+    if rows > 0 {
+        gather(0, &mut next_pairs);
+    }
     // Plain loops, so that everything compiles inside the caller's target features. Each key and
     // value row is read once, whole, for all heads.
     for row in 0..rows {
-        pairs.clear();
-        for p in 0..positions {
-            if let Some(pair) = kv(row, p) {
-                pairs.push(pair);
+        std::mem::swap(&mut pairs, &mut next_pairs);
+        if row + 1 < rows {
+            gather(row + 1, &mut next_pairs);
+            for (k, v) in &next_pairs {
+                prefetch(k);
+                prefetch(v);
             }
         }
         let n = pairs.len();
@@ -216,6 +232,20 @@ where
         }
     }
     out
+}
+
+/// Asks for the cache lines of `values` to be brought into the level-2 cache (a hint).
+#[inline(always)]
+fn prefetch(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values.chunks(16) {
+        // SAFETY: a prefetch is a hint that never faults; the pointer is that of a live slice.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
 }
 
 /// `Σ a_i·b_i`, in 16 lanes.

@@ -4,22 +4,38 @@
 //!
 //! burn's `nn::Dropout` draws its mask element by element through a generic distribution sampler and
 //! then multiplies twice (mask, then scale); on the CPU that was about 15% of a training step. Here the
-//! mask, already scaled, comes from a wyrand generator (one 64-bit multiply per two elements) and is
-//! applied with one multiplication. Each thread has its own generator, reseeded by [`seeded`] for every
+//! mask, already scaled, is a counter-based hash: element `i` of the masks drawn since the last seed
+//! keeps or drops by two rounds of a 32-bit integer hash of `(key, i)`, with no dependency from one
+//! element to the next, so the loop vectorises (a sequential 64-bit generator took 3% of a step). It is applied
+//! with one multiplication. Each thread has its own key and counter, reset by [`seeded`] for every
 //! shard of every update (the trainer runs a batch's shards as tasks of a thread pool), so masks are a
 //! function of `(seed, update, shard)` and a resumed run stays bit-identical.
 
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use std::cell::Cell;
+use std::mem::MaybeUninit;
+
+/// The mask generator of a thread: a 64-bit key and the number of mask elements drawn since seeding
+/// (modulo 2³²).
+#[derive(Clone, Copy)]
+struct Generator {
+    key: u64,
+    counter: u32,
+}
 
 thread_local! {
-    static STATE: Cell<u64> = const { Cell::new(0x853c_49e6_748f_ea9b) };
+    static STATE: Cell<Generator> = const {
+        Cell::new(Generator { key: 0x853c_49e6_748f_ea9b, counter: 0 })
+    };
 }
 
 /// Reseeds the dropout masks that [`Dropout`] draws on the calling thread.
 pub fn seed(seed: u64) {
-    STATE.set(seed ^ 0x853c_49e6_748f_ea9b);
+    STATE.set(Generator {
+        key: seed ^ 0x853c_49e6_748f_ea9b,
+        counter: 0,
+    });
 }
 
 /// Reseeds the calling thread's masks until the guard is dropped, then restores the generator as it
@@ -33,7 +49,7 @@ pub fn seeded(seed: u64) -> SeedGuard {
 
 /// Restores the thread's mask generator when dropped (see [`seeded`]).
 pub struct SeedGuard {
-    saved: u64,
+    saved: Generator,
 }
 
 impl Drop for SeedGuard {
@@ -42,30 +58,60 @@ impl Drop for SeedGuard {
     }
 }
 
-/// wyrand: the next 64 random bits.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0xa076_1d64_78bd_642f);
-    let t = (*state as u128).wrapping_mul((*state ^ 0xe703_7ed1_a0b4_28db) as u128);
-    ((t >> 64) ^ t) as u64
+/// A 32-bit integer hash with full avalanche (Wellons' "lowbias32").
+#[inline(always)]
+fn mix(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
 }
 
-/// `n` mask values: `1/(1−p)` with probability `1 − p`, else 0.
+/// `n` mask values: `1/(1−p)` with probability `1 − p`, else 0. The element with counter value `c`
+/// (counting from seeding, modulo 2³²) is dropped when `mix(mix(c ^ key_lo) ^ key_hi) < p·2³²`.
 fn mask(n: usize, p: f64) -> Vec<f32> {
-    let threshold = (p * 4_294_967_296.0) as u64; // drop when a uniform u32 < p·2³²
+    let threshold = (p * 4_294_967_296.0) as u32; // p < 1: below 2³²
     let scale = (1.0 / (1.0 - p)) as f32;
-    let pick = |bits: u64| if bits < threshold { 0.0 } else { scale };
-    let mut state = STATE.get();
+    let Generator { key, counter } = STATE.get();
     let mut out = Vec::with_capacity(n);
-    for _ in 0..n / 2 {
-        let r = next(&mut state);
-        out.push(pick(r & 0xffff_ffff));
-        out.push(pick(r >> 32));
-    }
-    if n % 2 == 1 {
-        out.push(pick(next(&mut state) & 0xffff_ffff));
-    }
-    STATE.set(state);
+    fill(out.spare_capacity_mut(), key, counter, threshold, scale);
+    // SAFETY: `fill` wrote all `n` elements of the spare capacity.
+    unsafe { out.set_len(n) };
+    STATE.set(Generator {
+        key,
+        counter: counter.wrapping_add(n as u32),
+    });
     out
+}
+
+/// Writes the mask values of counters `start, start + 1, …` into `out`; compiled for AVX2 when the
+/// CPU has it (the portable build targets SSE2, which has no 32-bit lane multiply), same values.
+fn fill(out: &mut [MaybeUninit<f32>], key: u64, start: u32, threshold: u32, scale: f32) {
+    #[inline(always)]
+    fn lanes(out: &mut [MaybeUninit<f32>], key: u64, start: u32, threshold: u32, scale: f32) {
+        let (key_lo, key_hi) = (key as u32, (key >> 32) as u32);
+        for (i, o) in out.iter_mut().enumerate() {
+            let bits = mix(mix(start.wrapping_add(i as u32) ^ key_lo) ^ key_hi);
+            o.write(if bits < threshold { 0.0 } else { scale });
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn lanes_avx2(
+            out: &mut [MaybeUninit<f32>],
+            key: u64,
+            start: u32,
+            threshold: u32,
+            scale: f32,
+        ) {
+            lanes(out, key, start, threshold, scale)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { lanes_avx2(out, key, start, threshold, scale) };
+    }
+    lanes(out, key, start, threshold, scale)
 }
 
 /// Dropout with probability `prob` (see the module documentation).
@@ -112,5 +158,28 @@ mod tests {
         // The mean of the scaled mask is 1: dropout keeps expectations.
         let mean = a.iter().map(|&x| x as f64).sum::<f64>() / a.len() as f64;
         assert!((mean - 1.0).abs() < 0.01);
+        // Another seed, or the next draw of the same seed, gives another mask: drops agree only at
+        // the chance rate (0.1² of elements dropped in both).
+        let both_dropped = |x: &[f32], y: &[f32]| {
+            x.iter()
+                .zip(y)
+                .filter(|(a, b)| **a == 0.0 && **b == 0.0)
+                .count() as f64
+                / x.len() as f64
+        };
+        seed(8);
+        let other = mask(100_001, 0.1);
+        let next = {
+            seed(7);
+            let _ = mask(100_001, 0.1);
+            mask(100_001, 0.1)
+        };
+        for m in [&other, &next] {
+            assert!(
+                (both_dropped(&a, m) - 0.01).abs() < 0.002,
+                "{}",
+                both_dropped(&a, m)
+            );
+        }
     }
 }

@@ -33,9 +33,9 @@ pub(crate) struct HostCache {
 
 #[derive(Clone, Debug)]
 struct HostLayer {
-    /// Per position: the `[rows, d]` self-attention keys / values written at that step.
-    self_keys: Vec<Vec<f32>>,
-    self_values: Vec<Vec<f32>>,
+    /// Per position: the `[rows, 3d]` self-attention projections of that step, query, key and value
+    /// side by side (keys at columns `d..2d`, values at `2d..3d`).
+    self_qkv: Vec<Vec<f32>>,
     /// `[sources, source_len, d]`: the cross-attention keys / values of each source.
     cross_keys: Vec<f32>,
     cross_values: Vec<f32>,
@@ -58,8 +58,7 @@ impl HostCache {
             layers: cross
                 .into_iter()
                 .map(|(cross_keys, cross_values)| HostLayer {
-                    self_keys: Vec::new(),
-                    self_values: Vec::new(),
+                    self_qkv: Vec::new(),
                     cross_keys,
                     cross_values,
                 })
@@ -86,26 +85,21 @@ impl HostCache {
         self.lineage.push((0..self.rows() as u32).collect());
     }
 
-    /// Appends this position's keys and values `[rows, d]` to `layer`'s self-attention cache and
-    /// returns the attention of the queries `q` `[rows, d]` over every position so far, `[rows, d]`.
-    pub(crate) fn self_attend(
-        &mut self,
-        layer: usize,
-        q: &[f32],
-        keys: Vec<f32>,
-        values: Vec<f32>,
-    ) -> Vec<f32> {
-        let cache = &mut self.layers[layer];
-        cache.self_keys.push(keys);
-        cache.self_values.push(values);
-        let cache = &self.layers[layer];
+    /// Appends this position's projections `qkv` `[rows, 3d]` (query, key, value side by side) to
+    /// `layer`'s self-attention cache and returns the attention of its queries over every position so
+    /// far, `[rows, d]`.
+    pub(crate) fn self_attend(&mut self, layer: usize, qkv: Vec<f32>) -> Vec<f32> {
+        self.layers[layer].self_qkv.push(qkv);
+        let cache = &self.layers[layer].self_qkv;
         let d = self.d;
         let lineage = &self.lineage;
-        attend(q, d, self.heads, cache.self_keys.len(), |row, p| {
-            let at = lineage[p][row] as usize * d;
+        // Cannot fail: pushed above.
+        let q = cache.last().expect("this position");
+        attend(q, 3 * d, d, self.heads, cache.len(), |row, p| {
+            let at = lineage[p][row] as usize * 3 * d;
             Some((
-                &cache.self_keys[p][at..at + d],
-                &cache.self_values[p][at..at + d],
+                &cache[p][at + d..at + 2 * d],
+                &cache[p][at + 2 * d..at + 3 * d],
             ))
         })
     }
@@ -114,7 +108,7 @@ impl HostCache {
     pub(crate) fn cross_attend(&self, layer: usize, q: &[f32]) -> Vec<f32> {
         let cache = &self.layers[layer];
         let (d, s) = (self.d, self.source_len);
-        attend(q, d, self.heads, s, |row, p| {
+        attend(q, d, d, self.heads, s, |row, p| {
             let i = self.row_source[row] as usize * s + p;
             self.source_valid[i].then(|| {
                 (
@@ -134,9 +128,17 @@ impl HostCache {
     }
 }
 
-/// `softmax(q_h·k_hᵀ/√dh)·v_h` for every row of `q` `[rows, d]` and every head `h`, over `positions`
-/// key/value rows that `kv(row, p)` gives (`None`: masked), as `[rows, d]`.
-fn attend<'a, F>(q: &[f32], d: usize, heads: usize, positions: usize, kv: F) -> Vec<f32>
+/// `softmax(q_h·k_hᵀ/√dh)·v_h` for every query row of `q` (the first `d` of every `q_stride` values)
+/// and every head `h`, over `positions` key/value rows that `kv(row, p)` gives (`None`: masked), as
+/// `[rows, d]`.
+fn attend<'a, F>(
+    q: &[f32],
+    q_stride: usize,
+    d: usize,
+    heads: usize,
+    positions: usize,
+    kv: F,
+) -> Vec<f32>
 where
     F: Fn(usize, usize) -> Option<(&'a [f32], &'a [f32])>,
 {
@@ -145,6 +147,7 @@ where
         #[target_feature(enable = "avx2,fma")]
         fn attend_avx2<'a, F>(
             q: &[f32],
+            q_stride: usize,
             d: usize,
             heads: usize,
             positions: usize,
@@ -153,22 +156,29 @@ where
         where
             F: Fn(usize, usize) -> Option<(&'a [f32], &'a [f32])>,
         {
-            attend_rows(q, d, heads, positions, kv)
+            attend_rows(q, q_stride, d, heads, positions, kv)
         }
         // SAFETY: the CPU has AVX2 and FMA (checked above).
-        return unsafe { attend_avx2(q, d, heads, positions, kv) };
+        return unsafe { attend_avx2(q, q_stride, d, heads, positions, kv) };
     }
-    attend_rows(q, d, heads, positions, kv)
+    attend_rows(q, q_stride, d, heads, positions, kv)
 }
 
 #[inline(always)]
-fn attend_rows<'a, F>(q: &[f32], d: usize, heads: usize, positions: usize, kv: F) -> Vec<f32>
+fn attend_rows<'a, F>(
+    q: &[f32],
+    q_stride: usize,
+    d: usize,
+    heads: usize,
+    positions: usize,
+    kv: F,
+) -> Vec<f32>
 where
     F: Fn(usize, usize) -> Option<(&'a [f32], &'a [f32])>,
 {
     let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
-    let rows = q.len() / d;
+    let rows = q.len() / q_stride;
     let mut out = vec![0f32; rows * d];
     let mut pairs = Vec::with_capacity(positions);
     // `weights[h * n + i]`: head h's weight of the i-th unmasked position (n of them).
@@ -200,7 +210,7 @@ where
             }
         }
         let n = pairs.len();
-        for (scaled, &x) in query.iter_mut().zip(&q[row * d..(row + 1) * d]) {
+        for (scaled, &x) in query.iter_mut().zip(&q[row * q_stride..row * q_stride + d]) {
             *scaled = x * scale;
         }
         for (i, (k, _)) in pairs.iter().enumerate() {
@@ -344,7 +354,14 @@ mod tests {
                     v[r * d..(r + 1) * d].to_vec(),
                 ));
             }
-            let got = cache.self_attend(0, &q, k, v);
+            let qkv: Vec<f32> = (0..rows)
+                .flat_map(|r| {
+                    [&q, &k, &v]
+                        .map(|m| m[r * d..(r + 1) * d].to_vec())
+                        .concat()
+                })
+                .collect();
+            let got = cache.self_attend(0, qkv);
             let got_cross = cache.cross_attend(1, &q);
             for (r, (source, h)) in history.iter().enumerate() {
                 for head in 0..heads {

@@ -63,7 +63,11 @@ struct HostNorm {
 
 impl HostLinear {
     fn new(linear: &Linear) -> Self {
-        Self::side_by_side(&[linear])
+        HostLinear {
+            weight: host_values(linear.weight.val()),
+            bias: linear.bias.as_ref().map(|b| host_values(b.val())),
+            d_out: linear.weight.dims()[1],
+        }
     }
 
     /// The linear maps `parts` (same input width) as one, their outputs concatenated.
@@ -183,12 +187,16 @@ impl HostNorm {
             let mean = row.iter().sum::<f32>() / d;
             let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
             let inverse = 1.0 / (var + LAYER_NORM_EPSILON).sqrt();
-            for (v, g) in row.iter_mut().zip(&self.gamma) {
-                *v = (*v - mean) * inverse * g;
-            }
-            if let Some(beta) = &self.beta {
-                for (v, b) in row.iter_mut().zip(beta) {
-                    *v += b;
+            match &self.beta {
+                Some(beta) => {
+                    for ((v, g), b) in row.iter_mut().zip(&self.gamma).zip(beta) {
+                        *v = (*v - mean) * inverse * g + b;
+                    }
+                }
+                None => {
+                    for (v, g) in row.iter_mut().zip(&self.gamma) {
+                        *v = (*v - mean) * inverse * g;
+                    }
                 }
             }
         }
@@ -290,14 +298,7 @@ impl HostDecoder {
         cache.next_position();
         for (l, layer) in self.layers.iter().enumerate() {
             self.sublayer(&mut x, &layer.norms[0], |h| {
-                let qkv = layer.self_qkv.forward(h);
-                let q = columns(&qkv, 3 * d, 0, d);
-                let context = cache.self_attend(
-                    l,
-                    &q,
-                    columns(&qkv, 3 * d, d, d),
-                    columns(&qkv, 3 * d, 2 * d, d),
-                );
+                let context = cache.self_attend(l, layer.self_qkv.forward(h));
                 layer.self_out.forward(&context)
             });
             self.sublayer(&mut x, &layer.norms[1], |h| {

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use seqls_data::tokenizer::{EOS, PAD};
 use seqls_data::{Example, make_batch};
 use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_model::{ModelConfig, translate};
+use seqls_model::{ModelConfig, Translator};
 use seqls_run::TrainConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -250,8 +250,10 @@ pub fn time_decoding(
         max_len_b: steps - 1,
         ..SearchConfig::default()
     };
+    // Made once, as the references load (and CTranslate2 converts) their model once.
+    let translator = Translator::new(&model, device);
     time_steps(1, runs, batch as f64, || {
-        let out = translate(&model, &sources, &search, device, batch, threads, |_| {});
+        let out = translator.translate(&sources, &search, batch, threads, |_| {});
         assert!(
             out.iter()
                 .all(|n| n[0].tokens.len() == steps && !n[0].tokens.contains(&PAD))

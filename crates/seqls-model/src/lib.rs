@@ -22,4 +22,4 @@ pub use loss::{
 pub use scorer::ModelScorer;
 pub use teacher_forced::{TokenScore, for_each_distribution, teacher_forced_scores};
 pub use transformer::{DecoderCache, DecoderOutput, ModelConfig, Transformer};
-pub use translate::{SPECIAL_TOKENS, translate};
+pub use translate::{SPECIAL_TOKENS, Translator, translate};

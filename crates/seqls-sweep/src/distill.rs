@@ -101,6 +101,7 @@ pub fn distill_data(
         .open(&partial)
         .at(partial.display())?;
     progress(done, total);
+    let translator = seqls_model::Translator::new(&model, device);
     while done < total {
         let end = (done + CHUNK).min(total);
         let chunk = &text.pairs[done..end];
@@ -119,7 +120,7 @@ pub fn distill_data(
                 src
             })
             .collect();
-        let nbests = seqls_model::translate(&model, &sources, search, device, 64, threads, |_| {});
+        let nbests = translator.translate(&sources, search, 64, threads, |_| {});
         let mut lines = vec![String::new(); chunk.len()];
         for (example, nbest) in encoded.examples.iter().zip(&nbests) {
             if let Some(best) = nbest.first() {

@@ -9,7 +9,6 @@
 //! max_new_tokens` in Hugging Face `generate`); the figure is sentences per second at the median.
 
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -196,11 +195,7 @@ pub fn time_training(
         temperature: 2.0,
         weight: 0.5,
     });
-    let mut optimizer = AdamConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.98)
-        .with_epsilon(1e-9)
-        .init();
+    let mut optimizer = seqls_train::adam::optimizer(&train, &device);
     let mut model = Some(model);
     time_steps(2, runs, (batch * padded.tgt_len) as f64, || {
         let (updated, outcome) = seqls_train::trainer::update(

@@ -2,6 +2,7 @@
 //! clipping, token-budget batches, validation, word-level distillation, exact resume) writing into a
 //! run directory (`seqls-run`).
 
+pub mod adam;
 pub mod error;
 pub mod schedule;
 pub mod trainer;

@@ -10,7 +10,7 @@
 
 use crate::schedule::learning_rate;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::corpus::encode_pairs;
@@ -710,11 +710,7 @@ impl<'a> Trainer<'a> {
         let device = options.device.clone().autodiff();
         device.seed(t.seed);
         let mut model = config.model.init(data.tokenizer.vocab_size(), &device);
-        let mut optimizer = AdamConfig::new()
-            .with_beta_1(t.adam_betas.0)
-            .with_beta_2(t.adam_betas.1)
-            .with_epsilon(t.adam_epsilon)
-            .init();
+        let mut optimizer = crate::adam::optimizer(t, &device);
         let mut state = TrainState {
             step: 0,
             epoch: 0,

@@ -26,12 +26,14 @@ pub struct FusedAdam {
     pub epsilon: f32,
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        // Cannot fail: converted to f32 above.
-        .expect("f32 tensor")
+/// The values of a float tensor in `f32` (read in place with [`f32s`]).
+fn data<const D: usize>(t: Tensor<D>) -> TensorData {
+    t.into_data().convert::<f32>()
+}
+
+fn f32s(data: &TensorData) -> &[f32] {
+    // Cannot fail: converted to f32 by `data`.
+    data.as_slice::<f32>().expect("f32 data")
 }
 
 impl Optimizer for FusedAdam {
@@ -47,17 +49,25 @@ impl Optimizer for FusedAdam {
         let (shape, device) = (tensor.shape(), tensor.device());
         let (beta_1, beta_2) = (self.beta_1, self.beta_2);
         let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
-        let mut param = values(tensor);
-        let g = values(grad);
-        let (time, m, v) = match state {
+        let param = data(tensor);
+        let grad = data(grad);
+        let g = f32s(&grad);
+        let (time, m, v): (usize, Vec<f32>, Vec<f32>) = match state {
             Some(state) => {
                 let momentum = state.momentum;
-                let (mut m, mut v) = (values(momentum.moment_1), values(momentum.moment_2));
-                for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(&g) {
-                    *m = *m * beta_1 + g * f1;
-                    *v = *v * beta_2 + g * g * f2;
-                }
-                (momentum.time + 1, m, v)
+                let (m, v) = (data(momentum.moment_1), data(momentum.moment_2));
+                let (m, v) = (f32s(&m), f32s(&v));
+                (
+                    momentum.time + 1,
+                    m.iter()
+                        .zip(g)
+                        .map(|(&m, &g)| m * beta_1 + g * f1)
+                        .collect(),
+                    v.iter()
+                        .zip(g)
+                        .map(|(&v, &g)| v * beta_2 + g * g * f2)
+                        .collect(),
+                )
             }
             None => (
                 1,
@@ -70,9 +80,12 @@ impl Optimizer for FusedAdam {
         let combined = correction_2 / (1.0 - beta_1.powi(t));
         let epsilon = self.epsilon * correction_2;
         let lr = lr as f32;
-        for ((p, &m), &v) in param.iter_mut().zip(&m).zip(&v) {
-            *p -= m * combined / (v.sqrt() + epsilon) * lr;
-        }
+        let param: Vec<f32> = f32s(&param)
+            .iter()
+            .zip(&m)
+            .zip(&v)
+            .map(|((&p, &m), &v)| p - m * combined / (v.sqrt() + epsilon) * lr)
+            .collect();
         let tensor =
             |values: Vec<f32>| Tensor::from_data(TensorData::new(values, shape.clone()), &device);
         let state = AdamState::new(AdaptiveMomentumState::new(time, tensor(m), tensor(v)));

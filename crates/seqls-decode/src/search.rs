@@ -235,11 +235,11 @@ impl SentenceSearch {
         let unk_raised = config.unk_penalty < 0.0;
         for (b, block) in log_probs.chunks(BLOCK).enumerate() {
             let first = b * BLOCK;
-            let mut reaches = false;
-            for &lp in block {
-                reaches |= !(lp < cut);
-            }
-            if !reaches && !(unk_raised && (first..first + block.len()).contains(&unk)) {
+            // `!(lp < cut)`, not `lp >= cut`: a NaN reaches the per-token test, as it did before.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            let reaches = block.iter().fold(false, |r, &lp| r | !(lp < cut));
+            let raised_unk = unk_raised && (first..first + block.len()).contains(&unk);
+            if !(reaches || raised_unk) {
                 continue;
             }
             for (i, &lp) in block.iter().enumerate() {

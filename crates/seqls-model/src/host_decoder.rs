@@ -81,11 +81,18 @@ impl HostLinear {
                 weight.extend_from_slice(&w[i * width..(i + 1) * width]);
             }
         }
-        let bias = parts
-            .iter()
-            .map(|l| l.bias.as_ref().map(|b| host_values(b.val())))
-            .collect::<Option<Vec<_>>>()
-            .map(|b| b.concat());
+        // A part without a bias adds zeros.
+        let bias = parts.iter().any(|l| l.bias.is_some()).then(|| {
+            parts
+                .iter()
+                .zip(&widths)
+                .flat_map(|(l, &width)| {
+                    l.bias
+                        .as_ref()
+                        .map_or_else(|| vec![0.0; width], |b| host_values(b.val()))
+                })
+                .collect()
+        });
         HostLinear {
             weight: Tiled::new(&weight, d_in, d_out),
             bias,

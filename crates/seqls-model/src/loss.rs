@@ -383,7 +383,7 @@ pub fn training_objective(
         });
     let mut gradient = vec![0f32; values.len()];
     let sums = objective_rows(
-        &values,
+        values,
         targets,
         dims[2],
         smoothing,

@@ -4,11 +4,12 @@
 //! With a cache of backend tensors, attention on burn-flex costs more than its arithmetic: the cache
 //! grows by concatenation (a copy of every position at every step), beam search's reorder copies it
 //! again, and each head's product is a `1 × t` matrix product with a full operation's overhead. Here
-//! - the self-attention keys and values of a position are written once, as the `[rows, d]` rows of
-//!   that step, and never moved: a current row reaches its ancestors' rows through `lineage`, which a
-//!   reorder rewrites (row indices, not vectors);
+//! - the self-attention keys and values of a position are written once, as the step's `[rows, 3d]`
+//!   query|key|value projections, and never moved: a current row reaches its ancestors' rows through
+//!   `lineage`, which a reorder rewrites (row indices, not vectors);
 //! - the cross-attention keys and values are held once per source sentence, not per hypothesis row;
-//! - the attention of a row is `positions` dot products and weighted sums of `dh` floats per head.
+//! - the attention of a row is `positions` dot products and weighted sums of `dh` floats per head,
+//!   each key/value row read once for all heads while the next row's are prefetched.
 //!
 //! Heads are the `dh = d / heads` consecutive columns of a `d`-wide row, as in the tensor model's
 //! `split_heads`.

@@ -1,5 +1,6 @@
 //! seqls-model: the transformer translator (burn), its label-smoothed loss, and the bridge that lets
-//! the burn-free beam search in `seqls-decode` drive it.
+//! the burn-free beam search in `seqls-decode` drive it (on the CPU through a decoding step written
+//! by hand, `host_decoder` and `host_cache`).
 
 pub mod dropout;
 pub mod error;

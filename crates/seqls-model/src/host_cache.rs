@@ -96,7 +96,13 @@ impl HostCache {
         let lineage = &self.lineage;
         // Cannot fail: pushed above.
         let q = cache.last().expect("this position");
-        attend(q, 3 * d, d, self.heads, cache.len(), |row, p| {
+        let queries = Queries {
+            values: q,
+            stride: 3 * d,
+            d,
+            heads: self.heads,
+        };
+        attend(queries, cache.len(), |row, p| {
             let at = lineage[p][row] as usize * 3 * d;
             Some((
                 &cache[p][at + d..at + 2 * d],
@@ -109,7 +115,13 @@ impl HostCache {
     pub(crate) fn cross_attend(&self, layer: usize, q: &[f32]) -> Vec<f32> {
         let cache = &self.layers[layer];
         let (d, s) = (self.d, self.source_len);
-        attend(q, d, d, self.heads, s, |row, p| {
+        let queries = Queries {
+            values: q,
+            stride: d,
+            d,
+            heads: self.heads,
+        };
+        attend(queries, s, |row, p| {
             let i = self.row_source[row] as usize * s + p;
             self.source_valid[i].then(|| {
                 (
@@ -129,54 +141,47 @@ impl HostCache {
     }
 }
 
-/// `softmax(q_h·k_hᵀ/√dh)·v_h` for every query row of `q` (the first `d` of every `q_stride` values)
-/// and every head `h`, over `positions` key/value rows that `kv(row, p)` gives (`None`: masked), as
-/// `[rows, d]`.
-fn attend<'a, F>(
-    q: &[f32],
-    q_stride: usize,
+/// Query rows: the first `d` of every `stride` values of `values`, in `heads` heads of `d / heads`.
+#[derive(Clone, Copy)]
+struct Queries<'q> {
+    values: &'q [f32],
+    stride: usize,
     d: usize,
     heads: usize,
-    positions: usize,
-    kv: F,
-) -> Vec<f32>
+}
+
+/// `softmax(q_h·k_hᵀ/√dh)·v_h` for every query row of `q` and every head `h`, over `positions`
+/// key/value rows that `kv(row, p)` gives (`None`: masked), as `[rows, d]`.
+fn attend<'a, F>(q: Queries, positions: usize, kv: F) -> Vec<f32>
 where
     F: Fn(usize, usize) -> Option<(&'a [f32], &'a [f32])>,
 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         #[target_feature(enable = "avx2,fma")]
-        fn attend_avx2<'a, F>(
-            q: &[f32],
-            q_stride: usize,
-            d: usize,
-            heads: usize,
-            positions: usize,
-            kv: F,
-        ) -> Vec<f32>
+        fn attend_avx2<'a, F>(q: Queries, positions: usize, kv: F) -> Vec<f32>
         where
             F: Fn(usize, usize) -> Option<(&'a [f32], &'a [f32])>,
         {
-            attend_rows(q, q_stride, d, heads, positions, kv)
+            attend_rows(q, positions, kv)
         }
         // SAFETY: the CPU has AVX2 and FMA (checked above).
-        return unsafe { attend_avx2(q, q_stride, d, heads, positions, kv) };
+        return unsafe { attend_avx2(q, positions, kv) };
     }
-    attend_rows(q, q_stride, d, heads, positions, kv)
+    attend_rows(q, positions, kv)
 }
 
 #[inline(always)]
-fn attend_rows<'a, F>(
-    q: &[f32],
-    q_stride: usize,
-    d: usize,
-    heads: usize,
-    positions: usize,
-    kv: F,
-) -> Vec<f32>
+fn attend_rows<'a, F>(q: Queries, positions: usize, kv: F) -> Vec<f32>
 where
     F: Fn(usize, usize) -> Option<(&'a [f32], &'a [f32])>,
 {
+    let Queries {
+        values: q,
+        stride: q_stride,
+        d,
+        heads,
+    } = q;
     let dh = d / heads;
     let scale = 1.0 / (dh as f32).sqrt();
     let rows = q.len() / q_stride;

@@ -10,8 +10,10 @@
 //! The encoder still runs as the tensor model ([`Transformer::encode`]), once per batch.
 
 use crate::host_cache::HostCache;
-use crate::transformer::{DecoderLayer, Transformer, host_values, position_values};
+use crate::tensors::f32_vec;
+use crate::transformer::{DecoderLayer, Transformer, position_values};
 use burn::nn::{LayerNorm, Linear};
+use burn::tensor::Device;
 use burn::tensor::{Int, Tensor};
 
 /// `LayerNormConfig`'s default epsilon, with which every layer norm of the model is built.
@@ -64,14 +66,14 @@ impl HostLinear {
     fn new(linear: &Linear) -> Self {
         let [d_in, d_out] = linear.weight.dims();
         HostLinear {
-            weight: Tiled::new(&host_values(linear.weight.val()), d_in, d_out),
-            bias: linear.bias.as_ref().map(|b| host_values(b.val())),
+            weight: Tiled::new(&f32_vec(linear.weight.val()), d_in, d_out),
+            bias: linear.bias.as_ref().map(|b| f32_vec(b.val())),
         }
     }
 
     /// The linear maps `parts` (same input width) as one, their outputs concatenated.
     fn side_by_side(parts: &[&Linear]) -> Self {
-        let weights: Vec<Vec<f32>> = parts.iter().map(|l| host_values(l.weight.val())).collect();
+        let weights: Vec<Vec<f32>> = parts.iter().map(|l| f32_vec(l.weight.val())).collect();
         let widths: Vec<usize> = parts.iter().map(|l| l.weight.dims()[1]).collect();
         let d_out: usize = widths.iter().sum();
         let d_in = parts[0].weight.dims()[0];
@@ -89,7 +91,7 @@ impl HostLinear {
                 .flat_map(|(l, &width)| {
                     l.bias
                         .as_ref()
-                        .map_or_else(|| vec![0.0; width], |b| host_values(b.val()))
+                        .map_or_else(|| vec![0.0; width], |b| f32_vec(b.val()))
                 })
                 .collect()
         });
@@ -192,8 +194,8 @@ fn product(x: &[f32], w: &Tiled) -> Vec<f32> {
 impl HostNorm {
     fn new(norm: &LayerNorm) -> Self {
         HostNorm {
-            gamma: host_values(norm.gamma.val()),
-            beta: norm.beta.as_ref().map(|b| host_values(b.val())),
+            gamma: f32_vec(norm.gamma.val()),
+            beta: norm.beta.as_ref().map(|b| f32_vec(b.val())),
         }
     }
 
@@ -249,6 +251,12 @@ fn columns(x: &[f32], stride: usize, from: usize, width: usize) -> Vec<f32> {
 }
 
 impl HostDecoder {
+    /// The CPU decoder of `model` when `device` is the CPU (burn-flex); elsewhere decoding stays in
+    /// tensor operations on the device.
+    pub fn for_device(model: &Transformer, device: &Device) -> Option<Self> {
+        (*device == Device::flex()).then(|| Self::new(model))
+    }
+
     /// Copies the decoder of `model` (its weights on any device) into host memory.
     pub fn new(model: &Transformer) -> Self {
         let embedding = model.target_embedding().weight.val();
@@ -257,13 +265,13 @@ impl HostDecoder {
             d,
             heads: model.decoder.first().map_or(1, |l| l.self_attention.heads),
             pre_norm: model.decoder.first().is_some_and(|l| l.pre_norm),
-            embedding: host_values(embedding),
+            embedding: f32_vec(embedding),
             layers: model.decoder.iter().map(HostLayer::new).collect(),
             final_norm: model.decoder_norm.as_ref().map(HostNorm::new),
             output: {
                 let w = model.output_matrix();
                 let [d, vocab] = w.dims();
-                Tiled::new(&host_values(w), d, vocab)
+                Tiled::new(&f32_vec(w), d, vocab)
             },
         }
     }
@@ -274,7 +282,7 @@ impl HostDecoder {
         let mask = Transformer::source_mask(&src, pad_id);
         let memory = model.encode(src, &mask);
         let [_, source_len, _] = memory.dims();
-        let memory = host_values(memory);
+        let memory = f32_vec(memory);
         let d = self.d;
         let cross = self
             .layers

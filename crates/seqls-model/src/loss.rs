@@ -23,6 +23,7 @@
 //! (Hinton et al. 2015).
 
 use crate::log_softmax::{Real, exp_shifted, max_and_sum};
+use crate::tensors::{f32_data, f32_slice};
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -355,8 +356,8 @@ impl<R: Real> RowKernel<'_, R> {
 /// The terms of `logits` `[B, T, K]` against `targets` (`[B, T]`, row-major ids), without a gradient.
 pub fn loss_sums(logits: Tensor<3>, targets: &[u32], smoothing: Smoothing) -> LossSums {
     let [_, _, k] = logits.dims();
-    let values = logits_data(logits);
-    objective_rows(f32s(&values), targets, k, smoothing, None, 1.0, None)
+    let values = f32_data(logits);
+    objective_rows(f32_slice(&values), targets, k, smoothing, None, 1.0, None)
 }
 
 /// One batch's training objective (see [`objective_rows`]): its sums, and a scalar `Σ z ⊙ G` whose
@@ -370,14 +371,14 @@ pub fn training_objective(
     denominator: f64,
 ) -> (LossSums, Tensor<1>) {
     let dims = logits.dims();
-    let data = logits_data(logits.clone());
-    let values = f32s(&data);
+    let data = f32_data(logits.clone());
+    let values = f32_slice(&data);
     let teacher =
-        teacher.map(|(logits, temperature, weight)| (logits_data(logits), temperature, weight));
+        teacher.map(|(logits, temperature, weight)| (f32_data(logits), temperature, weight));
     let distill = teacher
         .as_ref()
         .map(|(data, temperature, weight)| Distillation {
-            teacher_logits: f32s(data),
+            teacher_logits: f32_slice(data),
             temperature: *temperature,
             weight: *weight,
         });
@@ -393,16 +394,6 @@ pub fn training_objective(
     );
     let gradient = Tensor::<3>::from_data(TensorData::new(gradient, dims), &logits.device());
     (sums, (logits * gradient).sum())
-}
-
-/// The values of a float tensor, row-major, in `f32` (read in place with [`f32s`]).
-fn logits_data(logits: Tensor<3>) -> TensorData {
-    logits.into_data().convert::<f32>()
-}
-
-fn f32s(data: &TensorData) -> &[f32] {
-    // Cannot fail: converted to f32 by `logits_data`.
-    data.as_slice::<f32>().expect("f32 data")
 }
 
 /// The summed training objective with a teacher: `(1 − β)·Σ ce + β·T²·Σ kl` (nats; divide by `N`).

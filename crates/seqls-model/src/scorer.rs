@@ -5,8 +5,8 @@
 use crate::host_cache::HostCache;
 use crate::host_decoder::HostDecoder;
 use crate::log_softmax::log_softmax_rows;
-use crate::tensors::{int_tensor, padded_tensor};
-use crate::transformer::{DecoderCache, Transformer, host_values};
+use crate::tensors::{f32_vec, int_tensor, padded_tensor};
+use crate::transformer::{DecoderCache, Transformer};
 use burn::tensor::Device;
 use seqls_data::tokenizer::PAD;
 use seqls_decode::Scorer;
@@ -16,8 +16,6 @@ use std::borrow::Cow;
 pub struct ModelScorer<'a> {
     model: &'a Transformer,
     step: Step<'a>,
-    /// The source sentence of each row.
-    row_sources: Vec<usize>,
     device: Device,
     vocab_size: usize,
 }
@@ -29,14 +27,18 @@ enum Step<'a> {
         decoder: Cow<'a, HostDecoder>,
         cache: HostCache,
     },
-    /// As tensor operations on the model's device.
-    Tensors(DecoderCache),
+    /// As tensor operations on the model's device; `row_sources`: the source sentence of each row
+    /// (a reorder within sentences leaves the cache's source side in place).
+    Tensors {
+        cache: DecoderCache,
+        row_sources: Vec<usize>,
+    },
 }
 
 impl<'a> ModelScorer<'a> {
     /// Encodes `sources` (each ending in `</s>`) once; one scorer row per source.
     pub fn new(model: &'a Transformer, sources: &[Vec<u32>], device: &Device) -> Self {
-        let host = (*device == Device::flex()).then(|| Cow::Owned(HostDecoder::new(model)));
+        let host = HostDecoder::for_device(model, device).map(Cow::Owned);
         Self::with_decoder(model, host, sources, device)
     }
 
@@ -53,13 +55,15 @@ impl<'a> ModelScorer<'a> {
                 cache: decoder.start(model, src, PAD),
                 decoder,
             },
-            None => Step::Tensors(model.start_decoding(src, PAD)),
+            None => Step::Tensors {
+                cache: model.start_decoding(src, PAD),
+                row_sources: (0..sources.len()).collect(),
+            },
         };
         let vocab_size = model.output_matrix().dims()[1];
         ModelScorer {
             model,
             step,
-            row_sources: (0..sources.len()).collect(),
             device: device.clone(),
             vocab_size,
         }
@@ -78,9 +82,9 @@ impl Scorer for ModelScorer<'_> {
     fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32> {
         let mut scores = match &mut self.step {
             Step::Host { decoder, cache } => decoder.step(last_tokens, cache),
-            Step::Tensors(cache) => {
+            Step::Tensors { cache, .. } => {
                 let tokens = int_tensor(last_tokens, [last_tokens.len()], &self.device);
-                host_values(self.model.decode_step(tokens, cache).0)
+                f32_vec(self.model.decode_step(tokens, cache).0)
             }
         };
         log_softmax_rows(&mut scores, self.vocab_size, temperature);
@@ -88,12 +92,14 @@ impl Scorer for ModelScorer<'_> {
     }
 
     fn reorder(&mut self, parents: &[usize]) {
-        let sources: Vec<usize> = parents.iter().map(|&p| self.row_sources[p]).collect();
-        let same_sources = sources == self.row_sources;
-        self.row_sources = sources;
         match &mut self.step {
             Step::Host { cache, .. } => cache.reorder(parents),
-            Step::Tensors(cache) => cache.reorder(parents, same_sources),
+            Step::Tensors { cache, row_sources } => {
+                let sources: Vec<usize> = parents.iter().map(|&p| row_sources[p]).collect();
+                let same_sources = sources == *row_sources;
+                *row_sources = sources;
+                cache.reorder(parents, same_sources);
+            }
         }
     }
 }

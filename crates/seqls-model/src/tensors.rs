@@ -1,4 +1,5 @@
-//! Token ids as tensors: padded rows and the tensors of a training [`Batch`].
+//! Token ids as tensors (padded rows, the tensors of a training [`Batch`]) and float tensors as
+//! host values.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use seqls_data::Batch;
@@ -24,6 +25,25 @@ pub fn int_tensor<const D: usize>(
 ) -> Tensor<D, Int> {
     let data: Vec<i64> = values.iter().map(|&v| v as i64).collect();
     Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// The values of a float tensor, row-major, in `f32` (read in place with [`f32_slice`]).
+pub fn f32_data<const D: usize>(t: Tensor<D>) -> TensorData {
+    t.into_data().convert::<f32>()
+}
+
+/// The values of [`f32_data`] without a copy.
+pub fn f32_slice(data: &TensorData) -> &[f32] {
+    // Cannot fail: `f32_data` converted to f32.
+    data.as_slice::<f32>().expect("f32 data")
+}
+
+/// The values of a float tensor, row-major, as an owned `f32` vector.
+pub fn f32_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    f32_data(t)
+        .try_into_vec::<f32>()
+        // Cannot fail: converted to f32.
+        .expect("f32 data")
 }
 
 /// A padded [`Batch`] as tensors: `src` `[B, S]`, `tgt_in` and `tgt_out` `[B, T]`.

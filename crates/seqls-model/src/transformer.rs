@@ -151,14 +151,6 @@ fn positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
     )
 }
 
-/// The values of a float tensor, row-major.
-pub(crate) fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec::<f32>()
-        // Cannot fail: the model computes in f32 on every backend.
-        .expect("f32 tensor")
-}
-
 /// Multi-head scaled dot-product attention: `softmax(Q Kᵀ / sqrt(dh) + mask) V`.
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention {

@@ -49,7 +49,7 @@ impl<'a> Translator<'a> {
     pub fn new(model: &'a Transformer, device: &Device) -> Self {
         Translator {
             model,
-            host: (*device == Device::flex()).then(|| HostDecoder::new(model)),
+            host: HostDecoder::for_device(model, device),
             device: device.clone(),
         }
     }

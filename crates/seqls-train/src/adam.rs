@@ -16,6 +16,7 @@ use burn::optim::{
     AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::tensor::{Device, Tensor, TensorData};
+use seqls_model::tensors::{f32_data, f32_slice};
 use seqls_run::TrainConfig;
 
 /// Adam's hyper-parameters; see the module documentation.
@@ -24,16 +25,6 @@ pub struct FusedAdam {
     pub beta_1: f32,
     pub beta_2: f32,
     pub epsilon: f32,
-}
-
-/// The values of a float tensor in `f32` (read in place with [`f32s`]).
-fn data<const D: usize>(t: Tensor<D>) -> TensorData {
-    t.into_data().convert::<f32>()
-}
-
-fn f32s(data: &TensorData) -> &[f32] {
-    // Cannot fail: converted to f32 by `data`.
-    data.as_slice::<f32>().expect("f32 data")
 }
 
 impl Optimizer for FusedAdam {
@@ -49,14 +40,14 @@ impl Optimizer for FusedAdam {
         let (shape, device) = (tensor.shape(), tensor.device());
         let (beta_1, beta_2) = (self.beta_1, self.beta_2);
         let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
-        let param = data(tensor);
-        let grad = data(grad);
-        let g = f32s(&grad);
+        let param = f32_data(tensor);
+        let grad = f32_data(grad);
+        let g = f32_slice(&grad);
         let (time, m, v): (usize, Vec<f32>, Vec<f32>) = match state {
             Some(state) => {
                 let momentum = state.momentum;
-                let (m, v) = (data(momentum.moment_1), data(momentum.moment_2));
-                let (m, v) = (f32s(&m), f32s(&v));
+                let (m, v) = (f32_data(momentum.moment_1), f32_data(momentum.moment_2));
+                let (m, v) = (f32_slice(&m), f32_slice(&v));
                 (
                     momentum.time + 1,
                     m.iter()
@@ -80,7 +71,7 @@ impl Optimizer for FusedAdam {
         let combined = correction_2 / (1.0 - beta_1.powi(t));
         let epsilon = self.epsilon * correction_2;
         let lr = lr as f32;
-        let param: Vec<f32> = f32s(&param)
+        let param: Vec<f32> = f32_slice(&param)
             .iter()
             .zip(&m)
             .zip(&v)

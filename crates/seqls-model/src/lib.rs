@@ -6,6 +6,7 @@ pub mod dropout;
 pub mod error;
 mod host_cache;
 mod host_decoder;
+mod host_output;
 pub mod log_softmax;
 pub mod loss;
 pub mod output;
@@ -16,6 +17,7 @@ pub mod transformer;
 pub mod translate;
 
 pub use error::ModelConfigError;
+pub use host_output::{HostObjective, HostOutput};
 pub use loss::{
     LossSums, Normalize, Smoothing, SmoothingVariant, distillation_objective, loss_sums,
     training_objective,

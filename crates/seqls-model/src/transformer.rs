@@ -182,37 +182,62 @@ impl MultiHeadAttention {
             .swap_dims(1, 2)
     }
 
+    /// Queries, keys and values of `x` `[B, L, d]` (self-attention), each `[B, H, L, dh]`.
+    fn queries_keys_values(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let (k, v) = self.keys_values(x.clone());
+        (self.queries(x), k, v)
+    }
+
     /// Keys and values of `x` `[B, L, d]`, each `[B, H, L, dh]`.
     fn keys_values(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
         (
-            self.split_heads(self.key.forward(x.clone())),
-            self.split_heads(self.value.forward(x)),
+            self.split_heads(project(x.clone(), &self.key)),
+            self.split_heads(project(x, &self.value)),
         )
     }
 
-    /// Attends from `x` `[B, Tq, d]` to precomputed keys/values `[B, H, Tk, dh]`. `mask` is `true`
-    /// where attention is forbidden, broadcastable to `[B, H, Tq, Tk]`.
+    /// Queries of `x` `[B, L, d]`, `[B, H, L, dh]`.
+    fn queries(&self, x: Tensor<3>) -> Tensor<4> {
+        self.split_heads(project(x, &self.query))
+    }
+
+    /// Attends from `queries` `[B, H, Tq, dh]` to keys/values `[B, H, Tk, dh]`; `[B, Tq, d]`. `mask`
+    /// is `true` where attention is forbidden, broadcastable to `[B, H, Tq, Tk]`.
     fn attend(
         &self,
-        x: Tensor<3>,
+        queries: Tensor<4>,
         keys: Tensor<4>,
         values: Tensor<4>,
         mask: Option<Tensor<4, Bool>>,
     ) -> Tensor<3> {
-        let [b, tq, d] = x.dims();
-        let dh = d / self.heads;
-        let q = self
-            .split_heads(self.query.forward(x))
-            .mul_scalar(1.0 / (dh as f64).sqrt());
+        let [b, h, tq, dh] = queries.dims();
+        let q = queries.mul_scalar(1.0 / (dh as f64).sqrt());
         let mut scores = q.matmul(keys.swap_dims(2, 3));
         if let Some(mask) = mask {
-            let [_, h, tq, tk] = scores.dims();
+            let tk = scores.dims()[3];
             scores = scores.mask_fill(mask.expand([b, h, tq, tk]), -1e9);
         }
         let weights = self.dropout.forward(softmax(scores, 3));
-        let context = weights.matmul(values).swap_dims(1, 2).reshape([b, tq, d]);
-        self.output.forward(context)
+        let context = weights
+            .matmul(values)
+            .swap_dims(1, 2)
+            .reshape([b, tq, h * dh]);
+        project(context, &self.output)
     }
+}
+
+/// `linear(x)` for `x` `[B, L, d_in]` as one 2-D product over the `B·L` rows. burn's `Linear` runs
+/// some shapes (e.g. 64 sentences of 50 positions into 256 columns) as a batched product against the
+/// broadcast weight, whose backward pass builds a `[B, d_in, d_out]` weight gradient and sums it.
+fn project(x: Tensor<3>, linear: &Linear) -> Tensor<3> {
+    let [b, l, d_in] = x.dims();
+    let y = x.reshape([b * l, d_in]).matmul(linear.weight.val());
+    let y = match &linear.bias {
+        Some(bias) => y + bias.val().unsqueeze::<2>(),
+        None => y,
+    };
+    let d_out = y.dims()[1];
+    y.reshape([b, l, d_out])
 }
 
 /// Position-wise feed-forward block: `W2 · dropout(relu(W1 x + b1)) + b2`.
@@ -233,8 +258,8 @@ impl FeedForward {
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.outer
-            .forward(self.dropout.forward(relu(self.inner.forward(x))))
+        let inner = self.dropout.forward(relu(project(x, &self.inner)));
+        project(inner, &self.outer)
     }
 }
 
@@ -280,8 +305,8 @@ impl EncoderLayer {
     fn forward(&self, x: Tensor<3>, pad_mask: &Tensor<4, Bool>) -> Tensor<3> {
         let attn = &self.self_attention;
         let x = residual(x, &self.attention_norm, &self.dropout, self.pre_norm, |h| {
-            let (k, v) = attn.keys_values(h.clone());
-            attn.attend(h, k, v, Some(pad_mask.clone()))
+            let (q, k, v) = attn.queries_keys_values(h);
+            attn.attend(q, k, v, Some(pad_mask.clone()))
         });
         residual(
             x,
@@ -356,8 +381,8 @@ impl DecoderLayer {
             &self.dropout,
             self.pre_norm,
             |h| {
-                let (k, v) = sa.keys_values(h.clone());
-                sa.attend(h, k, v, Some(causal.clone()))
+                let (q, k, v) = sa.queries_keys_values(h);
+                sa.attend(q, k, v, Some(causal.clone()))
             },
         );
         let (k, v) = ca.keys_values(memory);
@@ -366,7 +391,7 @@ impl DecoderLayer {
             &self.cross_attention_norm,
             &self.dropout,
             self.pre_norm,
-            |h| ca.attend(h, k, v, Some(memory_mask.clone())),
+            |h| ca.attend(ca.queries(h), k, v, Some(memory_mask.clone())),
         );
         residual(
             x,
@@ -391,7 +416,7 @@ impl DecoderLayer {
             &self.dropout,
             self.pre_norm,
             |h| {
-                let (k, v) = sa.keys_values(h.clone());
+                let (q, k, v) = sa.queries_keys_values(h);
                 let (k, v) = match (cache.self_keys.take(), cache.self_values.take()) {
                     (Some(pk), Some(pv)) => {
                         (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2))
@@ -400,7 +425,7 @@ impl DecoderLayer {
                 };
                 cache.self_keys = Some(k.clone());
                 cache.self_values = Some(v.clone());
-                sa.attend(h, k, v, None)
+                sa.attend(q, k, v, None)
             },
         );
         let (k, v) = (cache.cross_keys.clone(), cache.cross_values.clone());
@@ -409,7 +434,7 @@ impl DecoderLayer {
             &self.cross_attention_norm,
             &self.dropout,
             self.pre_norm,
-            |h| ca.attend(h, k, v, Some(memory_mask.clone())),
+            |h| ca.attend(ca.queries(h), k, v, Some(memory_mask.clone())),
         );
         residual(
             x,
@@ -565,6 +590,20 @@ impl Transformer {
         tgt_in: Tensor<2, Int>,
         pad_id: u32,
     ) -> DecoderOutput {
+        let hidden = self.decoder_states(src, tgt_in, pad_id);
+        DecoderOutput {
+            logits: self.project(hidden.clone()),
+            hidden,
+        }
+    }
+
+    /// The teacher-forced pass up to the output projection: the final decoder states `[B, T, d]`.
+    pub fn decoder_states(
+        &self,
+        src: Tensor<2, Int>,
+        tgt_in: Tensor<2, Int>,
+        pad_id: u32,
+    ) -> Tensor<3> {
         let src_mask = Self::source_mask(&src, pad_id);
         let memory = self.encode(src, &src_mask);
         let [_, t] = tgt_in.dims();
@@ -574,13 +613,9 @@ impl Transformer {
         for layer in &self.decoder {
             x = layer.forward(x, memory.clone(), &causal, &src_mask);
         }
-        let hidden = match &self.decoder_norm {
+        match &self.decoder_norm {
             Some(norm) => norm.forward(x),
             None => x,
-        };
-        DecoderOutput {
-            logits: self.project(hidden.clone()),
-            hidden,
         }
     }
 

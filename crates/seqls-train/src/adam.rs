@@ -2,7 +2,8 @@
 //!
 //! burn's `Adam` updates a parameter with about fourteen tensor operations (moments, bias corrections,
 //! square root, division, scaling), each a pass over the parameter that allocates its output. This
-//! optimizer does the same `f32` operations in the same order, element by element, in one loop:
+//! optimizer does the same `f32` operations in the same order, element by element, in one loop over
+//! the parameter's own buffers:
 //!
 //! ```text
 //! m ← β₁·m + (1 − β₁)·g            v ← β₂·v + (1 − β₂)·g²          (t ← t + 1; first step: m, v from 0)
@@ -16,7 +17,7 @@ use burn::optim::{
     AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::tensor::{Device, Tensor, TensorData};
-use seqls_model::tensors::{f32_data, f32_slice};
+use seqls_model::tensors::{f32_data, f32_slice, f32_vec};
 use seqls_run::TrainConfig;
 
 /// Adam's hyper-parameters; see the module documentation.
@@ -40,43 +41,33 @@ impl Optimizer for FusedAdam {
         let (shape, device) = (tensor.shape(), tensor.device());
         let (beta_1, beta_2) = (self.beta_1, self.beta_2);
         let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
-        let param = f32_data(tensor);
+        let mut param = f32_vec(tensor);
         let grad = f32_data(grad);
         let g = f32_slice(&grad);
-        let (time, m, v): (usize, Vec<f32>, Vec<f32>) = match state {
+        let (time, mut m, mut v, first) = match state {
             Some(state) => {
                 let momentum = state.momentum;
-                let (m, v) = (f32_data(momentum.moment_1), f32_data(momentum.moment_2));
-                let (m, v) = (f32_slice(&m), f32_slice(&v));
-                (
-                    momentum.time + 1,
-                    m.iter()
-                        .zip(g)
-                        .map(|(&m, &g)| m * beta_1 + g * f1)
-                        .collect(),
-                    v.iter()
-                        .zip(g)
-                        .map(|(&v, &g)| v * beta_2 + g * g * f2)
-                        .collect(),
-                )
+                let (m, v) = (f32_vec(momentum.moment_1), f32_vec(momentum.moment_2));
+                (momentum.time + 1, m, v, false)
             }
-            None => (
-                1,
-                g.iter().map(|&g| g * f1).collect(),
-                g.iter().map(|&g| g * g * f2).collect(),
-            ),
+            None => (1, vec![0f32; g.len()], vec![0f32; g.len()], true),
         };
         let t = time as i32;
         let correction_2 = (1.0 - beta_2.powi(t)).sqrt();
         let combined = correction_2 / (1.0 - beta_1.powi(t));
         let epsilon = self.epsilon * correction_2;
         let lr = lr as f32;
-        let param: Vec<f32> = f32_slice(&param)
-            .iter()
-            .zip(&m)
-            .zip(&v)
-            .map(|((&p, &m), &v)| p - m * combined / (v.sqrt() + epsilon) * lr)
-            .collect();
+        // One pass, in place (the values were read without a copy); every element sees the same
+        // operations in the same order as in burn's Adam (whose first step starts from `g·(1 − β)`).
+        // On one thread: a second one made this memory-bound pass slower.
+        for (((p, m), v), &g) in param.iter_mut().zip(&mut m).zip(&mut v).zip(g) {
+            if first {
+                (*m, *v) = (g * f1, g * g * f2);
+            } else {
+                (*m, *v) = (*m * beta_1 + g * f1, *v * beta_2 + g * g * f2);
+            }
+            *p -= *m * combined / (v.sqrt() + epsilon) * lr;
+        }
         let tensor =
             |values: Vec<f32>| Tensor::from_data(TensorData::new(values, shape.clone()), &device);
         let state = AdamState::new(AdaptiveMomentumState::new(time, tensor(m), tensor(v)));
@@ -120,14 +111,14 @@ mod tests {
         GradientsParams::from_grads(loss.backward(), model)
     }
 
-    /// Five steps (the first without state) give the same bits as burn's `Adam`, and so does a step
-    /// after the state has been saved by one and loaded by the other.
+    /// Five steps (the first without state) on a 70 × 500 layer give the same bits as burn's `Adam`,
+    /// and so does a step after the state has been saved by one and loaded by the other.
     #[test]
     fn matches_burns_adam_bit_for_bit() {
         let device = Device::flex().autodiff();
         device.seed(5);
-        let start = LinearConfig::new(7, 5).init(&device);
-        let x = Tensor::<2>::random([3, 7], burn::tensor::Distribution::Default, &device);
+        let start = LinearConfig::new(70, 500).init(&device);
+        let x = Tensor::<2>::random([3, 70], burn::tensor::Distribution::Default, &device);
         let config = TrainConfig::default();
         let mut fused = optimizer(&config, &device);
         let mut reference = AdamConfig::new()

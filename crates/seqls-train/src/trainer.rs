@@ -19,8 +19,8 @@ use seqls_data::{Batch, Example, SubwordTokenizer, make_batch, plan_batches, tra
 use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::tensors::BatchTensors;
 use seqls_model::{
-    Normalize, Smoothing, Transformer, distillation_objective, loss_sums, training_objective,
-    translate,
+    HostOutput, Normalize, Smoothing, Transformer, distillation_objective, loss_sums,
+    training_objective, translate,
 };
 use seqls_run::checkpoint::{self, TrainState};
 use seqls_run::error::At;
@@ -181,6 +181,7 @@ struct ShardPass {
 fn shard_pass(
     model: &Transformer,
     teacher: Option<&Teacher>,
+    output: Option<&HostOutput>,
     shard: &Batch,
     index: usize,
     t: &TrainConfig,
@@ -191,20 +192,36 @@ fn shard_pass(
     let _masks = seqls_model::dropout::seeded(step_seed(dropout_seed, index));
     let replica = model.clone().fork(device);
     let tensors = BatchTensors::new(shard, device);
-    let logits = replica.forward(tensors.src, tensors.tgt_in, PAD).logits;
     // The teacher runs on the inner device: no dropout, no graph; its logits are a constant.
     let teacher_logits = teacher.map(|teacher| {
         let plain = BatchTensors::new(shard, &device.clone().inner());
         let logits = teacher.model.forward(plain.src, plain.tgt_in, PAD).logits;
         (logits, teacher.temperature, teacher.weight)
     });
-    let (sums, objective) = training_objective(
-        logits,
-        &shard.tgt_out,
-        smoothing(t),
-        teacher_logits,
-        denominator,
-    );
+    let (sums, objective, weight_gradient) = match output {
+        Some(output) => {
+            let hidden = replica.decoder_states(tensors.src, tensors.tgt_in, PAD);
+            let host = output.objective(
+                hidden,
+                &shard.tgt_out,
+                smoothing(t),
+                teacher_logits,
+                denominator,
+            );
+            (host.sums, host.surrogate, Some(host.weight_gradient))
+        }
+        None => {
+            let logits = replica.forward(tensors.src, tensors.tgt_in, PAD).logits;
+            let (sums, objective) = training_objective(
+                logits,
+                &shard.tgt_out,
+                smoothing(t),
+                teacher_logits,
+                denominator,
+            );
+            (sums, objective, None)
+        }
+    };
     let loss_sum = match teacher {
         Some(teacher) => distillation_objective(&sums, teacher.weight, teacher.temperature),
         None => sums.smoothed,
@@ -215,7 +232,11 @@ fn shard_pass(
         n_tokens: sums.tokens,
     };
     let grads = if outcome.loss_sum.is_finite() {
-        GradientsParams::from_grads(objective.backward(), &replica)
+        let mut grads = GradientsParams::from_grads(objective.backward(), &replica);
+        if let (Some(output), Some(weight_gradient)) = (output, weight_gradient) {
+            output.add_gradient(&mut grads, weight_gradient);
+        }
+        grads
     } else {
         GradientsParams::new()
     };
@@ -258,10 +279,12 @@ pub fn update(
     let shards = batch.split_rows(t.shards);
     let n_shards = shards.len();
     let workers = threads.clamp(1, n_shards);
+    let output = HostOutput::for_device(&model, device);
     let pass = |model: &Transformer, i: usize| {
         shard_pass(
             model,
             teacher,
+            output.as_ref(),
             &shards[i],
             i,
             t,

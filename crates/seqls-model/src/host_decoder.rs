@@ -17,7 +17,7 @@ use burn::tensor::Device;
 use burn::tensor::{Int, Tensor};
 
 /// `LayerNormConfig`'s default epsilon, with which every layer norm of the model is built.
-const LAYER_NORM_EPSILON: f32 = 1e-5;
+const LAYER_NORM_EPSILON: f32 = crate::layer_norm::EPSILON as f32;
 
 /// The decoder of a [`Transformer`] in host memory, for [`HostDecoder::step`].
 #[derive(Clone, Debug)]

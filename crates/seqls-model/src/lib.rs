@@ -7,6 +7,7 @@ pub mod error;
 mod host_cache;
 mod host_decoder;
 mod host_output;
+pub mod layer_norm;
 pub mod log_softmax;
 pub mod loss;
 pub mod output;

@@ -11,6 +11,7 @@
 
 use crate::dropout::Dropout;
 use crate::error::ModelConfigError;
+use crate::layer_norm;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -272,9 +273,9 @@ fn residual(
     f: impl FnOnce(Tensor<3>) -> Tensor<3>,
 ) -> Tensor<3> {
     if pre_norm {
-        x.clone() + dropout.forward(f(norm.forward(x)))
+        x.clone() + dropout.forward(f(layer_norm::norm(norm, x)))
     } else {
-        norm.forward(x.clone() + dropout.forward(f(x)))
+        layer_norm::norm(norm, x.clone() + dropout.forward(f(x)))
     }
 }
 
@@ -578,7 +579,7 @@ impl Transformer {
             x = layer.forward(x, src_mask);
         }
         match &self.encoder_norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => layer_norm::norm(norm, x),
             None => x,
         }
     }
@@ -614,7 +615,7 @@ impl Transformer {
             x = layer.forward(x, memory.clone(), &causal, &src_mask);
         }
         match &self.decoder_norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => layer_norm::norm(norm, x),
             None => x,
         }
     }
@@ -661,7 +662,7 @@ impl Transformer {
         }
         cache.position += 1;
         let hidden = match &self.decoder_norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => layer_norm::norm(norm, x),
             None => x,
         }
         .squeeze_dim::<2>(1);

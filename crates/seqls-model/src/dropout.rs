@@ -6,13 +6,22 @@
 //! then multiplies twice (mask, then scale); on the CPU that was about 15% of a training step. Here the
 //! mask, already scaled, is a counter-based hash: element `i` of the masks drawn since the last seed
 //! keeps or drops by two rounds of a 32-bit integer hash of `(key, i)`, with no dependency from one
-//! element to the next, so the loop vectorises (a sequential 64-bit generator took 3% of a step). It is applied
-//! with one multiplication. Each thread has its own key and counter, reset by [`seeded`] for every
-//! shard of every update (the trainer runs a batch's shards as tasks of a thread pool), so masks are a
-//! function of `(seed, update, shard)` and a resumed run stays bit-identical.
+//! element to the next, so the loop vectorises (a sequential 64-bit generator took 3% of a step). On
+//! the CPU it is one operation ([`DropoutOps`]) that draws the mask while multiplying, and whose
+//! backward pass draws it again; elsewhere the mask is a tensor to multiply by. Each thread has its
+//! own key and counter, reset by [`seeded`] for every shard of every update (the trainer runs a
+//! batch's shards as tasks of a thread pool), so masks are a function of `(seed, update, shard)` and a
+//! resumed run stays bit-identical.
 
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::module::Module;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 
@@ -68,50 +77,110 @@ fn mix(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// `n` mask values: `1/(1−p)` with probability `1 − p`, else 0. The element with counter value `c`
-/// (counting from seeding, modulo 2³²) is dropped when `mix(mix(c ^ key_lo) ^ key_hi) < p·2³²`.
-fn mask(n: usize, p: f64) -> Vec<f32> {
-    let threshold = (p * 4_294_967_296.0) as u32; // p < 1: below 2³²
-    let scale = (1.0 / (1.0 - p)) as f32;
+/// `x ⊙ mask` where the mask value of element `i` is `1/(1−p)` with probability `1 − p`, else 0: it is
+/// dropped when `mix(mix(c ^ key_lo) ^ key_hi) < p·2³²` for its counter `c = start + i` (modulo 2³²).
+/// Compiled for AVX2 when the CPU has it (the portable build targets SSE2, which has no 32-bit lane
+/// multiply), same values.
+fn apply(x: &[f32], key: u64, start: u32, p: f64) -> Vec<f32> {
+    #[inline(always)]
+    fn lanes(x: &[f32], out: &mut [MaybeUninit<f32>], key: u64, start: u32, p: f64) {
+        let threshold = (p * 4_294_967_296.0) as u32; // p < 1: below 2³²
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let (key_lo, key_hi) = (key as u32, (key >> 32) as u32);
+        for (i, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+            let bits = mix(mix(start.wrapping_add(i as u32) ^ key_lo) ^ key_hi);
+            o.write(x * if bits < threshold { 0.0 } else { scale });
+        }
+    }
+    let mut out = Vec::with_capacity(x.len());
+    let spare = &mut out.spare_capacity_mut()[..x.len()];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn lanes_avx2(x: &[f32], out: &mut [MaybeUninit<f32>], key: u64, start: u32, p: f64) {
+            lanes(x, out, key, start, p)
+        }
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { lanes_avx2(x, spare, key, start, p) };
+    } else {
+        lanes(x, spare, key, start, p);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    lanes(x, spare, key, start, p);
+    // SAFETY: `lanes` wrote all `x.len()` elements of the spare capacity.
+    unsafe { out.set_len(x.len()) };
+    out
+}
+
+/// Takes `n` mask elements from the calling thread's generator: its key and the first counter.
+fn draw(n: usize) -> (u64, u32) {
     let Generator { key, counter } = STATE.get();
-    let mut out = Vec::with_capacity(n);
-    fill(out.spare_capacity_mut(), key, counter, threshold, scale);
-    // SAFETY: `fill` wrote all `n` elements of the spare capacity.
-    unsafe { out.set_len(n) };
     STATE.set(Generator {
         key,
         counter: counter.wrapping_add(n as u32),
     });
-    out
+    (key, counter)
 }
 
-/// Writes the mask values of counters `start, start + 1, …` into `out`; compiled for AVX2 when the
-/// CPU has it (the portable build targets SSE2, which has no 32-bit lane multiply), same values.
-fn fill(out: &mut [MaybeUninit<f32>], key: u64, start: u32, threshold: u32, scale: f32) {
-    #[inline(always)]
-    fn lanes(out: &mut [MaybeUninit<f32>], key: u64, start: u32, threshold: u32, scale: f32) {
-        let (key_lo, key_hi) = (key as u32, (key >> 32) as u32);
-        for (i, o) in out.iter_mut().enumerate() {
-            let bits = mix(mix(start.wrapping_add(i as u32) ^ key_lo) ^ key_hi);
-            o.write(if bits < threshold { 0.0 } else { scale });
+/// Dropout as a backend operation on the CPU: one pass that draws the mask and multiplies, and a
+/// backward pass that draws the same mask again from `(key, start)` (`∂L/∂x = ∂L/∂y ⊙ mask`), so no
+/// mask tensor is stored or copied. Results are those of multiplying by the mask as a tensor.
+#[backend_extension(Flex, Autodiff)]
+pub trait DropoutOps: Backend {
+    /// `x ⊙ mask` of [`apply`].
+    fn fused_dropout(x: FloatTensor<Self>, key: u64, start: u32, prob: f64) -> FloatTensor<Self>;
+}
+
+impl DropoutOps for Flex {
+    fn fused_dropout(x: FlexTensor, key: u64, start: u32, prob: f64) -> FlexTensor {
+        let shape = x.layout().shape().clone();
+        let x = match x.as_slice::<f32>() {
+            Some(_) => x,
+            None => x.to_contiguous(),
+        };
+        let values = x.as_slice::<f32>().expect("dropout runs on f32 tensors");
+        FlexTensor::from_data(TensorData::new(apply(values, key, start, prob), shape))
+    }
+}
+
+impl<B: Backend + DropoutOps, C: CheckpointStrategy> DropoutOps for Autodiff<B, C> {
+    fn fused_dropout(x: FloatTensor<Self>, key: u64, start: u32, prob: f64) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct FusedDropout;
+
+        impl<B: Backend + DropoutOps> Backward<B, 1> for FusedDropout {
+            /// The mask's key, first counter and probability.
+            type State = (u64, u32, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (key, start, prob) = ops.state;
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, B::fused_dropout(grad, key, start, prob));
+                }
+            }
+        }
+
+        match FusedDropout
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (key, start, prob),
+                B::fused_dropout(x.into_primitive(), key, start, prob),
+            ),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_dropout(x.into_primitive(), key, start, prob))
+            }
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        fn lanes_avx2(
-            out: &mut [MaybeUninit<f32>],
-            key: u64,
-            start: u32,
-            threshold: u32,
-            scale: f32,
-        ) {
-            lanes(out, key, start, threshold, scale)
-        }
-        // SAFETY: the CPU has AVX2 (checked above).
-        return unsafe { lanes_avx2(out, key, start, threshold, scale) };
-    }
-    lanes(out, key, start, threshold, scale)
 }
 
 /// Dropout with probability `prob` (see the module documentation).
@@ -136,14 +205,59 @@ impl Dropout {
             return input;
         }
         let shape = input.shape();
-        let values = mask(shape.num_elements(), self.prob);
-        input * Tensor::from_data(TensorData::new(values, shape), &device)
+        let (key, start) = draw(shape.num_elements());
+        if device.clone().inner() == Device::flex() {
+            let out = <Dispatch as DropoutOps>::fused_dropout(
+                input.into_dispatch(),
+                key,
+                start,
+                self.prob,
+            );
+            return Tensor::from_dispatch(out);
+        }
+        let ones = vec![1f32; shape.num_elements()];
+        let mask = apply(&ones, key, start, self.prob);
+        input * Tensor::from_data(TensorData::new(mask, shape), &device)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The next `n` mask values of the calling thread's generator.
+    fn mask(n: usize, p: f64) -> Vec<f32> {
+        let (key, start) = draw(n);
+        apply(&vec![1.0; n], key, start, p)
+    }
+
+    /// On the CPU under autodiff, [`Dropout`] (the fused operation) gives the same output and input
+    /// gradient, bit for bit, as multiplying by the same mask as a tensor.
+    #[test]
+    fn fused_dropout_equals_the_mask_as_a_tensor() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let x = Tensor::<2>::random([37, 29], burn::tensor::Distribution::Default, &device);
+        let w = Tensor::<2>::random([29, 37], burn::tensor::Distribution::Default, &device);
+        let run = |fused: bool| {
+            let x = x.clone().require_grad();
+            // Transposed: the operation's input need not be contiguous.
+            let input = x.clone().swap_dims(0, 1);
+            seed(11);
+            let y = if fused {
+                Dropout::new(0.3).forward(input)
+            } else {
+                let m = mask(29 * 37, 0.3);
+                input * Tensor::from_data(TensorData::new(m, [29, 37]), &device)
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let y = crate::tensors::f32_vec(y);
+            (y, crate::tensors::f32_vec(x.grad(&grads).unwrap()))
+        };
+        let (want, got) = (run(false), run(true));
+        assert_eq!(got, want);
+        assert!(got.0.iter().filter(|&&v| v == 0.0).count() > 200);
+    }
 
     #[test]
     fn keeps_the_right_share_scaled_and_is_reproducible() {

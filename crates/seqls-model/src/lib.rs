@@ -8,6 +8,7 @@ mod host_cache;
 mod host_decoder;
 mod host_output;
 pub mod layer_norm;
+pub mod linear;
 pub mod log_softmax;
 pub mod loss;
 pub mod output;

@@ -12,6 +12,7 @@
 use crate::dropout::Dropout;
 use crate::error::ModelConfigError;
 use crate::layer_norm;
+use crate::linear::project;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -225,20 +226,6 @@ impl MultiHeadAttention {
             .reshape([b, tq, h * dh]);
         project(context, &self.output)
     }
-}
-
-/// `linear(x)` for `x` `[B, L, d_in]` as one 2-D product over the `B·L` rows. burn's `Linear` runs
-/// some shapes (e.g. 64 sentences of 50 positions into 256 columns) as a batched product against the
-/// broadcast weight, whose backward pass builds a `[B, d_in, d_out]` weight gradient and sums it.
-fn project(x: Tensor<3>, linear: &Linear) -> Tensor<3> {
-    let [b, l, d_in] = x.dims();
-    let y = x.reshape([b * l, d_in]).matmul(linear.weight.val());
-    let y = match &linear.bias {
-        Some(bias) => y + bias.val().unsqueeze::<2>(),
-        None => y,
-    };
-    let d_out = y.dims()[1];
-    y.reshape([b, l, d_out])
 }
 
 /// Position-wise feed-forward block: `W2 · dropout(relu(W1 x + b1)) + b2`.

@@ -18,6 +18,7 @@
 //! and a pass over memory. The tensor path ([`training_objective`](crate::training_objective)) stays
 //! for other devices.
 
+use crate::host_ops::{View, product};
 use crate::loss::{Distillation, LossSums, Smoothing, objective_rows};
 use crate::tensors::{f32_data, f32_slice, f32_vec};
 use crate::transformer::Transformer;
@@ -34,71 +35,6 @@ pub struct HostOutput {
     tied: bool,
     /// The parameter whose gradient [`add_gradient`](Self::add_gradient) completes.
     param: ParamId,
-}
-
-/// A row-major or transposed view of a matrix for `gemm`: element `(i, j)` at
-/// `ptr + i·row_stride + j·col_stride`.
-#[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl View {
-    /// `x` as a row-major `[_, cols]` matrix.
-    fn rows(x: &[f32], cols: usize) -> Self {
-        View {
-            ptr: x.as_ptr(),
-            row_stride: cols as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of `x` read as a row-major `[_, cols]` matrix.
-    fn transposed(x: &[f32], cols: usize) -> Self {
-        View {
-            ptr: x.as_ptr(),
-            row_stride: 1,
-            col_stride: cols as isize,
-        }
-    }
-}
-
-/// `a·b` for `a` `[m, k]` and `b` `[k, n]`, row-major `[m, n]`, on the `gemm` crate's parallel path
-/// (burn-flex's choice at these sizes).
-///
-/// # Safety
-/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers.
-unsafe fn product(m: usize, n: usize, k: usize, a: View, b: View) -> Vec<f32> {
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    // SAFETY: `out` has room for `[m, n]` (row stride `n`); the operands are in bounds (the caller's
-    // promise); with `read_dst` false nothing of `out` is read, and every element is written.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.ptr,
-            a.col_stride,
-            a.row_stride,
-            b.ptr,
-            b.col_stride,
-            b.row_stride,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
-        out.set_len(m * n);
-    }
-    out
 }
 
 /// What [`HostOutput::objective`] computed for one shard.

@@ -17,11 +17,12 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use crate::host_ops::{contiguous, tensor, values};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::LayerNorm;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 /// `ε` of every layer norm of the model (burn's `LayerNormConfig` default).
 pub const EPSILON: f64 = 1e-5;
@@ -45,24 +46,6 @@ pub trait LayerNormBackward: Backend {
         gamma: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3];
-}
-
-/// The values of an f32 tensor, contiguous (copied only when it is not).
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.as_slice::<f32>().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("fused layer norm runs on contiguous f32 tensors")
-}
-
-fn tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// `Σ f(x_i, y_i)` in eight interleaved `f32` partial sums (a fixed order that the compiler can

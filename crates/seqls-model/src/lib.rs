@@ -1,11 +1,15 @@
 //! seqls-model: the transformer translator (burn), its label-smoothed loss, and the bridge that lets
 //! the burn-free beam search in `seqls-decode` drive it (on the CPU through a decoding step written
-//! by hand, `host_decoder` and `host_cache`).
+//! by hand, `host_decoder` and `host_cache`). On the CPU, training's linear layers, layer norms and
+//! dropout are single operations with hand-written backward passes (`linear`, `layer_norm`,
+//! `dropout`: burn backend extensions), and the output projection with the loss runs outside autodiff
+//! (`host_output`).
 
 pub mod dropout;
 pub mod error;
 mod host_cache;
 mod host_decoder;
+mod host_ops;
 mod host_output;
 pub mod layer_norm;
 pub mod linear;

@@ -14,11 +14,12 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use crate::host_ops::{View, contiguous, product, product_into, tensor, values};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::Linear;
-use burn::tensor::{Device, Shape, Tensor, TensorData};
+use burn::tensor::{Device, Shape, Tensor};
 
 /// The fused linear layer as a backend operation (see the module documentation).
 #[backend_extension(Flex, Autodiff)]
@@ -41,97 +42,11 @@ pub trait LinearBackward: Backend {
     ) -> [FloatTensor<Self>; 3];
 }
 
-/// burn-flex's size (`m·n·k`) from which a product runs on the thread pool.
-const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
-
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.as_slice::<f32>().is_some() {
-        t
-    } else {
-        t.to_contiguous()
-    }
-}
-
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .expect("fused linear runs on contiguous f32 tensors")
-}
-
+/// `[rows, cols]` of a 2-D tensor.
 fn dims(t: &FlexTensor) -> [usize; 2] {
     let shape = t.layout().shape();
     assert_eq!(shape.num_dims(), 2, "fused linear takes 2-D operands");
     [shape[0], shape[1]]
-}
-
-/// A matrix operand for `gemm`: element `(i, j)` at `ptr + i·row_stride + j·col_stride`.
-#[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
-}
-
-impl View {
-    /// `x` as a row-major `[_, cols]` matrix.
-    fn rows(x: &[f32], cols: usize) -> Self {
-        View {
-            ptr: x.as_ptr(),
-            row_stride: cols as isize,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of `x`, a row-major `[_, cols]` matrix.
-    fn transposed(x: &[f32], cols: usize) -> Self {
-        View {
-            ptr: x.as_ptr(),
-            row_stride: 1,
-            col_stride: cols as isize,
-        }
-    }
-}
-
-/// `a·b` (`a` `[m, k]`, `b` `[k, n]`) added to `out` `[m, n]` row-major when `accumulate`, else
-/// written over it.
-///
-/// # Safety
-/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers, and `out` must have
-/// room for `m·n` elements (initialised when `accumulate`).
-unsafe fn product(m: usize, n: usize, k: usize, out: *mut f32, accumulate: bool, a: View, b: View) {
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the caller's promise; `out` is row-major with row stride `n`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out,
-            1,
-            n as isize,
-            accumulate,
-            a.ptr,
-            a.col_stride,
-            a.row_stride,
-            b.ptr,
-            b.col_stride,
-            b.row_stride,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-}
-
-/// A tensor of `values` (no copy).
-fn tensor(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, Shape::new(shape)))
 }
 
 impl LinearOps for Flex {
@@ -147,7 +62,7 @@ impl LinearOps for Flex {
         }
         // SAFETY: `x` is `[m, k]`, `W` `[k, n]`, `out` holds `m·n` initialised values.
         unsafe {
-            product(
+            product_into(
                 m,
                 n,
                 k,
@@ -171,33 +86,10 @@ impl LinearBackward for Flex {
         let ([m, k], [_, n]) = (dims(&x), dims(&weight));
         let (x, weight, grad) = (values(&x), values(&weight), values(&grad));
         assert_eq!(grad.len(), m * n, "grad [N, d_out]");
-        let mut dx: Vec<f32> = Vec::with_capacity(m * k);
-        let mut dw: Vec<f32> = Vec::with_capacity(k * n);
         // SAFETY: `grad` is `[m, n]`, `W` `[k, n]` (read transposed as `[n, k]`), `x` `[m, k]` (read
-        // transposed as `[k, m]`); `dx` and `dw` have room for `m·k` and `k·n` values, all written
-        // (nothing read), after which their lengths are set.
-        unsafe {
-            product(
-                m,
-                k,
-                n,
-                dx.as_mut_ptr(),
-                false,
-                View::rows(grad, n),
-                View::transposed(weight, n),
-            );
-            dx.set_len(m * k);
-            product(
-                k,
-                n,
-                m,
-                dw.as_mut_ptr(),
-                false,
-                View::transposed(x, k),
-                View::rows(grad, n),
-            );
-            dw.set_len(k * n);
-        }
+        // transposed as `[k, m]`).
+        let dx = unsafe { product(m, k, n, View::rows(grad, n), View::transposed(weight, n)) };
+        let dw = unsafe { product(k, n, m, View::transposed(x, k), View::rows(grad, n)) };
         let mut db = vec![0f32; n];
         for row in grad.chunks_exact(n) {
             for (d, &g) in db.iter_mut().zip(row) {

@@ -1,0 +1,117 @@
+//! What the CPU operations written by hand share: matrix products over host buffers (the `gemm`
+//! crate, whose kernels burn-flex calls) and burn-flex tensors read and built as `f32` buffers.
+
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{Shape, TensorData};
+
+/// burn-flex's size (`m·n·k`) from which a product runs on the thread pool.
+const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+
+/// A matrix operand: element `(i, j)` at `ptr + i·row_stride + j·col_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct View {
+    ptr: *const f32,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl View {
+    /// `x` as a row-major `[_, cols]` matrix.
+    pub(crate) fn rows(x: &[f32], cols: usize) -> Self {
+        View {
+            ptr: x.as_ptr(),
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of `x`, a row-major `[_, cols]` matrix.
+    pub(crate) fn transposed(x: &[f32], cols: usize) -> Self {
+        View {
+            ptr: x.as_ptr(),
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
+}
+
+/// `a·b` (`a` `[m, k]`, `b` `[k, n]`) added to `out` `[m, n]` row-major when `accumulate`, else
+/// written over it without reading it; on the thread pool from burn-flex's size on.
+///
+/// # Safety
+/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers, and `out` must have
+/// room for `m·n` elements (initialised when `accumulate`).
+pub(crate) unsafe fn product_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    out: *mut f32,
+    accumulate: bool,
+    a: View,
+    b: View,
+) {
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the caller's promise; `out` is row-major with row stride `n`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out,
+            1,
+            n as isize,
+            accumulate,
+            a.ptr,
+            a.col_stride,
+            a.row_stride,
+            b.ptr,
+            b.col_stride,
+            b.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// `a·b` (`a` `[m, k]`, `b` `[k, n]`) as a new row-major `[m, n]` buffer, not zero-filled first.
+///
+/// # Safety
+/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers.
+pub(crate) unsafe fn product(m: usize, n: usize, k: usize, a: View, b: View) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    // SAFETY: the caller's promise for the operands; `out` has room for `m·n` values, all written
+    // (nothing read), after which its length is set.
+    unsafe {
+        product_into(m, n, k, out.as_mut_ptr(), false, a, b);
+        out.set_len(m * n);
+    }
+    out
+}
+
+/// `t` with contiguous values (copied only when they are not).
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The values of a contiguous f32 tensor (see [`contiguous`]).
+pub(crate) fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("the CPU operations run on contiguous f32 tensors")
+}
+
+/// A tensor of `values` (no copy).
+pub(crate) fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
+}

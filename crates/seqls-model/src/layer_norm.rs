@@ -12,12 +12,12 @@
 //! results do not depend on the number of threads. On other backends the model keeps burn's
 //! `LayerNorm` ([`norm`]).
 
+use crate::host_ops::{contiguous, tensor, values};
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use crate::host_ops::{contiguous, tensor, values};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};

@@ -9,12 +9,12 @@
 //! matmuls of transposed views and a reduction) allocates each output zero-filled and then copies it
 //! into an aligned buffer. On other backends [`project`] is burn's matmul plus bias.
 
+use crate::host_ops::{View, contiguous, product, product_into, tensor, values};
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use crate::host_ops::{View, contiguous, product, product_into, tensor, values};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};

@@ -2,9 +2,9 @@
 //! autodiff graph: three `gemm` products over host buffers instead of burn's `[N, V]` tensors.
 //!
 //! With decoder states `H` `[N, d]` (the `N = B·T` target positions), the output matrix `W` `[d, V]`
-//! (tied: `W = Eᵀ`, `E` the target embedding `[V, d]`) and logits `Z = H·W`, [`objective_rows`] gives
-//! the objective's sums and `G = ∂objective/∂Z` `[N, V]` (already divided by the batch's
-//! denominator). Then
+//! (tied: `W = Eᵀ`, `E` the target embedding `[V, d]`) and logits `Z = H·W`,
+//! [`objective_rows`](crate::loss::objective_rows) gives the objective's sums and
+//! `G = ∂objective/∂Z` `[N, V]` (already divided by the batch's denominator). Then
 //! - `∂objective/∂H = G·Wᵀ` `[N, d]`, handed to autodiff through the scalar surrogate
 //!   `Σ H ⊙ (G·Wᵀ)`, whose right factor is a constant: its gradient with respect to `H` is exactly
 //!   `G·Wᵀ`, and the rest of the model is differentiated by autodiff from there;
@@ -19,8 +19,8 @@
 //! for other devices.
 
 use crate::host_ops::{View, product};
-use crate::loss::{Distillation, LossSums, Smoothing, objective_rows};
-use crate::tensors::{f32_data, f32_slice, f32_vec};
+use crate::loss::{LossSums, Smoothing, objective_and_gradient};
+use crate::tensors::f32_vec;
 use crate::transformer::Transformer;
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
@@ -109,25 +109,8 @@ impl HostOutput {
         let states = f32_vec(hidden.clone());
         // SAFETY (all three products): every view addresses a buffer of exactly its shape.
         let logits = unsafe { product(n, v, d, View::rows(&states, d), self.matrix()) };
-        let teacher =
-            teacher.map(|(logits, temperature, weight)| (f32_data(logits), temperature, weight));
-        let distill = teacher
-            .as_ref()
-            .map(|(data, temperature, weight)| Distillation {
-                teacher_logits: f32_slice(data),
-                temperature: *temperature,
-                weight: *weight,
-            });
-        let mut gradient = vec![0f32; n * v];
-        let sums = objective_rows(
-            &logits,
-            targets,
-            v,
-            smoothing,
-            distill,
-            1.0 / denominator,
-            Some(&mut gradient),
-        );
+        let (sums, gradient) =
+            objective_and_gradient(&logits, targets, v, smoothing, teacher, denominator);
         drop(logits);
         let states_gradient =
             unsafe { product(n, d, v, View::rows(&gradient, v), self.matrix_transposed()) };

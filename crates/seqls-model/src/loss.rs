@@ -372,7 +372,28 @@ pub fn training_objective(
 ) -> (LossSums, Tensor<1>) {
     let dims = logits.dims();
     let data = f32_data(logits.clone());
-    let values = f32_slice(&data);
+    let (sums, gradient) = objective_and_gradient(
+        f32_slice(&data),
+        targets,
+        dims[2],
+        smoothing,
+        teacher,
+        denominator,
+    );
+    let gradient = Tensor::<3>::from_data(TensorData::new(gradient, dims), &logits.device());
+    (sums, (logits * gradient).sum())
+}
+
+/// [`objective_rows`] of `logits` (`[targets, classes]`, row-major) with its gradient `G` (divided by
+/// `denominator`), the teacher given as `(logits [B, T, classes], temperature, weight)`.
+pub(crate) fn objective_and_gradient(
+    logits: &[f32],
+    targets: &[u32],
+    classes: usize,
+    smoothing: Smoothing,
+    teacher: Option<(Tensor<3>, f64, f64)>,
+    denominator: f64,
+) -> (LossSums, Vec<f32>) {
     let teacher =
         teacher.map(|(logits, temperature, weight)| (f32_data(logits), temperature, weight));
     let distill = teacher
@@ -382,18 +403,17 @@ pub fn training_objective(
             temperature: *temperature,
             weight: *weight,
         });
-    let mut gradient = vec![0f32; values.len()];
+    let mut gradient = vec![0f32; logits.len()];
     let sums = objective_rows(
-        values,
+        logits,
         targets,
-        dims[2],
+        classes,
         smoothing,
         distill,
         1.0 / denominator,
         Some(&mut gradient),
     );
-    let gradient = Tensor::<3>::from_data(TensorData::new(gradient, dims), &logits.device());
-    (sums, (logits * gradient).sum())
+    (sums, gradient)
 }
 
 /// The summed training objective with a teacher: `(1 − β)·Σ ce + β·T²·Σ kl` (nats; divide by `N`).

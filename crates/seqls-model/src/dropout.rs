@@ -127,7 +127,7 @@ fn draw(n: usize) -> (u64, u32) {
 /// mask tensor is stored or copied. Results are those of multiplying by the mask as a tensor.
 #[backend_extension(Flex, Autodiff)]
 pub trait DropoutOps: Backend {
-    /// `x ⊙ mask` of [`apply`].
+    /// `x ⊙ mask` with the mask elements of counters `start, start + 1, …` under `key`.
     fn fused_dropout(x: FloatTensor<Self>, key: u64, start: u32, prob: f64) -> FloatTensor<Self>;
 }
 

@@ -22,7 +22,7 @@ pub trait Real:
     const NEG_INFINITY: Self;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
-    /// `e^x` for `x ≤ 0`: [`exp_nonpositive`] in `f32` (vectorised, 2e-7 relative), `exp` in `f64`.
+    /// `e^x` for `x ≤ 0`: `exp_nonpositive` in `f32` (vectorised, 2e-7 relative), `exp` in `f64`.
     fn exp_nonpositive(self) -> Self;
 }
 
@@ -128,7 +128,7 @@ pub(crate) fn log_softmax_rows(scores: &mut [f32], vocab: usize, temperature: f3
 /// `row ← log_softmax(row / temperature)`, in place: `x/T − m − ln Σ exp(x/T − m)` with `m` the row
 /// maximum (so no exponent overflows). One pass over the row per term and no temporary tensors: on the
 /// decoder's `[rows, vocab]` logits this is several times cheaper than the backend's five-op
-/// composition, and the exponentials ([`exp_nonpositive`]) vectorise.
+/// composition, and the exponentials (`exp_nonpositive`) vectorise.
 #[inline(always)]
 fn log_softmax_in_place(row: &mut [f32], temperature: f32) {
     if temperature != 1.0 {

@@ -9,14 +9,15 @@
 //!
 //! Per row: smoothed loss `ce = -Σ_k q_k log p_k`, `nll = -log p_y`, and `kl = ce - H(q)` with
 //! `H(q) = -Σ_k q_k log q_k` (0 log 0 = 0), a constant of `α`, `K` and the variant. Rows whose reference
-//! is `<pad>` contribute nothing and are not counted. All quantities are in nats. [`TokenLoss`] holds sums
+//! is `<pad>` contribute nothing and are not counted. All quantities are in nats. [`LossSums`] holds sums
 //! over the non-pad rows; the training objective divides the smoothed sum by the number of non-pad
 //! tokens ([`Normalize::Tokens`], default) or by the number of sentences ([`Normalize::Sentences`], the
 //! classic KLDivLoss recipe). Perplexity is `exp(nll_sum / n_tokens)`, never the exponential of the
 //! smoothed loss.
 //!
-//! Word-level knowledge distillation (Hinton et al. 2015; Kim & Rush 2016), [`distillation_kl`]: with
-//! teacher and student logits at temperature `T`, `p^T = softmax(logits / T)`, each non-pad row adds
+//! Word-level knowledge distillation (Hinton et al. 2015; Kim & Rush 2016),
+//! [`distillation_objective`]: with teacher and student logits at temperature `T`,
+//! `p^T = softmax(logits / T)`, each non-pad row adds
 //! `kl = Σ_k p_t^T(k) · (log p_t^T(k) − log p_s^T(k))` (nats; the teacher is a constant). The training
 //! objective with a teacher is `[(1 − β)·Σ ce + β·T²·Σ kl] / N` over the same non-pad rows and with the
 //! same normaliser `N` as above; `T²` keeps the gradient scale of the soft term independent of `T`

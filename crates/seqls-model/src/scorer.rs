@@ -1,5 +1,5 @@
 //! The [`Scorer`] that beam search drives: the model with an incremental key/value cache, one
-//! decoder step per call. On the CPU the step is the hand-written [`HostDecoder`]; elsewhere the
+//! decoder step per call. On the CPU the step is the hand-written `HostDecoder`; elsewhere the
 //! tensor model's [`Transformer::decode_step`].
 
 use crate::host_cache::HostCache;

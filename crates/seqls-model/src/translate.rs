@@ -37,7 +37,7 @@ pub fn translate(
 }
 
 /// A model ready to translate. On the CPU it holds the decoder's weights laid out in host memory
-/// ([`HostDecoder`]), made once (as CTranslate2 converts a model once when it loads it) for every
+/// (`HostDecoder`), made once (as CTranslate2 converts a model once when it loads it) for every
 /// call of [`translate`](Self::translate).
 pub struct Translator<'a> {
     model: &'a Transformer,

@@ -81,7 +81,7 @@ fn mix(mut x: u32) -> u32 {
 /// dropped when `mix(mix(c ^ key_lo) ^ key_hi) < p·2³²` for its counter `c = start + i` (modulo 2³²).
 /// Compiled for AVX2 when the CPU has it (the portable build targets SSE2, which has no 32-bit lane
 /// multiply), same values.
-fn apply(x: &[f32], key: u64, start: u32, p: f64) -> Vec<f32> {
+pub(crate) fn apply(x: &[f32], key: u64, start: u32, p: f64) -> Vec<f32> {
     #[inline(always)]
     fn lanes(x: &[f32], out: &mut [MaybeUninit<f32>], key: u64, start: u32, p: f64) {
         let threshold = (p * 4_294_967_296.0) as u32; // p < 1: below 2³²
@@ -113,7 +113,7 @@ fn apply(x: &[f32], key: u64, start: u32, p: f64) -> Vec<f32> {
 }
 
 /// Takes `n` mask elements from the calling thread's generator: its key and the first counter.
-fn draw(n: usize) -> (u64, u32) {
+pub(crate) fn draw(n: usize) -> (u64, u32) {
     let Generator { key, counter } = STATE.get();
     STATE.set(Generator {
         key,

@@ -35,17 +35,17 @@ impl View {
     }
 }
 
-/// `a·b` (`a` `[m, k]`, `b` `[k, n]`) added to `out` `[m, n]` row-major when `accumulate`, else
-/// written over it without reading it; on the thread pool from burn-flex's size on.
+/// `a·b` (`a` `[m, k]`, `b` `[k, n]`) added to `out` `[m, n]` (row stride `out_row_stride`) when
+/// `accumulate`, else written over it without reading it; on the thread pool from burn-flex's size on.
 ///
 /// # Safety
-/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers, and `out` must have
-/// room for `m·n` elements (initialised when `accumulate`).
+/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers, and `out` the
+/// `[m, n]` elements at row stride `out_row_stride` (initialised when `accumulate`).
 pub(crate) unsafe fn product_into(
     m: usize,
     n: usize,
     k: usize,
-    out: *mut f32,
+    (out, out_row_stride): (*mut f32, usize),
     accumulate: bool,
     a: View,
     b: View,
@@ -55,7 +55,7 @@ pub(crate) unsafe fn product_into(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the caller's promise; `out` is row-major with row stride `n`.
+    // SAFETY: the caller's promise.
     unsafe {
         gemm::gemm(
             m,
@@ -63,7 +63,7 @@ pub(crate) unsafe fn product_into(
             k,
             out,
             1,
-            n as isize,
+            out_row_stride as isize,
             accumulate,
             a.ptr,
             a.col_stride,
@@ -90,7 +90,7 @@ pub(crate) unsafe fn product(m: usize, n: usize, k: usize, a: View, b: View) -> 
     // SAFETY: the caller's promise for the operands; `out` has room for `m·n` values, all written
     // (nothing read), after which its length is set.
     unsafe {
-        product_into(m, n, k, out.as_mut_ptr(), false, a, b);
+        product_into(m, n, k, (out.as_mut_ptr(), n), false, a, b);
         out.set_len(m * n);
     }
     out

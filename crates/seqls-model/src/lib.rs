@@ -5,6 +5,7 @@
 //! `dropout`: burn backend extensions), and the output projection with the loss runs outside autodiff
 //! (`host_output`).
 
+pub mod attention;
 pub mod dropout;
 pub mod error;
 mod host_cache;

@@ -66,7 +66,7 @@ impl LinearOps for Flex {
                 m,
                 n,
                 k,
-                out.as_mut_ptr(),
+                (out.as_mut_ptr(), n),
                 true,
                 View::rows(values(&x), k),
                 View::rows(values(&weight), n),

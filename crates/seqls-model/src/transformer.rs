@@ -9,6 +9,7 @@
 //! ([`DecoderCache`]): self-attention keys/values are appended per step, cross-attention keys/values of
 //! the source are computed once, and the rows of the cache can be reordered for beam search.
 
+use crate::attention;
 use crate::dropout::Dropout;
 use crate::error::ModelConfigError;
 use crate::layer_norm;
@@ -190,6 +191,32 @@ impl MultiHeadAttention {
         (self.queries(x), k, v)
     }
 
+    /// Teacher-forced attention from `x` `[B, Tq, d]` to `memory` `[B, Tk, d]` (`x` itself when
+    /// `None`), under `mask` (`true` where forbidden, broadcastable to `[B, H, Tq, Tk]`; `causal` when
+    /// it is the causal mask, else source padding `[B, 1, 1, Tk]`): `[B, Tq, d]`. On the CPU the
+    /// attention itself is one operation ([`attention::fused`]).
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        memory: Option<Tensor<3>>,
+        mask: &Tensor<4, Bool>,
+        causal: bool,
+    ) -> Tensor<3> {
+        let source = memory.unwrap_or_else(|| x.clone());
+        if x.device().inner() == Device::flex() {
+            let q = project(x, &self.query);
+            let (k, v) = (
+                project(source.clone(), &self.key),
+                project(source, &self.value),
+            );
+            let padding = (!causal).then_some(mask);
+            let context = attention::fused(q, k, v, self.heads, padding, causal, &self.dropout);
+            return project(context, &self.output);
+        }
+        let (k, v) = self.keys_values(source);
+        self.attend(self.queries(x), k, v, Some(mask.clone()))
+    }
+
     /// Keys and values of `x` `[B, L, d]`, each `[B, H, L, dh]`.
     fn keys_values(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>) {
         (
@@ -293,8 +320,7 @@ impl EncoderLayer {
     fn forward(&self, x: Tensor<3>, pad_mask: &Tensor<4, Bool>) -> Tensor<3> {
         let attn = &self.self_attention;
         let x = residual(x, &self.attention_norm, &self.dropout, self.pre_norm, |h| {
-            let (q, k, v) = attn.queries_keys_values(h);
-            attn.attend(q, k, v, Some(pad_mask.clone()))
+            attn.forward(h, None, pad_mask, false)
         });
         residual(
             x,
@@ -368,18 +394,14 @@ impl DecoderLayer {
             &self.self_attention_norm,
             &self.dropout,
             self.pre_norm,
-            |h| {
-                let (q, k, v) = sa.queries_keys_values(h);
-                sa.attend(q, k, v, Some(causal.clone()))
-            },
+            |h| sa.forward(h, None, causal, true),
         );
-        let (k, v) = ca.keys_values(memory);
         let x = residual(
             x,
             &self.cross_attention_norm,
             &self.dropout,
             self.pre_norm,
-            |h| ca.attend(ca.queries(h), k, v, Some(memory_mask.clone())),
+            |h| ca.forward(h, Some(memory), memory_mask, false),
         );
         residual(
             x,

@@ -1,9 +1,9 @@
 //! seqls-model: the transformer translator (burn), its label-smoothed loss, and the bridge that lets
 //! the burn-free beam search in `seqls-decode` drive it (on the CPU through a decoding step written
-//! by hand, `host_decoder` and `host_cache`). On the CPU, training's linear layers, layer norms and
-//! dropout are single operations with hand-written backward passes (`linear`, `layer_norm`,
-//! `dropout`: burn backend extensions), and the output projection with the loss runs outside autodiff
-//! (`host_output`).
+//! by hand, `host_decoder` and `host_cache`). On the CPU, training's linear layers, layer norms,
+//! dropout and attention are single operations with hand-written backward passes (`linear`,
+//! `layer_norm`, `dropout`, `attention`: burn backend extensions), and the output projection with the
+//! loss runs outside autodiff (`host_output`).
 
 pub mod attention;
 pub mod dropout;

@@ -108,6 +108,25 @@ impl Sizes {
     }
 }
 
+/// `a·b` (`a` `[m, k]`, `b` `[k, n]`, views of one head's columns or block) written over the `[m, n]`
+/// elements of `out` at row stride `stride`; every operand is checked to lie inside its buffer.
+fn head_product(
+    m: usize,
+    n: usize,
+    k: usize,
+    (out, stride): (&mut [f32], usize),
+    a: View,
+    b: View,
+) {
+    assert!(a.holds(m, k) && b.holds(k, n), "operands in bounds");
+    assert!(
+        m == 0 || out.len() >= (m - 1) * stride + n,
+        "output block in bounds"
+    );
+    // SAFETY: all three blocks were checked to lie inside their buffers.
+    unsafe { product_into(m, n, k, (out.as_mut_ptr(), stride), false, a, b) }
+}
+
 /// Whether query `i` may not attend to key `j` of batch row `b`.
 fn forbidden(spec: &AttentionSpec, b: usize, tk: usize, i: usize, j: usize) -> bool {
     (spec.causal && j > i) || (!spec.padding.is_empty() && spec.padding[b * tk + j])
@@ -119,19 +138,9 @@ fn probabilities(q: &[f32], k: &[f32], b: usize, n: Sizes, spec: &AttentionSpec)
     let mut p = vec![0f32; n.weights()];
     for h in 0..n.heads {
         let block = &mut p[h * n.tq * n.tk..(h + 1) * n.tq * n.tk];
-        // SAFETY: the head's columns of `q` `[Tq, d]` and of `k` `[Tk, d]` (read transposed), and the
-        // head's `[Tq, Tk]` block of `p`.
-        unsafe {
-            product_into(
-                n.tq,
-                n.tk,
-                n.dh,
-                (block.as_mut_ptr(), n.tk),
-                false,
-                View::rows(&q[h * n.dh..], n.d),
-                View::transposed(&k[h * n.dh..], n.d),
-            );
-        }
+        let (qh, kh) = (&q[h * n.dh..], &k[h * n.dh..]);
+        let (rows, keys) = (View::rows(qh, n.d), View::transposed(kh, n.d));
+        head_product(n.tq, n.tk, n.dh, (block, n.tk), rows, keys);
         for (i, row) in block.chunks_exact_mut(n.tk).enumerate() {
             for (j, s) in row.iter_mut().enumerate() {
                 *s = if forbidden(spec, b, n.tk, i, j) {
@@ -187,19 +196,11 @@ impl AttentionOps for Flex {
             let p = probabilities(qb, kb, b, n, &spec);
             let w = masked(p, b, n, &spec);
             for h in 0..n.heads {
-                // SAFETY: the head's `[Tq, Tk]` weights, its columns of `v` `[Tk, d]`, and its
-                // columns of this row's output `[Tq, d]`.
-                unsafe {
-                    product_into(
-                        tq,
-                        n.dh,
-                        tk,
-                        (out[h * n.dh..].as_mut_ptr(), d),
-                        false,
-                        View::rows(&w[h * tq * tk..], tk),
-                        View::rows(&vb[h * n.dh..], d),
-                    );
-                }
+                let (wh, vh) = (
+                    View::rows(&w[h * tq * tk..], tk),
+                    View::rows(&vb[h * n.dh..], d),
+                );
+                head_product(tq, n.dh, tk, (&mut out[h * n.dh..], d), wh, vh);
             }
         });
         tensor(out, [batch, tq, d])
@@ -245,30 +246,11 @@ impl AttentionBackward for Flex {
                 let mut dw = vec![0f32; n.weights()];
                 for h in 0..n.heads {
                     let (block, cols) = (h * tq * tk, h * n.dh);
-                    // SAFETY (both): the head's `[Tq, Tk]` blocks, its columns of `G` `[Tq, d]` and
-                    // `V` `[Tk, d]` (read transposed), and its columns of `∂L/∂V` `[Tk, d]`.
-                    unsafe {
-                        // ∂L/∂W = G·Vᵀ.
-                        product_into(
-                            tq,
-                            tk,
-                            n.dh,
-                            (dw[block..].as_mut_ptr(), tk),
-                            false,
-                            View::rows(&gb[cols..], d),
-                            View::transposed(&vb[cols..], d),
-                        );
-                        // ∂L/∂V = Wᵀ·G.
-                        product_into(
-                            tk,
-                            n.dh,
-                            tq,
-                            (dv[cols..].as_mut_ptr(), d),
-                            false,
-                            View::transposed(&w[block..], tk),
-                            View::rows(&gb[cols..], d),
-                        );
-                    }
+                    let (gh, vh) = (View::rows(&gb[cols..], d), View::transposed(&vb[cols..], d));
+                    // ∂L/∂W = G·Vᵀ, ∂L/∂V = Wᵀ·G.
+                    head_product(tq, tk, n.dh, (&mut dw[block..], tk), gh, vh);
+                    let wt = View::transposed(&w[block..], tk);
+                    head_product(tk, n.dh, tq, (&mut dv[cols..], d), wt, gh);
                 }
                 let mut ds = masked(dw, b, n, &spec);
                 for h in 0..n.heads {
@@ -287,30 +269,27 @@ impl AttentionBackward for Flex {
                 }
                 for h in 0..n.heads {
                     let (block, cols) = (h * tq * tk, h * n.dh);
-                    // SAFETY (both): the head's `[Tq, Tk]` block of `∂L/∂S`, its columns of `K`
-                    // `[Tk, d]` and `Q` `[Tq, d]`, and its columns of `∂L/∂Q` and `∂L/∂K`.
-                    unsafe {
-                        // ∂L/∂Q = ∂L/∂S·K.
-                        product_into(
-                            tq,
-                            n.dh,
-                            tk,
-                            (dq[cols..].as_mut_ptr(), d),
-                            false,
-                            View::rows(&ds[block..], tk),
-                            View::rows(&kb[cols..], d),
-                        );
-                        // ∂L/∂K = ∂L/∂Sᵀ·Q.
-                        product_into(
-                            tk,
-                            n.dh,
-                            tq,
-                            (dk[cols..].as_mut_ptr(), d),
-                            false,
-                            View::transposed(&ds[block..], tk),
-                            View::rows(&qb[cols..], d),
-                        );
-                    }
+                    let (dsh, dst) = (
+                        View::rows(&ds[block..], tk),
+                        View::transposed(&ds[block..], tk),
+                    );
+                    // ∂L/∂Q = ∂L/∂S·K, ∂L/∂K = ∂L/∂Sᵀ·Q.
+                    head_product(
+                        tq,
+                        n.dh,
+                        tk,
+                        (&mut dq[cols..], d),
+                        dsh,
+                        View::rows(&kb[cols..], d),
+                    );
+                    head_product(
+                        tk,
+                        n.dh,
+                        tq,
+                        (&mut dk[cols..], d),
+                        dst,
+                        View::rows(&qb[cols..], d),
+                    );
                 }
             });
         [

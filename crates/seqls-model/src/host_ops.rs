@@ -7,12 +7,14 @@ use burn::tensor::{Shape, TensorData};
 /// burn-flex's size (`m·n·k`) from which a product runs on the thread pool.
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
-/// A matrix operand: element `(i, j)` at `ptr + i·row_stride + j·col_stride`.
+/// A matrix operand: element `(i, j)` at `ptr + i·row_stride + j·col_stride`, inside a buffer of
+/// `len` elements from `ptr`.
 #[derive(Clone, Copy)]
 pub(crate) struct View {
     ptr: *const f32,
-    row_stride: isize,
-    col_stride: isize,
+    len: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
 impl View {
@@ -20,7 +22,8 @@ impl View {
     pub(crate) fn rows(x: &[f32], cols: usize) -> Self {
         View {
             ptr: x.as_ptr(),
-            row_stride: cols as isize,
+            len: x.len(),
+            row_stride: cols,
             col_stride: 1,
         }
     }
@@ -29,9 +32,17 @@ impl View {
     pub(crate) fn transposed(x: &[f32], cols: usize) -> Self {
         View {
             ptr: x.as_ptr(),
+            len: x.len(),
             row_stride: 1,
-            col_stride: cols as isize,
+            col_stride: cols,
         }
+    }
+
+    /// Whether every element of a `[rows, cols]` matrix lies inside the buffer.
+    pub(crate) fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.len
     }
 }
 
@@ -66,11 +77,11 @@ pub(crate) unsafe fn product_into(
             out_row_stride as isize,
             accumulate,
             a.ptr,
-            a.col_stride,
-            a.row_stride,
+            a.col_stride as isize,
+            a.row_stride as isize,
             b.ptr,
-            b.col_stride,
-            b.row_stride,
+            b.col_stride as isize,
+            b.row_stride as isize,
             1.0,
             1.0,
             false,

@@ -167,7 +167,7 @@ impl Curve {
         )];
         if !average.is_empty() {
             series.push(Series::new(
-                "average of the kept weights",
+                "averaged weights (model-average.bpk)",
                 average.iter().map(|p| (p.wall_minutes, p.bleu)).collect(),
             ));
         }

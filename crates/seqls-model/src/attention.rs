@@ -17,7 +17,7 @@
 //! do not depend on the number of threads.
 
 use crate::dropout::{self, Dropout};
-use crate::host_ops::{View, contiguous, product_into, tensor, values};
+use crate::host_ops::{View, contiguous, lane_sum, product_into, tensor, values};
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -72,23 +72,6 @@ fn dims3(t: &FlexTensor) -> [usize; 3] {
     let shape = t.layout().shape();
     assert_eq!(shape.num_dims(), 3, "attention takes [B, T, d] tensors");
     [shape[0], shape[1], shape[2]]
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (xs, ys) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = xs
-        .remainder()
-        .iter()
-        .zip(ys.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in xs.zip(ys) {
-        for j in 0..8 {
-            lanes[j] += x[j] * y[j];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// The shapes of one call.
@@ -257,7 +240,7 @@ impl AttentionBackward for Flex {
                     let block = h * tq * tk..(h + 1) * tq * tk;
                     let rows = p[block.clone()].chunks_exact(tk);
                     for (i, (pr, dsr)) in rows.zip(ds[block].chunks_exact_mut(tk)).enumerate() {
-                        let inner = dot(pr, dsr);
+                        let inner = lane_sum(pr, dsr, |p, g| p * g);
                         for (j, (&p, s)) in pr.iter().zip(dsr.iter_mut()).enumerate() {
                             *s = if forbidden(&spec, b, tk, i, j) {
                                 0.0
@@ -390,17 +373,13 @@ pub fn fused(
             .try_into_vec::<bool>()
             .expect("a bool mask")
     });
-    let training = dropout.prob > 0.0 && q.device().is_autodiff();
     let spec = AttentionSpec {
         heads,
         padding,
         causal,
-        dropout: if training {
-            let (key, start) = dropout::draw(b * heads * tq * tk);
-            (key, start, dropout.prob)
-        } else {
-            (0, 0, 0.0)
-        },
+        dropout: dropout
+            .draw(b * heads * tq * tk, &q.device())
+            .map_or((0, 0, 0.0), |(key, start)| (key, start, dropout.prob)),
     };
     Tensor::from_dispatch(<Dispatch as AttentionOps>::fused_attention(
         q.into_dispatch(),

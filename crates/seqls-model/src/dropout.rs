@@ -13,6 +13,7 @@
 //! batch's shards as tasks of a thread pool), so masks are a function of `(seed, update, shard)` and a
 //! resumed run stays bit-identical.
 
+use crate::tensors::on_cpu;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -21,7 +22,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 
@@ -113,7 +114,7 @@ pub(crate) fn apply(x: &[f32], key: u64, start: u32, p: f64) -> Vec<f32> {
 }
 
 /// Takes `n` mask elements from the calling thread's generator: its key and the first counter.
-pub(crate) fn draw(n: usize) -> (u64, u32) {
+fn draw(n: usize) -> (u64, u32) {
     let Generator { key, counter } = STATE.get();
     STATE.set(Generator {
         key,
@@ -199,14 +200,19 @@ impl Dropout {
         Dropout { prob }
     }
 
+    /// The mask of `n` values on `device` when dropout is active (training on an autodiff device,
+    /// `p > 0`): the calling thread's generator key and the first counter, the generator advanced by
+    /// `n`. `None` (nothing drawn) at inference or with `p = 0`.
+    pub(crate) fn draw(&self, n: usize, device: &burn::tensor::Device) -> Option<(u64, u32)> {
+        (self.prob > 0.0 && device.is_autodiff()).then(|| draw(n))
+    }
+
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let device = input.device();
-        if self.prob == 0.0 || !device.is_autodiff() {
+        let (device, shape) = (input.device(), input.shape());
+        let Some((key, start)) = self.draw(shape.num_elements(), &device) else {
             return input;
-        }
-        let shape = input.shape();
-        let (key, start) = draw(shape.num_elements());
-        if device.clone().inner() == Device::flex() {
+        };
+        if on_cpu(&device) {
             let out = <Dispatch as DropoutOps>::fused_dropout(
                 input.into_dispatch(),
                 key,
@@ -224,6 +230,7 @@ impl Dropout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
 
     /// The next `n` mask values of the calling thread's generator.
     fn mask(n: usize, p: f64) -> Vec<f32> {

@@ -10,7 +10,7 @@
 //! The encoder still runs as the tensor model ([`Transformer::encode`]), once per batch.
 
 use crate::host_cache::HostCache;
-use crate::tensors::f32_vec;
+use crate::tensors::{f32_vec, on_cpu};
 use crate::transformer::{DecoderLayer, Transformer, position_values};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Device;
@@ -254,7 +254,7 @@ impl HostDecoder {
     /// The CPU decoder of `model` when `device` is the CPU (burn-flex); elsewhere decoding stays in
     /// tensor operations on the device.
     pub fn for_device(model: &Transformer, device: &Device) -> Option<Self> {
-        (*device == Device::flex()).then(|| Self::new(model))
+        on_cpu(device).then(|| Self::new(model))
     }
 
     /// Copies the decoder of `model` (its weights on any device) into host memory.

@@ -107,6 +107,22 @@ pub(crate) unsafe fn product(m: usize, n: usize, k: usize, a: View, b: View) -> 
     out
 }
 
+/// `Σ f(x_i, y_i)` in eight interleaved `f32` partial sums (a fixed order that the compiler can
+/// vectorise).
+#[inline(always)]
+pub(crate) fn lane_sum(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (xs, ys) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (x_tail, y_tail) = (xs.remainder(), ys.remainder());
+    for (xs, ys) in xs.zip(ys) {
+        for j in 0..8 {
+            lanes[j] += f(xs[j], ys[j]);
+        }
+    }
+    let tail: f32 = x_tail.iter().zip(y_tail).map(|(&a, &b)| f(a, b)).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// `t` with contiguous values (copied only when they are not).
 pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
     if t.as_slice::<f32>().is_some() {

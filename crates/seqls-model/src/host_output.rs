@@ -20,7 +20,7 @@
 
 use crate::host_ops::{View, product};
 use crate::loss::{LossSums, Smoothing, objective_and_gradient};
-use crate::tensors::f32_vec;
+use crate::tensors::{f32_vec, on_cpu};
 use crate::transformer::Transformer;
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
@@ -51,7 +51,7 @@ impl HostOutput {
     /// The output matrix of `model` when `device` is the CPU (burn-flex, under autodiff or not);
     /// elsewhere the objective stays in tensor operations on the device.
     pub fn for_device(model: &Transformer, device: &Device) -> Option<Self> {
-        (device.clone().inner() == Device::flex()).then(|| Self::new(model))
+        on_cpu(device).then(|| Self::new(model))
     }
 
     /// Copies the output matrix of `model` into host memory.

@@ -12,7 +12,8 @@
 //! results do not depend on the number of threads. On other backends the model keeps burn's
 //! `LayerNorm` ([`norm`]).
 
-use crate::host_ops::{contiguous, tensor, values};
+use crate::host_ops::{contiguous, lane_sum, tensor, values};
+use crate::tensors::on_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -22,7 +23,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::LayerNorm;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
 /// `ε` of every layer norm of the model (burn's `LayerNormConfig` default).
 pub const EPSILON: f64 = 1e-5;
@@ -46,22 +47,6 @@ pub trait LayerNormBackward: Backend {
         gamma: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3];
-}
-
-/// `Σ f(x_i, y_i)` in eight interleaved `f32` partial sums (a fixed order that the compiler can
-/// vectorise).
-#[inline(always)]
-fn lane_sum(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (xs, ys) = (x.chunks_exact(8), y.chunks_exact(8));
-    let (x_tail, y_tail) = (xs.remainder(), ys.remainder());
-    for (xs, ys) in xs.zip(ys) {
-        for j in 0..8 {
-            lanes[j] += f(xs[j], ys[j]);
-        }
-    }
-    let tail: f32 = x_tail.iter().zip(y_tail).map(|(&a, &b)| f(a, b)).sum();
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// `(mean, 1 / √(σ² + ε))` of one row.
@@ -195,7 +180,7 @@ impl<B: Backend + LayerNormOps + LayerNormBackward, C: CheckpointStrategy> Layer
 /// every norm of the model has), burn's `LayerNorm` elsewhere.
 pub fn norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
     match &norm.beta {
-        Some(beta) if x.device().inner() == Device::flex() => {
+        Some(beta) if on_cpu(&x.device()) => {
             let out = <Dispatch as LayerNormOps>::fused_layer_norm(
                 x.into_dispatch(),
                 norm.gamma.val().into_dispatch(),
@@ -211,6 +196,7 @@ pub fn norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
 mod tests {
     use super::*;
     use burn::nn::LayerNormConfig;
+    use burn::tensor::Device;
     use burn::tensor::Distribution;
 
     fn vec(t: Tensor<3>) -> Vec<f32> {

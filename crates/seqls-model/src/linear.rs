@@ -10,6 +10,7 @@
 //! into an aligned buffer. On other backends [`project`] is burn's matmul plus bias.
 
 use crate::host_ops::{View, contiguous, product, product_into, tensor, values};
+use crate::tensors::on_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -19,7 +20,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::nn::Linear;
-use burn::tensor::{Device, Shape, Tensor};
+use burn::tensor::{Shape, Tensor};
 
 /// The fused linear layer as a backend operation (see the module documentation).
 #[backend_extension(Flex, Autodiff)]
@@ -171,7 +172,7 @@ pub fn project(x: Tensor<3>, linear: &Linear) -> Tensor<3> {
     let rows = x.reshape([b * l, d_in]);
     let weight = linear.weight.val();
     let y = match &linear.bias {
-        Some(bias) if rows.device().inner() == Device::flex() => {
+        Some(bias) if on_cpu(&rows.device()) => {
             Tensor::from_dispatch(<Dispatch as LinearOps>::fused_linear(
                 rows.into_dispatch(),
                 weight.into_dispatch(),
@@ -189,6 +190,7 @@ pub fn project(x: Tensor<3>, linear: &Linear) -> Tensor<3> {
 mod tests {
     use super::*;
     use burn::nn::LinearConfig;
+    use burn::tensor::Device;
     use burn::tensor::Distribution;
 
     fn worst(a: &[f32], b: &[f32]) -> f32 {

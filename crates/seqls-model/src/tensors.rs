@@ -5,6 +5,12 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use seqls_data::Batch;
 use seqls_data::tokenizer::PAD;
 
+/// Whether `device` is the CPU backend (burn-flex), with or without autodiff: where the model runs its
+/// hand-written operations instead of burn's tensor operations.
+pub fn on_cpu(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
 /// Pads `rows` (token ids) to a `[rows, max_len]` tensor with `<pad>`.
 pub fn padded_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
     let len = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);

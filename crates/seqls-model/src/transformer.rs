@@ -14,6 +14,7 @@ use crate::dropout::Dropout;
 use crate::error::ModelConfigError;
 use crate::layer_norm;
 use crate::linear::project;
+use crate::tensors::on_cpu;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -203,7 +204,7 @@ impl MultiHeadAttention {
         causal: bool,
     ) -> Tensor<3> {
         let source = memory.unwrap_or_else(|| x.clone());
-        if x.device().inner() == Device::flex() {
+        if on_cpu(&x.device()) {
             let q = project(x, &self.query);
             let (k, v) = (
                 project(source.clone(), &self.key),

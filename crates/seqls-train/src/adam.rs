@@ -17,7 +17,7 @@ use burn::optim::{
     AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer,
 };
 use burn::tensor::{Device, Tensor, TensorData};
-use seqls_model::tensors::{f32_data, f32_slice, f32_vec};
+use seqls_model::tensors::{f32_data, f32_slice, f32_vec, on_cpu};
 use seqls_run::TrainConfig;
 
 /// Adam's hyper-parameters; see the module documentation.
@@ -84,7 +84,7 @@ impl Optimizer for FusedAdam {
 /// elsewhere (on an accelerator the per-parameter host loop would copy every tensor to the CPU).
 pub fn optimizer(t: &TrainConfig, device: &Device) -> ModuleOptimizer {
     let (beta_1, beta_2) = t.adam_betas;
-    if device.clone().inner() == Device::flex() {
+    if on_cpu(device) {
         ModuleOptimizer::from(FusedAdam {
             beta_1,
             beta_2,
@@ -102,7 +102,6 @@ pub fn optimizer(t: &TrainConfig, device: &Device) -> ModuleOptimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::module::Module;
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::GradientsParams;
 

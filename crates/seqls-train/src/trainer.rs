@@ -17,7 +17,7 @@ use seqls_data::corpus::encode_pairs;
 use seqls_data::tokenizer::PAD;
 use seqls_data::{Batch, Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
 use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_model::tensors::{BatchTensors, f32_data, f32_slice, f32_vec};
+use seqls_model::tensors::{BatchTensors, f32_data, f32_slice, f32_vec, on_cpu};
 use seqls_model::{
     HostOutput, Normalize, Smoothing, Transformer, distillation_objective, loss_sums,
     training_objective, translate,
@@ -421,7 +421,7 @@ pub fn update(
     if !outcome.loss_sum.is_finite() {
         return (model, outcome);
     }
-    let on_host = device.clone().inner() == Device::flex();
+    let on_host = on_cpu(device);
     let grads = summed_and_clipped(&model, shards, t.clip_norm, on_host);
     (optimizer.step(lr, model, grads), outcome)
 }

@@ -1,7 +1,7 @@
 //! Argument groups shared by several commands, and the enumerated flags.
 
 use clap::{Args, ValueEnum};
-use seqls_decode::{LengthPenalty, SearchConfig};
+use seqls_decode::{ExactConfig, LengthPenalty, SearchConfig};
 use seqls_run::{ExperimentConfig, RunDir};
 use std::path::PathBuf;
 
@@ -198,5 +198,42 @@ impl SearchArgs {
         c.unk_penalty = self.unk_penalty.unwrap_or(c.unk_penalty);
         c.validate_for(max_output_len)?;
         Ok(c)
+    }
+}
+
+/// Exact-search options of `seqls decode --exact`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ExactArgs {
+    /// Exact search: the translation with the highest unnormalised score Σ log p, started from the
+    /// beam output's score as the bound (the beam's size and length limits); one per sentence
+    #[arg(long)]
+    pub exact: bool,
+    /// With --exact: most prefixes scored per sentence before it stops unproven (default 100000)
+    #[arg(long, requires = "exact")]
+    pub max_expansions: Option<u64>,
+    /// With --exact: most wall-clock time per sentence, e.g. 30s or 2m (sentences of a batch share it)
+    #[arg(long, requires = "exact")]
+    pub time_limit: Option<seqls_run::WallClock>,
+    /// With --exact: forbid </s> before ⌈r · source tokens⌉ tokens (Stahlberg & Byrne's control)
+    #[arg(long, requires = "exact", allow_negative_numbers = true)]
+    pub min_len_ratio: Option<f64>,
+}
+
+impl ExactArgs {
+    /// The exact-search config when `--exact` is given, checked together with `search`.
+    pub fn config(&self, search: &SearchConfig) -> anyhow::Result<Option<ExactConfig>> {
+        if !self.exact {
+            return Ok(None);
+        }
+        let defaults = ExactConfig::default();
+        let exact = ExactConfig {
+            max_expansions: self.max_expansions.unwrap_or(defaults.max_expansions),
+            time_limit: self
+                .time_limit
+                .map(|t| std::time::Duration::from_secs_f64(t.seconds())),
+            min_len_ratio: self.min_len_ratio.unwrap_or(defaults.min_len_ratio),
+        };
+        exact.validate(search)?;
+        Ok(Some(exact))
     }
 }

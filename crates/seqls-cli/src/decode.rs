@@ -1,6 +1,6 @@
 //! `seqls decode` and `seqls score`.
 
-use crate::args::SearchArgs;
+use crate::args::{ExactArgs, SearchArgs};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
@@ -16,7 +16,8 @@ pub enum DecodeFormat {
 use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::read::{read_lines, split_lines, write_atomic};
 use seqls_data::{Batch, Example};
-use seqls_model::{teacher_forced_scores, translate};
+use seqls_model::output::{exact_output_line, output_line};
+use seqls_model::{Translator, teacher_forced_scores};
 use seqls_run::RunDir;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ pub struct DecodeArgs {
     model: PathBuf,
     #[command(flatten)]
     search: SearchArgs,
+    #[command(flatten)]
+    exact: ExactArgs,
     /// Source sentences, one per line (default: stdin)
     #[arg(long)]
     input: Option<PathBuf>,
@@ -53,6 +56,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     let search = args
         .search
         .apply(config.decode.clone(), model.max_output_len())?;
+    let exact = args.exact.config(&search)?;
     let lines = match &args.input {
         Some(path) => read_lines(path)?,
         None => {
@@ -87,21 +91,27 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
             .expect("template"),
     );
     let started = Instant::now();
-    let nbests = translate(
-        &model,
-        &sources,
-        &search,
-        &device,
-        args.batch_size as usize,
-        threads,
-        |n| bar.inc(n as u64),
-    );
-    bar.finish_and_clear();
+    let translator = Translator::new(&model, &device);
+    let batch_size = args.batch_size as usize;
     let mut out = String::new();
-    for nbest in &nbests {
-        out.push_str(&seqls_model::output::output_line(nbest, &tokenizer, jsonl)?);
-        out.push('\n');
+    if let Some(exact) = &exact {
+        let results = translator.exact(&sources, &search, exact, batch_size, threads, |n| {
+            bar.inc(n as u64)
+        });
+        for result in &results {
+            out.push_str(&exact_output_line(result.as_ref(), &tokenizer, jsonl)?);
+            out.push('\n');
+        }
+    } else {
+        let nbests = translator.translate(&sources, &search, batch_size, threads, |n| {
+            bar.inc(n as u64)
+        });
+        for nbest in &nbests {
+            out.push_str(&output_line(nbest, &tokenizer, jsonl)?);
+            out.push('\n');
+        }
     }
+    bar.finish_and_clear();
     match &args.output {
         Some(path) => write_atomic(path, out.as_bytes())?,
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
@@ -109,10 +119,13 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     if args.input.is_some() {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
-            "decoded {} sentences in {secs:.2} s ({:.1} sentences/s, beam {})",
+            "decoded {} sentences in {secs:.2} s ({:.1} sentences/s, {})",
             lines.len(),
             lines.len() as f64 / secs.max(1e-9),
-            search.beam_size
+            match exact {
+                Some(_) => format!("exact search from beam {}", search.beam_size),
+                None => format!("beam {}", search.beam_size),
+            }
         );
     }
     Ok(())

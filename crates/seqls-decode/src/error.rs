@@ -23,4 +23,14 @@ pub enum SearchConfigError {
         value: usize,
         limit: usize,
     },
+    #[error("max-expansions must be at least 1")]
+    MaxExpansions,
+    #[error("min-len-ratio must be a finite number ≥ 0, got {0}")]
+    MinLenRatio(f64),
+    #[error("--exact returns one translation per sentence: nbest must be 1, got {0}")]
+    ExactNbest(usize),
+    #[error(
+        "--exact ranks by the model's score alone: no-repeat-ngram and unk-penalty must be unset"
+    )]
+    ExactPenalties,
 }

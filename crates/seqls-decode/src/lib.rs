@@ -1,10 +1,14 @@
-//! seqls-decode: beam search that does not know about tensors. A model plugs in through the
+//! seqls-decode: beam search and exact search that do not know about tensors. A model plugs in through the
 //! [`Scorer`] trait, which lets the search be tested exactly against brute force on toy scorers.
 
 pub mod error;
+pub mod exact;
 pub mod scorer;
 pub mod search;
 
 pub use error::SearchConfigError;
+pub use exact::{ExactConfig, ExactOutcome, ExactResult, exact_search};
 pub use scorer::Scorer;
-pub use search::{Hypothesis, LengthPenalty, SearchConfig, SpecialTokens, beam_search};
+pub use search::{
+    Hypothesis, LengthPenalty, SearchConfig, SpecialTokens, beam_search, beam_search_rankings,
+};

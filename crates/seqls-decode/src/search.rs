@@ -184,6 +184,7 @@ struct Active {
 struct SentenceSearch {
     max_len: usize,
     active: Vec<Active>,
+    /// Finished hypotheses with their unnormalised rank score (the `<unk>` penalty included).
     finished: Vec<(f64, Hypothesis)>,
     done: bool,
 }
@@ -292,6 +293,7 @@ impl SentenceSearch {
         &mut self,
         mut candidates: Vec<Candidate>,
         config: &SearchConfig,
+        rankings: &[LengthPenalty],
         special: SpecialTokens,
     ) -> Vec<usize> {
         let k = config.beam_size;
@@ -308,14 +310,13 @@ impl SentenceSearch {
                     token_log_probs.push(lp);
                     let score = parent.score + lp as f64;
                     let n = tokens.len();
-                    let rank_normalized = config.length_penalty.normalize(rank_score, n);
                     let hyp = Hypothesis {
                         tokens,
                         token_log_probs,
                         score,
                         normalized_score: config.length_penalty.normalize(score, n),
                     };
-                    self.finished.push((rank_normalized, hyp));
+                    self.finished.push((rank_score, hyp));
                 }
             } else if next.len() < k {
                 let mut tokens = parent.tokens.clone();
@@ -335,7 +336,9 @@ impl SentenceSearch {
             }
         }
         self.active = next;
-        self.done = self.is_done(config);
+        self.done = rankings
+            .iter()
+            .all(|&lp| self.is_done(config.beam_size, lp));
         if self.done {
             self.active.clear();
             parents.clear();
@@ -343,8 +346,8 @@ impl SentenceSearch {
         parents
     }
 
-    fn is_done(&self, config: &SearchConfig) -> bool {
-        let k = config.beam_size;
+    /// Whether no active hypothesis can still beat the worst finished one under ranking `lp`.
+    fn is_done(&self, k: usize, lp: LengthPenalty) -> bool {
         if self.active.is_empty() {
             return true;
         }
@@ -357,9 +360,8 @@ impl SentenceSearch {
         let worst = self
             .finished
             .iter()
-            .map(|f| f.0)
+            .map(|(rank_score, h)| lp.normalize(*rank_score, h.tokens.len()))
             .fold(f64::INFINITY, f64::min);
-        let lp = config.length_penalty;
         self.active.iter().all(|h| {
             let n_next = h.tokens.len() + 1;
             let n_last = self.max_len + 1;
@@ -370,12 +372,21 @@ impl SentenceSearch {
         })
     }
 
-    fn into_nbest(mut self, nbest: usize) -> Vec<Hypothesis> {
-        self.finished.sort_by(|a, b| b.0.total_cmp(&a.0));
-        self.finished
+    /// The finished hypotheses best first under ranking `lp` (ties: the earlier finished first),
+    /// with `normalized_score` under `lp`.
+    fn ranked(&self, lp: LengthPenalty) -> Vec<Hypothesis> {
+        let mut ranked: Vec<(f64, &Hypothesis)> = self
+            .finished
+            .iter()
+            .map(|(rank_score, h)| (lp.normalize(*rank_score, h.tokens.len()), h))
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked
             .into_iter()
-            .take(nbest)
-            .map(|(_, h)| h)
+            .map(|(_, h)| Hypothesis {
+                normalized_score: lp.normalize(h.score, h.tokens.len()),
+                ..h.clone()
+            })
             .collect()
     }
 }
@@ -388,6 +399,55 @@ pub fn beam_search<S: Scorer + ?Sized>(
     config: &SearchConfig,
     special: SpecialTokens,
 ) -> Vec<Vec<Hypothesis>> {
+    search(
+        scorer,
+        source_lens,
+        config,
+        &[config.length_penalty],
+        special,
+    )
+    .into_iter()
+    .map(|s| {
+        s.ranked(config.length_penalty)
+            .into_iter()
+            .take(config.nbest)
+            .collect()
+    })
+    .collect()
+}
+
+/// One beam search that answers for several rankings of the finished hypotheses at once: per source,
+/// the best hypothesis under each of `rankings` (in that order; `config.length_penalty` and
+/// `config.nbest` are not used). The beam itself does not depend on the ranking (candidates are
+/// ranked by their unnormalised score; the ranking only decides when a sentence stops and which
+/// finished hypothesis wins), so the search runs until the stopping rule holds for every ranking;
+/// since that rule is exact, each ranking's winner is the one a search with that ranking alone returns.
+pub fn beam_search_rankings<S: Scorer + ?Sized>(
+    scorer: &mut S,
+    source_lens: &[usize],
+    config: &SearchConfig,
+    rankings: &[LengthPenalty],
+    special: SpecialTokens,
+) -> Vec<Vec<Hypothesis>> {
+    search(scorer, source_lens, config, rankings, special)
+        .into_iter()
+        .map(|s| {
+            rankings
+                .iter()
+                .filter_map(|&lp| s.ranked(lp).into_iter().next())
+                .collect()
+        })
+        .collect()
+}
+
+/// The search of a batch until every sentence is done under every ranking.
+fn search<S: Scorer + ?Sized>(
+    scorer: &mut S,
+    source_lens: &[usize],
+    config: &SearchConfig,
+    rankings: &[LengthPenalty],
+    special: SpecialTokens,
+) -> Vec<SentenceSearch> {
     let k = config.beam_size;
     let vocab = scorer.vocab_size();
     let mut sentences: Vec<SentenceSearch> = source_lens
@@ -439,7 +499,8 @@ pub fn beam_search<S: Scorer + ?Sized>(
                 let lp = &log_probs[(first + row) * vocab..(first + row + 1) * vocab];
                 sentences[s].row_candidates(row, lp, config, special, 2 * k, &mut candidates);
             }
-            let local = sentences[s].advance(std::mem::take(&mut candidates), config, special);
+            let local =
+                sentences[s].advance(std::mem::take(&mut candidates), config, rankings, special);
             for p in local {
                 parents.push(first + p);
                 next_rows.push(s);
@@ -452,9 +513,6 @@ pub fn beam_search<S: Scorer + ?Sized>(
         rows = next_rows;
     }
     sentences
-        .into_iter()
-        .map(|s| s.into_nbest(config.nbest))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Translating many sources: length-grouped batches beam-searched on a pool of threads.
+//! Translating many sources: length-grouped batches beam-searched (or exactly searched) on a pool of threads.
 
 use crate::host_decoder::HostDecoder;
 use crate::scorer::ModelScorer;
@@ -65,9 +65,102 @@ impl<'a> Translator<'a> {
         search: &seqls_decode::SearchConfig,
         sentences_per_batch: usize,
         threads: usize,
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Vec<Vec<seqls_decode::Hypothesis>> {
-        let (model, device) = (self.model, &self.device);
+        self.in_batches(
+            sources,
+            sentences_per_batch,
+            threads,
+            progress,
+            |rows, lens| {
+                let mut scorer = self.scorer(rows);
+                seqls_decode::beam_search(&mut scorer, lens, search, SPECIAL_TOKENS)
+            },
+        )
+    }
+
+    /// Exact search ([`seqls_decode::exact_search`]) for every source, batched as
+    /// [`translate`](Self::translate) (an empty source gives `None`). Each sentence's search starts
+    /// from the best unnormalised score among the finished hypotheses of a beam search with `search`
+    /// (its beam size and ranking; n-best = beam size) under the same length limits, the minimum
+    /// length of `exact.min_len_ratio` included.
+    pub fn exact(
+        &self,
+        sources: &[Vec<u32>],
+        search: &seqls_decode::SearchConfig,
+        exact: &seqls_decode::ExactConfig,
+        sentences_per_batch: usize,
+        threads: usize,
+        progress: impl FnMut(usize),
+    ) -> Vec<Option<seqls_decode::ExactResult>> {
+        self.in_batches(
+            sources,
+            sentences_per_batch,
+            threads,
+            progress,
+            |rows, lens| {
+                let starts = self.exact_starts(rows, lens, search, exact);
+                let mut scorer = self.scorer(rows);
+                seqls_decode::exact_search(&mut scorer, lens, search, exact, starts, SPECIAL_TOKENS)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            },
+        )
+    }
+
+    /// The starting translation of each source of a batch for [`exact`](Self::exact): the finished
+    /// beam hypothesis with the highest unnormalised score, searched under each source's own
+    /// minimum length (sources with the same minimum length share a beam search).
+    fn exact_starts(
+        &self,
+        rows: &[Vec<u32>],
+        lens: &[usize],
+        search: &seqls_decode::SearchConfig,
+        exact: &seqls_decode::ExactConfig,
+    ) -> Vec<Option<seqls_decode::Hypothesis>> {
+        let min_lens: Vec<usize> = lens.iter().map(|&n| exact.min_len(search, n)).collect();
+        let mut starts = vec![None; rows.len()];
+        let mut groups = min_lens.clone();
+        groups.sort_unstable();
+        groups.dedup();
+        for min_len in groups {
+            let members: Vec<usize> = (0..rows.len())
+                .filter(|&i| min_lens[i] == min_len)
+                .collect();
+            let group_rows: Vec<Vec<u32>> = members.iter().map(|&i| rows[i].clone()).collect();
+            let group_lens: Vec<usize> = members.iter().map(|&i| lens[i]).collect();
+            let beam = seqls_decode::SearchConfig {
+                min_len,
+                nbest: search.beam_size,
+                ..search.clone()
+            };
+            let mut scorer = self.scorer(&group_rows);
+            let nbests = seqls_decode::beam_search(&mut scorer, &group_lens, &beam, SPECIAL_TOKENS);
+            for (&i, nbest) in members.iter().zip(nbests) {
+                starts[i] = nbest.into_iter().max_by(|a, b| a.score.total_cmp(&b.score));
+            }
+        }
+        starts
+    }
+
+    /// A scorer over `rows` (sources ending in `</s>`), with this translator's CPU decoder.
+    fn scorer(&self, rows: &[Vec<u32>]) -> ModelScorer<'_> {
+        let host = self.host.as_ref().map(Cow::Borrowed);
+        ModelScorer::with_decoder(self.model, host, rows, &self.device)
+    }
+
+    /// Runs `decode(sources, source lengths without </s>)` on length-grouped batches of the
+    /// non-empty sources, at most `sentences_per_batch` at a time, as tasks of a pool of `threads`
+    /// threads, and returns one result per source in input order (the default for empty sources).
+    fn in_batches<T: Default + Clone + Send>(
+        &self,
+        sources: &[Vec<u32>],
+        sentences_per_batch: usize,
+        threads: usize,
+        mut progress: impl FnMut(usize),
+        decode: impl Fn(&[Vec<u32>], &[usize]) -> Vec<T> + Sync,
+    ) -> Vec<T> {
         let mut order: Vec<usize> = (0..sources.len())
             .filter(|&i| !sources[i].is_empty())
             .collect();
@@ -80,11 +173,9 @@ impl<'a> Translator<'a> {
         let decode = |batch: &[usize]| {
             let rows: Vec<Vec<u32>> = batch.iter().map(|&i| sources[i].clone()).collect();
             let lens: Vec<usize> = rows.iter().map(|s| s.len() - 1).collect();
-            let host = self.host.as_ref().map(Cow::Borrowed);
-            let mut scorer = ModelScorer::with_decoder(model, host, &rows, device);
-            seqls_decode::beam_search(&mut scorer, &lens, search, SPECIAL_TOKENS)
+            decode(&rows, &lens)
         };
-        let mut out = vec![Vec::new(); sources.len()];
+        let mut out = vec![T::default(); sources.len()];
         // The batches run as tasks of a pool of exactly `threads` threads; the products inside a
         // step join the same pool from inside a task, so no more than `threads` threads compete for
         // the cores, and an idle thread helps with a busy one's product. This thread collects the
@@ -103,9 +194,9 @@ impl<'a> Translator<'a> {
                 });
             }
             drop(tx);
-            for (b, nbests) in rx {
-                for (&i, nbest) in batches[b].iter().zip(nbests) {
-                    out[i] = nbest;
+            for (b, results) in rx {
+                for (&i, result) in batches[b].iter().zip(results) {
+                    out[i] = result;
                 }
                 progress(batches[b].len());
             }

@@ -95,7 +95,7 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
     let batch_size = args.batch_size as usize;
     let mut out = String::new();
     if let Some(exact) = &exact {
-        let results = translator.exact(&sources, &search, exact, batch_size, threads, |n| {
+        let results = translator.exact(&sources, &search, exact, None, batch_size, threads, |n| {
             bar.inc(n as u64)
         });
         for result in &results {

@@ -12,6 +12,7 @@ mod decode;
 mod distill;
 mod eval;
 mod export;
+mod search_analysis;
 mod sweep;
 mod train;
 
@@ -53,6 +54,8 @@ enum Command {
     Curve(curve::CurveArgs),
     /// Decode a split, then BLEU, calibration and reliability diagrams into eval.json
     Eval(eval::EvalArgs),
+    /// Beam search at many sizes and rankings against exact search: search errors, empty and short outputs
+    SearchAnalysis(search_analysis::SearchAnalysisArgs),
     /// The α × beam comparison: train, decode and evaluate every α, then write the report
     Sweep(sweep::SweepArgs),
     /// Assemble the report of a sweep directory from finished jobs
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::DistillData(args) => distill::run(args),
         Command::Curve(args) => curve::run(args),
+        Command::SearchAnalysis(args) => search_analysis::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => sweep::run_report(args),
         Command::Corpus(command) => corpus::run(command),

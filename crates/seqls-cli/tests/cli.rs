@@ -312,6 +312,58 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
+    // [sweep.search]: every run analysed; the report's Search section; beam 4 under the config's own
+    // ranking (power 1) is the evaluation's beam 4, output for output.
+    for needle in [
+        "## Search: does smoothing change",
+        "### Search on test",
+        "Empty outputs (%)",
+        "Search errors (%",
+        "| exact |",
+        "exact, min length (r = 0.3)",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}");
+    }
+    assert_eq!(report["search"].as_array().unwrap().len(), 4);
+    for run in ["a0-s1", "a0-s2", "a0.1-s1", "a0.1-s2"] {
+        let search: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(run).join("search-test.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(search["points"].as_array().unwrap().len(), 9);
+        let b4 = search["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                p["beam"] == 4 && p["ranking"]["kind"] == "power" && p["ranking"]["alpha"] == 1.0
+            })
+            .unwrap();
+        assert_eq!(b4["bleu"].as_f64().unwrap(), bleu(run), "{run}");
+        let hyps = std::fs::read_to_string(
+            dir.path()
+                .join(run)
+                .join(b4["hypotheses_file"].as_str().unwrap()),
+        )
+        .unwrap();
+        let eval_hyps =
+            std::fs::read_to_string(dir.path().join(run).join("eval-test-beam4.hyp.txt")).unwrap();
+        assert_eq!(hyps, eval_hyps, "{run}");
+        let exact = &search["exact"];
+        assert_eq!(exact["sentences"], 50);
+        assert!(exact["proven"].as_u64().unwrap() <= 50);
+        for p in search["points"].as_array().unwrap() {
+            let e = p["search_errors"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&e), "{p}");
+        }
+    }
+    for f in [
+        "figures/search-bleu-none-test.png",
+        "figures/search-empty-test.svg",
+        "figures/search-errors-test.png",
+    ] {
+        assert!(dir.path().join(f).exists(), "{f} missing");
+    }
     let eval: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("a0-s1/eval-test-beam4.json")).unwrap(),
     )

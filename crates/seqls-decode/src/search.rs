@@ -52,6 +52,42 @@ impl LengthPenalty {
     pub fn normalize(self, score: f64, n: usize) -> f64 {
         score / self.divisor(n)
     }
+
+    /// The ranking as files, tables and `--rankings` name it: `none` (unnormalised), `power-1`,
+    /// `gnmt-0.6`.
+    pub fn label(self) -> String {
+        match self {
+            LengthPenalty::Power(a) if a == 0.0 => "none".into(),
+            LengthPenalty::Power(a) => format!("power-{a}"),
+            LengthPenalty::Gnmt(a) => format!("gnmt-{a}"),
+        }
+    }
+}
+
+impl std::str::FromStr for LengthPenalty {
+    type Err = String;
+
+    /// Reads a [`label`](Self::label): `none`, `power-A` or `gnmt-A` with a finite `A`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{text:?} is not a ranking: write none, power-A or gnmt-A (e.g. power-1, gnmt-0.6)"
+            )
+        };
+        if text == "none" {
+            return Ok(LengthPenalty::Power(0.0));
+        }
+        let (kind, a) = text.split_once('-').ok_or_else(bad)?;
+        let a: f64 = a.parse().map_err(|_| bad())?;
+        if !a.is_finite() {
+            return Err(bad());
+        }
+        match kind {
+            "power" => Ok(LengthPenalty::Power(a)),
+            "gnmt" => Ok(LengthPenalty::Gnmt(a)),
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// Ids the search must know.
@@ -524,6 +560,21 @@ mod tests {
         assert_eq!(banned_by_ngram(&[5, 6, 7, 5], 2), vec![6]);
         assert_eq!(banned_by_ngram(&[5, 6, 5, 6], 3), vec![5]);
         assert!(banned_by_ngram(&[5], 3).is_empty());
+    }
+
+    #[test]
+    fn ranking_labels_read_back() {
+        for lp in [
+            LengthPenalty::Power(0.0),
+            LengthPenalty::Power(1.0),
+            LengthPenalty::Gnmt(0.6),
+            LengthPenalty::Power(-0.5),
+        ] {
+            assert_eq!(lp.label().parse::<LengthPenalty>(), Ok(lp));
+        }
+        for bad in ["", "power", "power-x", "gnmt-inf", "norm-1"] {
+            assert!(bad.parse::<LengthPenalty>().is_err(), "{bad}");
+        }
     }
 
     #[test]

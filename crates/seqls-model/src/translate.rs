@@ -72,23 +72,56 @@ impl<'a> Translator<'a> {
             sentences_per_batch,
             threads,
             progress,
-            |rows, lens| {
+            |_, rows, lens| {
                 let mut scorer = self.scorer(rows);
                 seqls_decode::beam_search(&mut scorer, lens, search, SPECIAL_TOKENS)
             },
         )
     }
 
+    /// One beam search per source that answers for several rankings
+    /// ([`seqls_decode::beam_search_rankings`]): per source, the best hypothesis under each ranking
+    /// (empty for an empty source). Batched as [`translate`](Self::translate).
+    pub fn translate_rankings(
+        &self,
+        sources: &[Vec<u32>],
+        search: &seqls_decode::SearchConfig,
+        rankings: &[seqls_decode::LengthPenalty],
+        sentences_per_batch: usize,
+        threads: usize,
+        progress: impl FnMut(usize),
+    ) -> Vec<Vec<seqls_decode::Hypothesis>> {
+        self.in_batches(
+            sources,
+            sentences_per_batch,
+            threads,
+            progress,
+            |_, rows, lens| {
+                let mut scorer = self.scorer(rows);
+                seqls_decode::beam_search_rankings(
+                    &mut scorer,
+                    lens,
+                    search,
+                    rankings,
+                    SPECIAL_TOKENS,
+                )
+            },
+        )
+    }
+
     /// Exact search ([`seqls_decode::exact_search`]) for every source, batched as
     /// [`translate`](Self::translate) (an empty source gives `None`). Each sentence's search starts
-    /// from the best unnormalised score among the finished hypotheses of a beam search with `search`
-    /// (its beam size and ranking; n-best = beam size) under the same length limits, the minimum
-    /// length of `exact.min_len_ratio` included.
+    /// from `starts[i]` when given (it must satisfy the length limits, `exact.min_len_ratio`
+    /// included), otherwise from the best unnormalised score among the finished hypotheses of a beam
+    /// search with `search` (its beam size and ranking; n-best = beam size) under the same length
+    /// limits.
+    #[allow(clippy::too_many_arguments)]
     pub fn exact(
         &self,
         sources: &[Vec<u32>],
         search: &seqls_decode::SearchConfig,
         exact: &seqls_decode::ExactConfig,
+        starts: Option<&[Option<seqls_decode::Hypothesis>]>,
         sentences_per_batch: usize,
         threads: usize,
         progress: impl FnMut(usize),
@@ -98,8 +131,11 @@ impl<'a> Translator<'a> {
             sentences_per_batch,
             threads,
             progress,
-            |rows, lens| {
-                let starts = self.exact_starts(rows, lens, search, exact);
+            |batch, rows, lens| {
+                let starts = match starts {
+                    Some(given) => batch.iter().map(|&i| given[i].clone()).collect(),
+                    None => self.exact_starts(rows, lens, search, exact),
+                };
                 let mut scorer = self.scorer(rows);
                 seqls_decode::exact_search(&mut scorer, lens, search, exact, starts, SPECIAL_TOKENS)
                     .into_iter()
@@ -150,8 +186,8 @@ impl<'a> Translator<'a> {
         ModelScorer::with_decoder(self.model, host, rows, &self.device)
     }
 
-    /// Runs `decode(sources, source lengths without </s>)` on length-grouped batches of the
-    /// non-empty sources, at most `sentences_per_batch` at a time, as tasks of a pool of `threads`
+    /// Runs `decode(input indices, sources, source lengths without </s>)` on length-grouped batches
+    /// of the non-empty sources, at most `sentences_per_batch` at a time, as tasks of a pool of `threads`
     /// threads, and returns one result per source in input order (the default for empty sources).
     fn in_batches<T: Default + Clone + Send>(
         &self,
@@ -159,7 +195,7 @@ impl<'a> Translator<'a> {
         sentences_per_batch: usize,
         threads: usize,
         mut progress: impl FnMut(usize),
-        decode: impl Fn(&[Vec<u32>], &[usize]) -> Vec<T> + Sync,
+        decode: impl Fn(&[usize], &[Vec<u32>], &[usize]) -> Vec<T> + Sync,
     ) -> Vec<T> {
         let mut order: Vec<usize> = (0..sources.len())
             .filter(|&i| !sources[i].is_empty())
@@ -173,7 +209,7 @@ impl<'a> Translator<'a> {
         let decode = |batch: &[usize]| {
             let rows: Vec<Vec<u32>> = batch.iter().map(|&i| sources[i].clone()).collect();
             let lens: Vec<usize> = rows.iter().map(|s| s.len() - 1).collect();
-            decode(&rows, &lens)
+            decode(batch, &rows, &lens)
         };
         let mut out = vec![T::default(); sources.len()];
         // The batches run as tasks of a pool of exactly `threads` threads; the products inside a

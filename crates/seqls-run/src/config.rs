@@ -4,7 +4,7 @@
 use crate::duration::WallClock;
 use crate::error::At;
 use seqls_data::DataConfig;
-use seqls_decode::SearchConfig;
+use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::{ModelConfig, Normalize, SmoothingVariant};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -109,6 +109,9 @@ pub struct SweepConfig {
     pub compare_beam: usize,
     /// `[sweep.slurm]`: the batch jobs of `seqls sweep --backend slurm`.
     pub slurm: SlurmConfig,
+    /// `[sweep.search]`: when present, every run is also analysed by `seqls search-analysis` on
+    /// every test split, and the report gains a Search section.
+    pub search: Option<SearchAnalysisConfig>,
 }
 
 /// `[sweep.slurm]`: resources of the job-array tasks (one per training and its evaluations) and the
@@ -156,7 +159,80 @@ impl Default for SweepConfig {
             test_splits: vec!["test".into()],
             compare_beam: 4,
             slurm: SlurmConfig::default(),
+            search: None,
         }
+    }
+}
+
+/// What to measure (`[sweep.search]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchAnalysisConfig {
+    /// Beam sizes.
+    pub beams: Vec<usize>,
+    /// Rankings of the finished hypotheses.
+    pub rankings: Vec<LengthPenalty>,
+    /// Exact search on the first this many sentences of the split (0: none).
+    pub exact_sentences: usize,
+    /// Most prefixes scored per sentence by exact search.
+    pub max_expansions: u64,
+    /// Exact search again with `</s>` forbidden before `⌈r · source tokens⌉` tokens (0: not run).
+    pub min_len_ratio: f64,
+}
+
+impl Default for SearchAnalysisConfig {
+    fn default() -> Self {
+        SearchAnalysisConfig {
+            beams: vec![1, 2, 4, 8, 16, 32, 64],
+            rankings: vec![
+                LengthPenalty::Power(0.0),
+                LengthPenalty::Power(1.0),
+                LengthPenalty::Gnmt(0.6),
+            ],
+            exact_sentences: 1000,
+            max_expansions: 100_000,
+            min_len_ratio: 0.0,
+        }
+    }
+}
+
+impl SearchAnalysisConfig {
+    /// Checks the options; the error names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.beams.is_empty() || self.beams.contains(&0) {
+            return Err("sweep.search.beams must be non-empty beam sizes ≥ 1".into());
+        }
+        if self.rankings.is_empty() {
+            return Err("sweep.search.rankings must not be empty".into());
+        }
+        for r in &self.rankings {
+            if let LengthPenalty::Power(a) | LengthPenalty::Gnmt(a) = r
+                && !a.is_finite()
+            {
+                return Err(format!(
+                    "sweep.search.rankings: {a} is not a finite exponent"
+                ));
+            }
+        }
+        if self.max_expansions == 0 {
+            return Err("sweep.search.max_expansions must be at least 1".into());
+        }
+        if !(self.min_len_ratio >= 0.0 && self.min_len_ratio.is_finite()) {
+            return Err(format!(
+                "sweep.search.min_len_ratio must be a finite number ≥ 0, got {}",
+                self.min_len_ratio
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A ranking as files and tables name it: `none` (unnormalised), `power-1`, `gnmt-0.6`.
+pub fn ranking_label(ranking: LengthPenalty) -> String {
+    match ranking {
+        LengthPenalty::Power(a) if a == 0.0 => "none".into(),
+        LengthPenalty::Power(a) => format!("power-{a}"),
+        LengthPenalty::Gnmt(a) => format!("gnmt-{a}"),
     }
 }
 
@@ -295,6 +371,9 @@ impl ExperimentConfig {
             return Err(
                 format!("train.clip_norm must be ≥ 0 (0 = off), got {}", t.clip_norm).into(),
             );
+        }
+        if let Some(search) = &self.sweep.search {
+            search.validate()?;
         }
         if self.data.max_len + 2 > self.model.max_len {
             return Err(format!(

@@ -9,6 +9,7 @@
 
 use crate::error::{At, Result, SweepError, fail};
 use crate::evaluate::evaluate;
+use crate::search_analysis::{analyse, search_file};
 
 use burn::tensor::Device;
 use seqls_run::{ExperimentConfig, RunDir};
@@ -386,7 +387,24 @@ impl Sweep {
                 job.run.root.display()
             ));
         }
+        for (split, _) in self.search_analyses(&job.run) {
+            lines.push(format!(
+                "seqls search-analysis --model {} --split {split} --skip-finished",
+                job.run.root.display()
+            ));
+        }
         lines
+    }
+
+    /// The search analyses of one run (with `[sweep.search]`): `(split, output file)`.
+    pub fn search_analyses(&self, run: &RunDir) -> Vec<(String, PathBuf)> {
+        if self.config.sweep.search.is_none() {
+            return vec![];
+        }
+        self.test_splits
+            .iter()
+            .map(|split| (split.clone(), search_file(run, split)))
+            .collect()
     }
 
     /// Every job as shell commands, in the order [`Sweep::run`] runs them (the students of the
@@ -409,6 +427,20 @@ impl Sweep {
             let label = format!("α = {}, seed {}", job.alpha, job.seed);
             let evaluations = self.evaluations(&job.run);
             train_and_evaluate(&job.run, &job.config, &label, &evaluations, device, threads)?;
+            if let Some(analysis) = &self.config.sweep.search {
+                for (split, output) in self.search_analyses(&job.run) {
+                    if output.exists() {
+                        continue;
+                    }
+                    let r = analyse(&job.run, &split, analysis, device, threads)?;
+                    eprintln!(
+                        "   {label} {split}: search analysis ({} beam searches in {:.0} s, exact search in {:.0} s)",
+                        analysis.beams.len(),
+                        r.beam_seconds,
+                        r.exact_seconds
+                    );
+                }
+            }
         }
         for student in self.students() {
             self.run_student(&student, device, threads)?;

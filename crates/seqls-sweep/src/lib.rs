@@ -8,6 +8,8 @@
 //! - [`driver`]: the jobs of a sweep directory (trainings, evaluations), run or printed as a plan.
 //! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
 //! - [`report`]: tables and figures assembled from a sweep directory.
+//! - [`search_analysis`]: beam search at many sizes and rankings against the model's scores and
+//!   against exact search (search errors, empty and short outputs).
 //! - [`slurm`]: the sweep as a Slurm job array and a dependent report job; where each job stands.
 
 pub mod curve;
@@ -18,6 +20,8 @@ pub mod error;
 pub mod evaluate;
 pub mod penultimate;
 pub mod report;
+pub mod search_analysis;
+mod search_report;
 pub mod slurm;
 
 pub use driver::{StudentJob, StudentKind, Sweep, TrainJob, run_name};

@@ -1179,6 +1179,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
         written: write_figures(&sweep, &runs, device)?,
     };
     writeln!(md)?;
+    let search = crate::search_report::write_search(&mut md, &sweep, &mut figure_dir)?;
     let distillation =
         crate::distill_report::write_distillation(&mut md, &sweep, &runs, &mut figure_dir)?;
     let figures = figure_dir.written;
@@ -1193,6 +1194,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
             "test_splits": sweep.test_splits,
             "runs": runs,
             "comparisons": comparisons_all,
+            "search": search,
             "distillation": distillation,
             "figures": figures,
         }))?

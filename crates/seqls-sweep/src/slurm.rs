@@ -91,9 +91,11 @@ fn quote(s: &str) -> String {
     }
 }
 
-/// Whether `job` has trained and written every evaluation.
+/// Whether `job` has trained and written every evaluation and search analysis.
 pub fn finished(sweep: &Sweep, job: &TrainJob) -> bool {
-    job.run.metrics().exists() && sweep.evaluations(&job.run).iter().all(|e| e.2.exists())
+    job.run.metrics().exists()
+        && sweep.evaluations(&job.run).iter().all(|e| e.2.exists())
+        && sweep.search_analyses(&job.run).iter().all(|e| e.1.exists())
 }
 
 /// Writes `array.sbatch` (tasks `tasks`) and `report.sbatch` into `SWEEP/slurm/`, running the

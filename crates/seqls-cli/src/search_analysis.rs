@@ -31,6 +31,9 @@ pub struct SearchAnalysisArgs {
     /// Exact search again with </s> forbidden before ⌈r · source tokens⌉ tokens (0: not run)
     #[arg(long, allow_negative_numbers = true)]
     min_len_ratio: Option<f64>,
+    /// Beam size of the two controls, tuned length penalty and fitted temperature (0: not run; default 4)
+    #[arg(long)]
+    control_beam: Option<usize>,
     /// Do nothing (and succeed) when RUN/search-<split>.json exists: for job scripts that may run twice
     #[arg(long)]
     skip_finished: bool,
@@ -57,6 +60,7 @@ pub fn run(args: SearchAnalysisArgs) -> anyhow::Result<()> {
     analysis.exact_sentences = args.exact_sentences.unwrap_or(analysis.exact_sentences);
     analysis.max_expansions = args.max_expansions.unwrap_or(analysis.max_expansions);
     analysis.min_len_ratio = args.min_len_ratio.unwrap_or(analysis.min_len_ratio);
+    analysis.control_beam = args.control_beam.unwrap_or(analysis.control_beam);
     if let Err(e) = analysis.validate() {
         bail!("{}", e.replace("sweep.search.", "--").replace('_', "-"));
     }
@@ -89,6 +93,21 @@ pub fn run(args: SearchAnalysisArgs) -> anyhow::Result<()> {
             e.empty,
             e.mean_expansions,
             e.seconds
+        );
+    }
+    if let Some(c) = &r.controls {
+        println!(
+            "controls at beam {}: BLEU {:.2} (len ratio {:.3}) | ranking tuned on validation {} ({:.2} there): {:.2} ({:.3}) | at T* = {:.3}: {:.2} ({:.3})",
+            c.beam,
+            c.default_bleu,
+            c.default_length_ratio,
+            c.tuned_ranking.label(),
+            c.tuned_valid_bleu,
+            c.tuned_bleu,
+            c.tuned_length_ratio,
+            c.fitted_temperature,
+            c.fitted_bleu,
+            c.fitted_length_ratio
         );
     }
     println!("wrote {}", output.display());

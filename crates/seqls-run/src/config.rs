@@ -178,6 +178,9 @@ pub struct SearchAnalysisConfig {
     pub max_expansions: u64,
     /// Exact search again with `</s>` forbidden before `⌈r · source tokens⌉` tokens (0: not run).
     pub min_len_ratio: f64,
+    /// The beam size of the two controls (0: not run): the ranking tuned per run on the validation
+    /// split, and decoding at the temperature fitted on it.
+    pub control_beam: usize,
 }
 
 impl Default for SearchAnalysisConfig {
@@ -192,6 +195,7 @@ impl Default for SearchAnalysisConfig {
             exact_sentences: 1000,
             max_expansions: 100_000,
             min_len_ratio: 0.0,
+            control_beam: 4,
         }
     }
 }

@@ -20,6 +20,10 @@
 //! were proven, the cost, and the BLEU, length ratio and share of empty translations of the optima.
 //! With `min_len_ratio > 0` it runs again with `</s>` forbidden before `⌈r · source tokens⌉` tokens
 //! (Stahlberg & Byrne's control: is the empty or short optimum what the unconstrained search found?).
+//!
+//! Two controls at beam `control_beam` ([`Controls`]): the ranking tuned on the validation split
+//! (the best BLEU over [`tuning_grid`]) applied to the test split, and decoding at the temperature
+//! T* that minimises validation NLL (Müller et al.'s temperature-scaling comparison).
 
 use crate::error::{Result, fail};
 use burn::tensor::Device;
@@ -84,6 +88,40 @@ pub struct ExactSummary {
     pub hypotheses_file: String,
 }
 
+/// The two controls Müller et al.'s argument needs, at one beam size: does smoothing's effect on
+/// beam search survive when each run gets its own best length penalty, and does post-hoc
+/// calibration (temperature scaling) give an unsmoothed model the same effect?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controls {
+    pub beam: usize,
+    /// Test BLEU and length ratio with the run's own ranking at T = 1: the point of comparison.
+    pub default_bleu: f64,
+    pub default_length_ratio: f64,
+    /// The ranking of [`tuning_grid`] with the highest validation BLEU (ties: the first).
+    pub tuned_ranking: LengthPenalty,
+    pub tuned_valid_bleu: f64,
+    /// Test BLEU and length ratio with the tuned ranking.
+    pub tuned_bleu: f64,
+    pub tuned_length_ratio: f64,
+    /// The temperature minimising validation NLL (golden-section search, as `seqls eval`'s T*).
+    pub fitted_temperature: f64,
+    /// Test BLEU and length ratio decoding at T*, with the run's ranking.
+    pub fitted_bleu: f64,
+    pub fitted_length_ratio: f64,
+}
+
+/// The rankings the length-penalty control chooses from: `power-A` for A = 0, 0.2, …, 2 and
+/// `gnmt-A` for A = 0.2, …, 2 (one beam search answers for all of them).
+pub fn tuning_grid() -> Vec<LengthPenalty> {
+    let exponents = (0..=10).map(|i| i as f64 / 5.0);
+    exponents
+        .clone()
+        .map(LengthPenalty::Power)
+        .chain(exponents.skip(1).map(LengthPenalty::Gnmt))
+        .collect()
+}
+
 /// Everything `search-<split>.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +135,8 @@ pub struct SearchReport {
     pub exact: Option<ExactSummary>,
     /// Exact search with the minimum length (when `min_len_ratio > 0`).
     pub exact_min_len: Option<ExactSummary>,
+    /// The length-penalty and temperature controls (when `control_beam > 0`).
+    pub controls: Option<Controls>,
     /// Wall-clock seconds of the beam searches and of exact search.
     pub beam_seconds: f64,
     pub exact_seconds: f64,
@@ -368,6 +408,21 @@ pub fn analyse(
             hypotheses_file: format!("search-{split}/{file}"),
         })
     };
+    let controls = if analysis.control_beam > 0 {
+        Some(controls(
+            &config,
+            &tokenizer,
+            &model,
+            &translator,
+            &search,
+            analysis.control_beam,
+            (&text, examples, &sources),
+            device,
+            threads,
+        )?)
+    } else {
+        None
+    };
     let report = SearchReport {
         split: split.clone(),
         sentences: text.pairs.len(),
@@ -379,6 +434,7 @@ pub fn analyse(
             .as_ref()
             .map(|r| summarise(r, analysis.min_len_ratio))
             .transpose()?,
+        controls,
         beam_seconds,
         exact_seconds,
     };
@@ -387,4 +443,89 @@ pub fn analyse(
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
+}
+
+/// BLEU report of one list of outputs (one per example) on a split.
+fn bleu_of(
+    tokenizer: &SubwordTokenizer,
+    text: &ParallelText,
+    examples: &[Example],
+    outputs: &[Option<&Hypothesis>],
+) -> Result<seqls_eval::BleuReport> {
+    let hyps = texts(tokenizer, text.pairs.len(), examples, outputs)?;
+    let refs = vec![text.pairs.iter().map(|p| p.tgt.clone()).collect::<Vec<_>>()];
+    Ok(corpus_bleu(&hyps, &refs, &BleuOptions::default())?)
+}
+
+/// Runs the two controls at beam `beam` (see [`Controls`]); `test` is the split's text, encoded
+/// examples and sources.
+#[allow(clippy::too_many_arguments)]
+fn controls(
+    config: &seqls_run::ExperimentConfig,
+    tokenizer: &SubwordTokenizer,
+    model: &seqls_model::Transformer,
+    translator: &Translator,
+    search: &SearchConfig,
+    beam: usize,
+    test: (&ParallelText, &[Example], &[Vec<u32>]),
+    device: &Device,
+    threads: usize,
+) -> Result<Controls> {
+    let (text, examples, sources) = test;
+    let at_beam = SearchConfig {
+        beam_size: beam,
+        ..search.clone()
+    };
+    let decode = |sources: &[Vec<u32>], cfg: &SearchConfig, rankings: &[LengthPenalty]| {
+        translator.translate_rankings(sources, cfg, rankings, 64, threads, |_| {})
+    };
+    let first = |outputs: &[Vec<Hypothesis>], r: usize| -> Vec<Option<Hypothesis>> {
+        outputs.iter().map(|per| per.get(r).cloned()).collect()
+    };
+    let bleu = |outs: &[Option<Hypothesis>], text: &ParallelText, examples: &[Example]| {
+        let refs: Vec<Option<&Hypothesis>> = outs.iter().map(Option::as_ref).collect();
+        bleu_of(tokenizer, text, examples, &refs)
+    };
+
+    // The run's ranking at T = 1, and the tuning grid's best on validation applied to test.
+    let grid = tuning_grid();
+    let val_split = config.data.resolve_split("val")?;
+    let val_text: ParallelText = config.data.load_split(&val_split)?;
+    let val = encode_pairs(tokenizer, &val_text.pairs, None)?;
+    let val_sources: Vec<Vec<u32>> = val.examples.iter().map(|e| e.src.clone()).collect();
+    let val_outputs = decode(&val_sources, &at_beam, &grid);
+    let mut tuned = (0, f64::NEG_INFINITY);
+    for r in 0..grid.len() {
+        let b = bleu(&first(&val_outputs, r), &val_text, &val.examples)?.score;
+        if b > tuned.1 {
+            tuned = (r, b);
+        }
+    }
+    let test_outputs = decode(sources, &at_beam, &[search.length_penalty, grid[tuned.0]]);
+    let default = bleu(&first(&test_outputs, 0), text, examples)?;
+    let tuned_test = bleu(&first(&test_outputs, 1), text, examples)?;
+
+    // Temperature scaling: T* from validation NLL, then decoding at T*.
+    let fitted_temperature = crate::evaluate::fit_temperature(model, &val.examples, device);
+    let at_fitted = SearchConfig {
+        temperature: fitted_temperature as f32,
+        ..at_beam.clone()
+    };
+    let fitted = bleu(
+        &first(&decode(sources, &at_fitted, &[search.length_penalty]), 0),
+        text,
+        examples,
+    )?;
+    Ok(Controls {
+        beam,
+        default_bleu: default.score,
+        default_length_ratio: default.ratio,
+        tuned_ranking: grid[tuned.0],
+        tuned_valid_bleu: tuned.1,
+        tuned_bleu: tuned_test.score,
+        tuned_length_ratio: tuned_test.ratio,
+        fitted_temperature,
+        fitted_bleu: fitted.score,
+        fitted_length_ratio: fitted.ratio,
+    })
 }

@@ -351,7 +351,11 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
             std::fs::read_to_string(dir.path().join(run).join("eval-test-beam4.hyp.txt")).unwrap();
         assert_eq!(hyps, eval_hyps, "{run}");
         let controls = &search["controls"];
-        assert_eq!(controls["default_bleu"].as_f64().unwrap(), bleu(run), "{run}");
+        assert_eq!(
+            controls["default_bleu"].as_f64().unwrap(),
+            bleu(run),
+            "{run}"
+        );
         assert!(controls["tuned_valid_bleu"].as_f64().unwrap() >= 0.0);
         assert!(controls["fitted_temperature"].as_f64().unwrap() > 0.0);
         let exact = &search["exact"];

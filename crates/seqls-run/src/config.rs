@@ -109,6 +109,9 @@ pub struct SweepConfig {
     pub compare_beam: usize,
     /// `[sweep.slurm]`: the batch jobs of `seqls sweep --backend slurm`.
     pub slurm: SlurmConfig,
+    /// Other seeds for some α (e.g. `[{ alpha = 0.05, seeds = [1, 2, 3] }]`): those α train with
+    /// these seeds instead of `seeds`.
+    pub alpha_seeds: Vec<AlphaSeeds>,
     /// `[sweep.search]`: when present, every run is also analysed by `seqls search-analysis` on
     /// every test split, and the report gains a Search section.
     pub search: Option<SearchAnalysisConfig>,
@@ -159,8 +162,40 @@ impl Default for SweepConfig {
             test_splits: vec!["test".into()],
             compare_beam: 4,
             slurm: SlurmConfig::default(),
+            alpha_seeds: Vec::new(),
             search: None,
         }
+    }
+}
+
+/// One entry of `sweep.alpha_seeds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlphaSeeds {
+    pub alpha: f64,
+    pub seeds: Vec<u64>,
+}
+
+impl SweepConfig {
+    /// The seeds α trains with: its `alpha_seeds` entry, else `seeds`.
+    pub fn seeds_for(&self, alpha: f64) -> &[u64] {
+        self.alpha_seeds
+            .iter()
+            .find(|a| a.alpha == alpha)
+            .map_or(&self.seeds, |a| &a.seeds)
+    }
+
+    /// Every seed of the grid: `seeds`, then those only `alpha_seeds` name, in order.
+    pub fn all_seeds(&self) -> Vec<u64> {
+        let mut all = self.seeds.clone();
+        for a in &self.alpha_seeds {
+            for &s in &a.seeds {
+                if !all.contains(&s) {
+                    all.push(s);
+                }
+            }
+        }
+        all
     }
 }
 
@@ -378,6 +413,15 @@ impl ExperimentConfig {
         }
         if let Some(search) = &self.sweep.search {
             search.validate()?;
+        }
+        for a in &self.sweep.alpha_seeds {
+            if !self.sweep.alphas.contains(&a.alpha) || a.seeds.is_empty() {
+                return Err(format!(
+                    "sweep.alpha_seeds: α = {} must be one of sweep.alphas and have at least one seed",
+                    a.alpha
+                )
+                .into());
+            }
         }
         if self.data.max_len + 2 > self.model.max_len {
             return Err(format!(

@@ -120,7 +120,7 @@ impl Sweep {
         if grid.test_splits.is_empty() {
             fail!("sweep.test_splits is empty: name at least one split to evaluate on");
         }
-        for &seed in &grid.seeds {
+        for seed in grid.all_seeds() {
             for &alpha in &grid.alphas {
                 job_config(&config, alpha, seed).validate().map_err(|e| {
                     SweepError::Message(format!("sweep job α = {alpha}, seed {seed}: {e}"))
@@ -193,8 +193,12 @@ impl Sweep {
     /// Every training, seed by seed (so that an interrupted sweep has whole seeds first).
     pub fn trainings(&self) -> Vec<TrainJob> {
         let mut jobs = Vec::new();
-        for &seed in &self.config.sweep.seeds {
-            for &alpha in &self.config.sweep.alphas {
+        let grid = &self.config.sweep;
+        for seed in grid.all_seeds() {
+            for &alpha in &grid.alphas {
+                if !grid.seeds_for(alpha).contains(&seed) {
+                    continue;
+                }
                 jobs.push(TrainJob {
                     alpha,
                     seed,
@@ -536,6 +540,35 @@ pub fn search_at(config: &ExperimentConfig, beam: usize) -> seqls_decode::Search
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alpha_seeds_give_some_alphas_other_seeds_seed_by_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ExperimentConfig::synth_default();
+        config.sweep.alphas = vec![0.0, 0.05, 0.1];
+        config.sweep.seeds = vec![1, 2, 3];
+        config.sweep.alpha_seeds = vec![seqls_run::AlphaSeeds {
+            alpha: 0.05,
+            seeds: vec![1, 4],
+        }];
+        let sweep = Sweep::create(dir.path(), config.clone()).unwrap();
+        let names: Vec<String> = sweep
+            .trainings()
+            .iter()
+            .map(|j| run_name(j.alpha, j.seed))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a0-s1", "a0.05-s1", "a0.1-s1", "a0-s2", "a0.1-s2", "a0-s3", "a0.1-s3", "a0.05-s4"
+            ]
+        );
+        config.sweep.alpha_seeds[0].alpha = 0.3;
+        assert!(
+            Sweep::create(dir.path(), config).is_err(),
+            "α = 0.3 is not in the grid"
+        );
+    }
 
     #[test]
     fn students_learn_from_their_teacher_with_the_student_shape_and_settings() {

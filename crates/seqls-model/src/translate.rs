@@ -111,17 +111,17 @@ impl<'a> Translator<'a> {
 
     /// Exact search ([`seqls_decode::exact_search`]) for every source, batched as
     /// [`translate`](Self::translate) (an empty source gives `None`). Each sentence's search starts
-    /// from `starts[i]` when given (it must satisfy the length limits, `exact.min_len_ratio`
-    /// included), otherwise from the best unnormalised score among the finished hypotheses of a beam
-    /// search with `search` (its beam size and ranking; n-best = beam size) under the same length
-    /// limits.
+    /// from the best unnormalised score among the finished hypotheses of a beam search with `search`
+    /// (its beam size and ranking; n-best = beam size) under the same length limits, the minimum
+    /// length of `exact.min_len_ratio` included, and `known[i]` when given and long enough (e.g. the
+    /// best output of other beam searches).
     #[allow(clippy::too_many_arguments)]
     pub fn exact(
         &self,
         sources: &[Vec<u32>],
         search: &seqls_decode::SearchConfig,
         exact: &seqls_decode::ExactConfig,
-        starts: Option<&[Option<seqls_decode::Hypothesis>]>,
+        known: Option<&[Option<seqls_decode::Hypothesis>]>,
         sentences_per_batch: usize,
         threads: usize,
         progress: impl FnMut(usize),
@@ -132,10 +132,18 @@ impl<'a> Translator<'a> {
             threads,
             progress,
             |batch, rows, lens| {
-                let starts = match starts {
-                    Some(given) => batch.iter().map(|&i| given[i].clone()).collect(),
-                    None => self.exact_starts(rows, lens, search, exact),
-                };
+                let mut starts = self.exact_starts(rows, lens, search, exact);
+                if let Some(known) = known {
+                    for (k, (&i, &n)) in batch.iter().zip(lens).enumerate() {
+                        let min_len = exact.min_len(search, n);
+                        let candidate = known[i].as_ref().filter(|h| h.tokens.len() > min_len);
+                        if let Some(h) = candidate
+                            && starts[k].as_ref().is_none_or(|s| h.score > s.score)
+                        {
+                            starts[k] = Some(h.clone());
+                        }
+                    }
+                }
                 let mut scorer = self.scorer(rows);
                 seqls_decode::exact_search(&mut scorer, lens, search, exact, starts, SPECIAL_TOKENS)
                     .into_iter()

@@ -16,7 +16,8 @@
 //!   translation exact search found (a search error whether or not the optimum was proven).
 //!
 //! Exact search ([`seqls_decode::exact_search`]) runs on the first `exact_sentences` sentences, each
-//! started from the best-scoring output of all the beam searches above; it reports how many optima
+//! started from the best-scoring output of all the beam searches above (with a minimum length: of
+//! those long enough, and of a beam search under that minimum); it reports how many optima
 //! were proven, the cost, and the BLEU, length ratio and share of empty translations of the optima.
 //! With `min_len_ratio > 0` it runs again with `</s>` forbidden before `⌈r · source tokens⌉` tokens
 //! (Stahlberg & Byrne's control: is the empty or short optimum what the unconstrained search found?).

@@ -282,6 +282,17 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         );
         assert!(lo <= hi, "{c}");
         assert!(c["contrast"]["t_test"]["degrees_of_freedom"] == 1, "{c}");
+        // Two seeds: the sign-flip p is 0.5 or 1; the primary contrast is not adjusted, the others are
+        // at least their raw p.
+        let flip = c["contrast"]["sign_flip_p"].as_f64().unwrap();
+        assert!(flip == 0.5 || flip == 1.0, "{c}");
+        let primary = c["kind"] == "bleu" && c["beam"] == 4;
+        assert_eq!(c["primary"], primary, "{c}");
+        if !primary {
+            assert!(
+                c["holm_p_value"].as_f64().unwrap() >= c["contrast"]["p_value"].as_f64().unwrap()
+            );
+        }
     }
     // The per-seed BLEU difference is that of the two runs' own evaluations.
     let bleu = |run: &str| -> f64 {
@@ -304,7 +315,10 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
         "inference ECE b4",
         "oracle ECE",
         "Mean ± standard deviation over seeds",
-        "two-level bootstrap",
+        "crossed bootstrap",
+        "p (sign flip)",
+        "p (Holm)",
+        "## Findings",
         "Does smoothing change the gain of beam search?",
         "H(q)/ln(K−1)",
         "![",

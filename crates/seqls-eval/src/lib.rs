@@ -16,4 +16,6 @@ pub use calibration::{Calibration, calibration};
 pub use erasure::{ErasureSums, InformationErasure};
 pub use error::EvalError;
 pub use inference::{OracleCalibration, aligned_matches, oracle_calibration};
-pub use seeds::{SeedContrast, SeedTTest, Term, seed_contrast};
+pub use seeds::{
+    SeedContrast, SeedTTest, Term, holm, min_detectable_effect, seed_contrast, sign_flip_p,
+};

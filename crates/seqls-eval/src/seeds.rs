@@ -8,19 +8,26 @@
 //! be recomputed without the references); system `i` under seed `s` is `stats[i][s]`. The observed
 //! contrast is the mean over seeds of the per-seed contrasts `Δ_s = Σ_i w_i · BLEU(stats[i][s])`.
 //!
-//! Two tests are reported, because they answer different questions:
+//! Three tests are reported, because they answer different questions:
 //!
-//! - **Two-level bootstrap** (the headline): each resample draws `S` seeds with replacement, and for
-//!   each drawn seed a resample of the sentences (the same sentence indices for every system of that
-//!   seed, so the comparison stays paired), computes the contrast on it and averages over the drawn
-//!   seeds. Its spread contains both the seed-to-seed variation of training and the sampling of the
-//!   test set (a sentence-only bootstrap ignores the former, a test over seeds alone the latter).
+//! - **Crossed bootstrap** (the headline): each resample draws `S` seeds with replacement and *one*
+//!   resample of the sentence indices, used for every drawn seed and every system (seeds and
+//!   sentences are crossed: every seed translated the same test sentences), computes the contrast
+//!   on it for each drawn seed and averages over them:
+//!   `Δ* = (1/S) Σ_{j=1..S} Σ_i w_i · BLEU(stats[i][s*_j], idx*)`. Its spread contains both the
+//!   seed-to-seed variation of training and the sampling of the test set, each counted once; drawing
+//!   sentences anew for each seed (a nested design) would divide the test-set variance by `S`.
 //!   Interval: 2.5th and 97.5th percentiles; p-value two-sided with sacreBLEU's centring,
 //!   `(1 + #{|Δ* − mean(Δ*)| ≥ |Δ|}) / (1 + B)`. With few seeds the seed level is resampled coarsely
-//!   (3 seeds give 10 distinct multisets), so the interval is a lower bound of the real uncertainty.
+//!   (3 seeds give 10 distinct multisets), so the interval still understates the seed variance.
 //! - **Paired t-test over seeds** on `Δ_s` (`t = mean / (sd/√S)`, `S − 1` degrees of freedom), which
-//!   treats the test set as fixed and asks whether the sign of the effect survives re-training. With
-//!   `S = 3` it has 2 degrees of freedom and little power: a small p needs a consistent effect.
+//!   treats the test set as fixed and asks whether the sign of the effect survives re-training.
+//! - **Exact sign-flip permutation test over seeds**: under "no effect" each `Δ_s` is as likely
+//!   positive as negative, so `p = #{σ ∈ {±1}^S : |mean(σ·Δ)| ≥ |mean(Δ)|} / 2^S`, enumerated. It
+//!   assumes no distribution, and cannot go below `2 / 2^S` (0.25 with 3 seeds, 0.0625 with 5).
+//!
+//! With the seed standard deviation `sd` of `Δ_s`, the **minimum detectable effect** of the t-test at
+//! 5% (two-sided) and 80% power is `(t_{0.975, S−1} + t_{0.80, S−1}) · sd / √S`.
 
 use crate::bleu::{BleuOptions, SentenceStats, bleu_metric, bleu_of};
 use crate::error::EvalError;
@@ -54,15 +61,20 @@ pub struct SeedContrast {
     pub delta: f64,
     /// The contrast of each seed, in seed order.
     pub per_seed: Vec<f64>,
-    /// Two-level bootstrap: resamples, 95% interval and two-sided p-value.
+    /// Crossed bootstrap: resamples, 95% interval and two-sided p-value.
     pub samples: usize,
     pub ci: (f64, f64),
     pub p_value: f64,
     /// `None` with a single seed.
     pub t_test: Option<SeedTTest>,
+    /// Exact sign-flip permutation test over seeds (two-sided); `None` with a single seed.
+    pub sign_flip_p: Option<f64>,
+    /// Minimum detectable effect at 80% power of the t-test, from the seeds' spread; `None` with a
+    /// single seed.
+    pub min_detectable: Option<f64>,
 }
 
-/// Estimates the contrast `terms` with `samples` two-level bootstrap resamples drawn from `rng_seed`.
+/// Estimates the contrast `terms` with `samples` crossed bootstrap resamples drawn from `rng_seed`.
 /// Every term needs the same number of seeds and every statistics list the same number of sentences.
 pub fn seed_contrast(
     terms: &[Term],
@@ -107,15 +119,16 @@ pub fn seed_contrast(
     let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
     let mut idx = vec![0usize; n];
     let mut resampled = Vec::with_capacity(samples);
+    let mut drawn = vec![0usize; seeds];
     for _ in 0..samples {
-        let mut sum = 0.0;
-        for _ in 0..seeds {
-            let seed = rng.random_range(0..seeds);
-            for x in idx.iter_mut() {
-                *x = rng.random_range(0..n);
-            }
-            sum += contrast_at(seed, &idx);
+        for d in drawn.iter_mut() {
+            *d = rng.random_range(0..seeds);
         }
+        // One sentence resample for every drawn seed: the crossed design.
+        for x in idx.iter_mut() {
+            *x = rng.random_range(0..n);
+        }
+        let sum: f64 = drawn.iter().map(|&seed| contrast_at(seed, &idx)).sum();
         resampled.push(sum / seeds as f64);
     }
     let centre = mean(&resampled);
@@ -129,6 +142,8 @@ pub fn seed_contrast(
     Ok(SeedContrast {
         delta,
         t_test: t_test(&per_seed),
+        sign_flip_p: sign_flip_p(&per_seed),
+        min_detectable: min_detectable_effect(&per_seed),
         per_seed,
         samples,
         ci: (at(0.025), at(0.975)),
@@ -167,6 +182,58 @@ pub fn t_test(xs: &[f64]) -> Option<SeedTTest> {
     })
 }
 
+/// The exact two-sided sign-flip permutation p-value of `mean(xs) = 0`, over all `2^S` sign
+/// patterns; `None` for fewer than two values (or more than 20, where enumeration is too long).
+pub fn sign_flip_p(xs: &[f64]) -> Option<f64> {
+    let n = xs.len();
+    if !(2..=20).contains(&n) {
+        return None;
+    }
+    let observed = mean(xs).abs();
+    // A relative tolerance so that the observed pattern always counts itself despite rounding.
+    let tolerance = 1e-12 * xs.iter().map(|x| x.abs()).sum::<f64>().max(1e-300);
+    let extreme = (0u32..1 << n)
+        .filter(|signs| {
+            let sum: f64 = xs
+                .iter()
+                .enumerate()
+                .map(|(i, x)| if signs >> i & 1 == 1 { -x } else { *x })
+                .sum();
+            (sum / n as f64).abs() >= observed - tolerance
+        })
+        .count();
+    Some(extreme as f64 / (1u64 << n) as f64)
+}
+
+/// `(t_{0.975, S−1} + t_{0.80, S−1}) · sd / √S`: the smallest mean effect the paired t-test over
+/// `S` seeds detects at 5% (two-sided) with 80% power, given the seeds' standard deviation; `None`
+/// for fewer than two values.
+pub fn min_detectable_effect(xs: &[f64]) -> Option<f64> {
+    let n = xs.len();
+    if n < 2 {
+        return None;
+    }
+    let m = mean(xs);
+    let sd = (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let dist = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
+    Some((dist.inverse_cdf(0.975) + dist.inverse_cdf(0.80)) * sd / (n as f64).sqrt())
+}
+
+/// Holm's step-down adjustment of a family of p-values (Holm 1979): sorted ascending, the `k`-th
+/// smallest becomes `max_{j ≤ k} min(1, (m − j + 1) · p_(j))`; returned in the input order.
+pub fn holm(p_values: &[f64]) -> Vec<f64> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p_values[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +242,90 @@ mod tests {
 
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sign_flip_p_values_match_enumeration_by_hand() {
+        // 1, 2, 3: only all-positive and all-negative reach |mean| = 2: p = 2/8.
+        assert_eq!(sign_flip_p(&[1.0, 2.0, 3.0]), Some(0.25));
+        // 1, −1, 3 (mean 1, so |sum| ≥ 3 counts): the sums of the eight patterns are ±3, ±5, ±3
+        // and ±1 (flipping the first, the second, both, neither), so 6 of 8 count.
+        assert_eq!(sign_flip_p(&[1.0, -1.0, 3.0]), Some(0.75));
+        // Five equal signs: 2/32.
+        assert_eq!(sign_flip_p(&[0.5, 0.7, 0.2, 0.9, 0.4]), Some(2.0 / 32.0));
+        assert_eq!(sign_flip_p(&[1.0]), None);
+        assert_eq!(sign_flip_p(&[0.0, 0.0]), Some(1.0));
+    }
+
+    #[test]
+    fn minimum_detectable_effect_and_holm_match_hand_computed_values() {
+        // sd 1 over 3 seeds: (t_{.975,2} + t_{.8,2}) / √3 = (4.302653 + 1.060660) / 1.732051.
+        let mde = min_detectable_effect(&[1.0, 2.0, 3.0]).unwrap();
+        assert!(
+            (mde - (4.302_653 + 1.060_660) / 3f64.sqrt()).abs() < 1e-4,
+            "{mde}"
+        );
+        assert!(min_detectable_effect(&[1.0]).is_none());
+        // Holm: p = (0.01, 0.04, 0.03, 0.5) → sorted 0.01·4, 0.03·3, 0.04·2 (raised to 0.09), 0.5·1.
+        let h = holm(&[0.01, 0.04, 0.03, 0.5]);
+        let want = [0.04, 0.09, 0.09, 0.5];
+        for (a, b) in h.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{h:?}");
+        }
+        assert_eq!(holm(&[0.6, 0.9]), vec![1.0, 1.0]);
+    }
+
+    /// The crossed bootstrap's spread against a simulation with known variance components: each
+    /// system's sentence scores are a sentence effect shared by every seed plus a seed offset; the
+    /// contrast's variance over (seed, test-set) replications is `σ²_seed/S + σ²_sentence`-driven,
+    /// and the crossed interval must be about as wide as that, not √S times narrower.
+    #[test]
+    fn the_crossed_interval_keeps_the_test_set_variance_of_every_seed() {
+        let refs = vec![
+            (0..200)
+                .map(|i| format!("w{i} a b c d e f g"))
+                .collect::<Vec<_>>(),
+        ];
+        let opts = BleuOptions::default();
+        // Half the sentences are translated perfectly by the system and badly by the base; the rest
+        // the other way round, for every seed: a large shared sentence effect and no seed effect.
+        let hyp = |good: &dyn Fn(usize) -> bool| -> Vec<String> {
+            (0..200)
+                .map(|i| {
+                    if good(i) {
+                        refs[0][i].clone()
+                    } else {
+                        format!("w{i} x")
+                    }
+                })
+                .collect()
+        };
+        let system = hyp(&|i| i % 2 == 0 || i % 7 == 0);
+        let base = hyp(&|i| i % 2 == 1 || i % 7 == 0);
+        let s = sentence_stats(&system, &refs, &opts).unwrap();
+        let b = sentence_stats(&base, &refs, &opts).unwrap();
+        let contrast = |seeds: usize| {
+            let terms = [
+                Term {
+                    weight: 1.0,
+                    stats: vec![s.as_slice(); seeds],
+                },
+                Term {
+                    weight: -1.0,
+                    stats: vec![b.as_slice(); seeds],
+                },
+            ];
+            seed_contrast(&terms, &opts, 1000, 3).unwrap()
+        };
+        let (crossed, single) = (contrast(4), contrast(1));
+        // Identical seeds: the crossed interval is the one-seed interval (same test-set variance);
+        // a nested design would be about √4 = 2 times narrower.
+        let width = |c: &SeedContrast| c.ci.1 - c.ci.0;
+        let ratio = width(&crossed) / width(&single);
+        assert!(
+            (0.85..1.15).contains(&ratio),
+            "crossed / single width {ratio}"
+        );
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub struct SweepConfig {
     pub compare_beam: usize,
     /// `[sweep.slurm]`: the batch jobs of `seqls sweep --backend slurm`.
     pub slurm: SlurmConfig,
+    /// The study's primary contrast (`{ alpha = 0.1, beam = 4, split = "test_2016_flickr" }`): that
+    /// α against the baseline α at that beam on that split is marked in the report and reported
+    /// without adjustment; every other comparison is one of a family whose p-values are
+    /// Holm-adjusted.
+    pub primary: Option<PrimaryContrast>,
     /// Other seeds for some α (e.g. `[{ alpha = 0.05, seeds = [1, 2, 3] }]`): those α train with
     /// these seeds instead of `seeds`.
     pub alpha_seeds: Vec<AlphaSeeds>,
@@ -162,10 +167,20 @@ impl Default for SweepConfig {
             test_splits: vec!["test".into()],
             compare_beam: 4,
             slurm: SlurmConfig::default(),
+            primary: None,
             alpha_seeds: Vec::new(),
             search: None,
         }
     }
+}
+
+/// `sweep.primary`: the one comparison a study is designed to answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimaryContrast {
+    pub alpha: f64,
+    pub beam: usize,
+    pub split: String,
 }
 
 /// One entry of `sweep.alpha_seeds`.
@@ -413,6 +428,15 @@ impl ExperimentConfig {
         }
         if let Some(search) = &self.sweep.search {
             search.validate()?;
+        }
+        if let Some(p) = &self.sweep.primary
+            && (!self.sweep.alphas.contains(&p.alpha) || !self.sweep.beams.contains(&p.beam))
+        {
+            return Err(format!(
+                "sweep.primary: α = {} and beam {} must be in sweep.alphas and sweep.beams",
+                p.alpha, p.beam
+            )
+            .into());
         }
         for a in &self.sweep.alpha_seeds {
             if !self.sweep.alphas.contains(&a.alpha) || a.seeds.is_empty() {

@@ -12,8 +12,8 @@ pub mod results;
 pub mod run;
 
 pub use config::{
-    AlphaSeeds, DistillConfig, ExperimentConfig, Schedule, SearchAnalysisConfig, SlurmConfig,
-    SweepConfig, TrainConfig,
+    AlphaSeeds, DistillConfig, ExperimentConfig, PrimaryContrast, Schedule, SearchAnalysisConfig,
+    SlurmConfig, SweepConfig, TrainConfig,
 };
 pub use duration::WallClock;
 pub use error::RunError;

@@ -11,8 +11,8 @@
 use crate::driver::{StudentJob, StudentKind, Sweep};
 use crate::error::Result;
 use crate::report::{
-    BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, FigureDir, RunResult, SplitResult, contrast_cells, mean_std,
-    read_run, sentence_stats_of,
+    BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, CONTRAST_HEADER, FigureDir, RunResult, SplitResult,
+    contrast_cells, mean_std, read_run, sentence_stats_of,
 };
 use seqls_eval::{BleuOptions, SeedContrast, Term, seed_contrast};
 use seqls_plot::{LineChart, Series};
@@ -237,8 +237,8 @@ fn comparison_rows(
         writeln!(
             md,
             "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
-             (Δ BLEU, mean over seeds; two-level bootstrap and t-test over seeds as above):\n\n\
-             | student | teacher α | seeds | Δ BLEU | Δ per seed | 95% CI | p (bootstrap) | p (t-test) |\n|---|---|---|---|---|---|---|---|",
+             (Δ BLEU, mean over seeds; crossed bootstrap, t-test and sign-flip test over seeds as above):\n\n\
+             | student | teacher α | seeds | {CONTRAST_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|",
             of_split[0].baseline_teacher_alpha
         )?;
         for c in of_split {

@@ -457,6 +457,31 @@ pub struct Comparison {
     pub beam: usize,
     pub seeds: Vec<u64>,
     pub contrast: SeedContrast,
+    /// The study's declared primary contrast (`sweep.primary`): reported without adjustment.
+    pub primary: bool,
+    /// The bootstrap p-value Holm-adjusted over every non-primary comparison of the report; `None`
+    /// for the primary contrast.
+    pub holm_p_value: Option<f64>,
+}
+
+/// Marks the primary contrast and Holm-adjusts the bootstrap p-values of all the others (one
+/// family: every split, α, beam and kind of the report).
+fn adjust(comparisons: &mut [Comparison], primary: Option<&seqls_run::PrimaryContrast>) {
+    for c in comparisons.iter_mut() {
+        c.primary = primary.is_some_and(|p| {
+            c.kind == "bleu" && c.alpha == p.alpha && c.beam == p.beam && c.split == p.split
+        });
+    }
+    let family: Vec<usize> = (0..comparisons.len())
+        .filter(|&i| !comparisons[i].primary)
+        .collect();
+    let p: Vec<f64> = family
+        .iter()
+        .map(|&i| comparisons[i].contrast.p_value)
+        .collect();
+    for (&i, adjusted) in family.iter().zip(seqls_eval::holm(&p)) {
+        comparisons[i].holm_p_value = Some(adjusted);
+    }
 }
 
 /// The per-sentence BLEU statistics of the runs of `group` at `beam` on `split`, by seed: read from
@@ -574,27 +599,116 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Com
                 beam,
                 seeds,
                 contrast,
+                primary: false,
+                holm_p_value: None,
             });
         }
     }
     Ok(out)
 }
 
-/// The cells `Δ | per seed | [CI] | p (bootstrap) | p (t-test)` of a contrast's table row.
+/// The header cells matching [`contrast_cells`].
+pub(crate) const CONTRAST_HEADER: &str = "Δ | Δ per seed | 95% CI (crossed bootstrap) | p (bootstrap) | p (t-test, df) | p (sign flip) | smallest detectable";
+
+/// The cells `Δ | per seed | [CI] | p (bootstrap) | p (t-test, df) | p (sign flip) | MDE` of a
+/// contrast's table row.
 pub(crate) fn contrast_cells(c: &SeedContrast) -> String {
     let per_seed: Vec<String> = c.per_seed.iter().map(|d| format!("{d:+.2}")).collect();
-    let t_p = c
-        .t_test
-        .as_ref()
-        .map_or("–".to_string(), |t| format!("{:.3}", t.p_value));
+    let t_p = c.t_test.as_ref().map_or("–".to_string(), |t| {
+        format!("{:.3} ({})", t.p_value, t.degrees_of_freedom)
+    });
+    let flip = c.sign_flip_p.map_or("–".to_string(), |p| format!("{p:.3}"));
+    let mde = c
+        .min_detectable
+        .map_or("–".to_string(), |m| format!("{m:.2}"));
     format!(
-        "{:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {t_p}",
+        "{:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {t_p} | {flip} | {mde}",
         c.delta,
         per_seed.join(", "),
         c.ci.0,
         c.ci.1,
         c.p_value
     )
+}
+
+/// The p-value cell of a comparison: Holm-adjusted, or marked as the primary contrast.
+fn adjusted_cell(c: &Comparison) -> String {
+    match c.holm_p_value {
+        Some(p) => format!("{p:.4}"),
+        None => "primary".into(),
+    }
+}
+
+/// One sentence per comparison whose verb follows from the numbers: a difference is "higher" or
+/// "lower" only when its 95% interval excludes zero and its p-value (Holm-adjusted unless it is
+/// the primary contrast) is below 0.05; otherwise "no detectable difference", with the smallest
+/// effect the seeds could detect.
+pub fn findings(comparisons: &[Comparison]) -> String {
+    let mut out = String::new();
+    let mut sorted: Vec<&Comparison> = comparisons.iter().collect();
+    sorted.sort_by_key(|c| !c.primary);
+    for c in sorted {
+        let c_ = &c.contrast;
+        let p = c.holm_p_value.unwrap_or(c_.p_value);
+        let excludes_zero = c_.ci.0 > 0.0 || c_.ci.1 < 0.0;
+        let what = match c.kind.as_str() {
+            "beam-gain" => format!(
+                "the gain of beam {} over greedy with α = {} than with α = {}",
+                c.beam, c.alpha, c.baseline_alpha
+            ),
+            _ => format!(
+                "BLEU of α = {} than of α = {} at beam {}",
+                c.alpha, c.baseline_alpha, c.beam
+            ),
+        };
+        let numbers = format!(
+            "Δ = {:+.2} [{:+.2}, {:+.2}], {} seeds, p = {:.4}{}",
+            c_.delta,
+            c_.ci.0,
+            c_.ci.1,
+            c.seeds.len(),
+            p,
+            if c.primary {
+                ", the primary contrast"
+            } else {
+                " Holm-adjusted"
+            }
+        );
+        let verb = if excludes_zero && p < 0.05 {
+            if c_.delta > 0.0 { "higher" } else { "lower" }
+        } else {
+            ""
+        };
+        let sentence = if verb.is_empty() {
+            let mde = c_.min_detectable.map_or(String::new(), |m| {
+                format!("; the smallest effect these seeds detect is {m:.2}")
+            });
+            let subject = match c.kind.as_str() {
+                "beam-gain" => format!(
+                    "the gain of beam {} over greedy, α = {} against α = {}",
+                    c.beam, c.alpha, c.baseline_alpha
+                ),
+                _ => format!(
+                    "α = {} against α = {} at beam {}",
+                    c.alpha, c.baseline_alpha, c.beam
+                ),
+            };
+            format!(
+                "- {}: {subject}: no detectable difference ({numbers}{mde}).",
+                c.split
+            )
+        } else {
+            let what = what.replacen(" than ", &format!(" {verb} than "), 1);
+            let what = match c.kind.as_str() {
+                "beam-gain" => what.replacen("the gain", "The gain", 1),
+                _ => what,
+            };
+            format!("- {}: {what} ({numbers}).", c.split)
+        };
+        out.push_str(&sentence);
+        out.push('\n');
+    }
+    out
 }
 
 fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -> Result<()> {
@@ -609,16 +723,17 @@ fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -
     )?;
     writeln!(
         md,
-        "| α | beam | seeds | Δ BLEU | Δ per seed | 95% CI (two-level bootstrap) | p (bootstrap) | p (t-test over seeds) |\n|---|---|---|---|---|---|---|---|"
+        "| α | beam | seeds | {CONTRAST_HEADER} | p (Holm) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     )?;
     for c in of_split.iter().filter(|c| c.kind == "bleu") {
         writeln!(
             md,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             c.alpha,
             c.beam,
             c.seeds.len(),
-            contrast_cells(&c.contrast)
+            contrast_cells(&c.contrast),
+            adjusted_cell(c)
         )?;
     }
     let gains: Vec<&&Comparison> = of_split.iter().filter(|c| c.kind == "beam-gain").collect();
@@ -631,16 +746,17 @@ fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -
         )?;
         writeln!(
             md,
-            "| α | seeds | Δ(b{b} − b1) change | per seed | 95% CI (two-level bootstrap) | p (bootstrap) | p (t-test over seeds) |\n|---|---|---|---|---|---|---|",
+            "| α | seeds | Δ(b{b} − b1) change: {CONTRAST_HEADER} | p (Holm) |\n|---|---|---|---|---|---|---|---|---|---|",
             b = g.beam
         )?;
         for c in gains {
             writeln!(
                 md,
-                "| {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 c.alpha,
                 c.seeds.len(),
-                contrast_cells(&c.contrast)
+                contrast_cells(&c.contrast),
+                adjusted_cell(c)
             )?;
         }
     }
@@ -1043,11 +1159,16 @@ fn definitions(md: &mut String, sweep: &Sweep) -> Result<()> {
          positions: what the logits say beyond the reference, which label smoothing is said to erase \
          (Müller et al. 2019). \"{MEAN_OVER_SPLITS}\": each number averaged over the test sets. \
          Comparisons: Δ is the mean over seeds of the per-seed corpus-BLEU difference (seed s of α against \
-         seed s of the baseline: same initialisation and batch order); the two-level bootstrap \
-         ({BOOTSTRAP_SAMPLES} resamples) draws seeds with replacement and, within each, the test sentences \
-         (paired across systems), so its interval holds both the training-seed and the test-set variance; the \
-         t-test over seeds treats the test set as fixed (S − 1 degrees of freedom). With one seed both reduce \
-         to the paired bootstrap over sentences (Koehn 2004). Search: {}.\n",
+         seed s of the baseline: same initialisation and batch order); the crossed bootstrap \
+         ({BOOTSTRAP_SAMPLES} resamples) draws seeds with replacement and one resample of the test sentences \
+         shared by every drawn seed and system (every seed translated the same sentences), so its interval \
+         holds both the training-seed and the test-set variance, each once; the t-test over seeds treats the \
+         test set as fixed (df = S − 1); the sign-flip test enumerates the 2^S sign patterns of the per-seed \
+         differences (its p cannot go below 2/2^S); \"smallest detectable\" is the effect the t-test detects \
+         with 80% power at the observed seed spread, (t(0.975, S−1) + t(0.8, S−1))·sd/√S. p (Holm): the \
+         bootstrap p-value adjusted over every comparison of this report except the primary contrast \
+         (`sweep.primary`). With one seed the bootstrap reduces to the paired bootstrap over sentences \
+         (Koehn 2004). Search: {}.\n",
         serde_json::to_string(&sweep.config.decode)?,
         compare = grid.compare_beam,
         bins = seqls_eval::calibration::DEFAULT_BINS,
@@ -1115,6 +1236,36 @@ fn reproduce(md: &mut String, dir: &Path) -> Result<()> {
 }
 
 /// Assembles the report of the sweep directory `dir` from its finished jobs; returns the markdown.
+/// The markers around the generated Findings in `report.md` and in a study's `README.md`.
+pub const FINDINGS_BEGIN: &str = "<!-- findings:begin (generated by seqls report) -->";
+pub const FINDINGS_END: &str = "<!-- findings:end -->";
+
+/// Replaces the text between the Findings markers of `readme` (when it exists and has them) with
+/// `findings`, so that a study's README quotes its report verbatim.
+fn update_readme_findings(readme: &Path, findings: &str) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(readme) else {
+        return Ok(());
+    };
+    let (Some(begin), Some(end)) = (text.find(FINDINGS_BEGIN), text.find(FINDINGS_END)) else {
+        return Ok(());
+    };
+    if end < begin {
+        fail!(
+            "{}: {FINDINGS_END} comes before {FINDINGS_BEGIN}",
+            readme.display()
+        );
+    }
+    let updated = format!(
+        "{}{FINDINGS_BEGIN}\n{findings}{}",
+        &text[..begin],
+        &text[end..]
+    );
+    if updated != text {
+        seqls_data::read::write_atomic(readme, updated.as_bytes())?;
+    }
+    Ok(())
+}
+
 pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     let sweep = Sweep::open(dir)?;
     let runs = collect(&sweep)?;
@@ -1161,13 +1312,24 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
         sweep.test_splits.join(", ")
     )?;
     let mut comparisons_all = Vec::new();
+    for split in &sweep.test_splits {
+        comparisons_all.extend(comparisons(&sweep, &runs, split)?);
+    }
+    adjust(&mut comparisons_all, grid.primary.as_ref());
+    let findings = findings(&comparisons_all);
+    if !findings.is_empty() {
+        writeln!(
+            md,
+            "## Findings\n\nGenerated from the comparisons below: \"higher\" or \"lower\" only where the 95% interval \
+             excludes zero and the p-value is below 0.05 (Holm-adjusted over every comparison but the primary one).\n\n\
+             {FINDINGS_BEGIN}\n{findings}{FINDINGS_END}\n"
+        )?;
+    }
     for split in &sections {
         writeln!(md, "## {split}\n")?;
         split_tables(&mut md, &mut csv, &sweep, &runs, split, &cols)?;
         if *split != MEAN_OVER_SPLITS {
-            let c = comparisons(&sweep, &runs, split)?;
-            comparison_tables(&mut md, split, &c)?;
-            comparisons_all.extend(c);
+            comparison_tables(&mut md, split, &comparisons_all)?;
         }
         writeln!(md)?;
     }
@@ -1186,6 +1348,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     figure_list(&mut md, &figures)?;
     reproduce(&mut md, dir)?;
     seqls_data::read::write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    update_readme_findings(&dir.join("README.md"), &findings)?;
     seqls_data::read::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
     seqls_data::read::write_atomic(
         &dir.join("report.json"),

@@ -26,8 +26,10 @@
 //!   positive as negative, so `p = #{σ ∈ {±1}^S : |mean(σ·Δ)| ≥ |mean(Δ)|} / 2^S`, enumerated. It
 //!   assumes no distribution, and cannot go below `2 / 2^S` (0.25 with 3 seeds, 0.0625 with 5).
 //!
-//! With the seed standard deviation `sd` of `Δ_s`, the **minimum detectable effect** of the t-test at
-//! 5% (two-sided) and 80% power is `(t_{0.975, S−1} + t_{0.80, S−1}) · sd / √S`.
+//! **Minimum detectable effects** at 5% (two-sided) and 80% power: of the t-test, from the seed
+//! standard deviation `sd` of `Δ_s`, `(t_{0.975, S−1} + t_{0.80, S−1}) · sd / √S` (seed variance
+//! only); of the bootstrap, from its standard error `se = sd(Δ*)`, `(z_{0.975} + z_{0.80}) · se =
+//! 2.80 · se` (both variance components, the one the verdicts of a report follow).
 
 use crate::bleu::{BleuOptions, SentenceStats, bleu_metric, bleu_of};
 use crate::error::EvalError;
@@ -72,6 +74,10 @@ pub struct SeedContrast {
     /// Minimum detectable effect at 80% power of the t-test, from the seeds' spread; `None` with a
     /// single seed.
     pub min_detectable: Option<f64>,
+    /// Standard deviation of the bootstrap resamples (BLEU points).
+    pub bootstrap_se: f64,
+    /// Minimum detectable effect at 80% power of the bootstrap: `2.80 · bootstrap_se`.
+    pub min_detectable_bootstrap: f64,
 }
 
 /// Estimates the contrast `terms` with `samples` crossed bootstrap resamples drawn from `rng_seed`.
@@ -132,6 +138,9 @@ pub fn seed_contrast(
         resampled.push(sum / seeds as f64);
     }
     let centre = mean(&resampled);
+    let bootstrap_se = (resampled.iter().map(|d| (d - centre).powi(2)).sum::<f64>()
+        / (samples.max(2) - 1) as f64)
+        .sqrt();
     let extreme = resampled
         .iter()
         .filter(|d| (*d - centre).abs() >= delta.abs())
@@ -144,12 +153,18 @@ pub fn seed_contrast(
         t_test: t_test(&per_seed),
         sign_flip_p: sign_flip_p(&per_seed),
         min_detectable: min_detectable_effect(&per_seed),
+        bootstrap_se,
+        min_detectable_bootstrap: (Z_975 + Z_80) * bootstrap_se,
         per_seed,
         samples,
         ci: (at(0.025), at(0.975)),
         p_value: (extreme + 1) as f64 / (samples + 1) as f64,
     })
 }
+
+/// Standard normal quantiles: `Φ⁻¹(0.975)` and `Φ⁻¹(0.80)`.
+const Z_975: f64 = 1.959_963_984_540_054;
+const Z_80: f64 = 0.841_621_233_572_914_3;
 
 fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64

@@ -608,7 +608,7 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Com
 }
 
 /// The header cells matching [`contrast_cells`].
-pub(crate) const CONTRAST_HEADER: &str = "Δ | Δ per seed | 95% CI (crossed bootstrap) | p (bootstrap) | p (t-test, df) | p (sign flip) | smallest detectable";
+pub(crate) const CONTRAST_HEADER: &str = "Δ | Δ per seed | 95% CI (crossed bootstrap) | p (bootstrap) | p (t-test, df) | p (sign flip) | smallest detectable (bootstrap / t-test)";
 
 /// The cells `Δ | per seed | [CI] | p (bootstrap) | p (t-test, df) | p (sign flip) | MDE` of a
 /// contrast's table row.
@@ -618,9 +618,12 @@ pub(crate) fn contrast_cells(c: &SeedContrast) -> String {
         format!("{:.3} ({})", t.p_value, t.degrees_of_freedom)
     });
     let flip = c.sign_flip_p.map_or("–".to_string(), |p| format!("{p:.3}"));
-    let mde = c
-        .min_detectable
-        .map_or("–".to_string(), |m| format!("{m:.2}"));
+    let mde = format!(
+        "{:.2} / {}",
+        c.min_detectable_bootstrap,
+        c.min_detectable
+            .map_or("–".to_string(), |m| format!("{m:.2}"))
+    );
     format!(
         "{:+.2} | {} | [{:+.2}, {:+.2}] | {:.4} | {t_p} | {flip} | {mde}",
         c.delta,
@@ -671,7 +674,7 @@ pub fn findings(comparisons: &[Comparison]) -> String {
             if c.primary {
                 ", the primary contrast"
             } else {
-                " Holm-adjusted"
+                ", Holm-adjusted"
             }
         );
         let verb = if excludes_zero && p < 0.05 {
@@ -680,9 +683,10 @@ pub fn findings(comparisons: &[Comparison]) -> String {
             ""
         };
         let sentence = if verb.is_empty() {
-            let mde = c_.min_detectable.map_or(String::new(), |m| {
-                format!("; the smallest effect these seeds detect is {m:.2}")
-            });
+            let mde = format!(
+                "; the smallest effect detectable with 80% power is {:.2}",
+                c_.min_detectable_bootstrap
+            );
             let subject = match c.kind.as_str() {
                 "beam-gain" => format!(
                     "the gain of beam {} over greedy, α = {} against α = {}",
@@ -1164,8 +1168,9 @@ fn definitions(md: &mut String, sweep: &Sweep) -> Result<()> {
          shared by every drawn seed and system (every seed translated the same sentences), so its interval \
          holds both the training-seed and the test-set variance, each once; the t-test over seeds treats the \
          test set as fixed (df = S − 1); the sign-flip test enumerates the 2^S sign patterns of the per-seed \
-         differences (its p cannot go below 2/2^S); \"smallest detectable\" is the effect the t-test detects \
-         with 80% power at the observed seed spread, (t(0.975, S−1) + t(0.8, S−1))·sd/√S. p (Holm): the \
+         differences (its p cannot go below 2/2^S); \"smallest detectable\": the effect detected with 80% power at \
+         5%, by the bootstrap 2.80·se (se: the standard deviation of its resamples) and by the t-test \
+         (t(0.975, S−1) + t(0.8, S−1))·sd/√S from the seed spread alone. p (Holm): the \
          bootstrap p-value adjusted over every comparison of this report except the primary contrast \
          (`sweep.primary`). With one seed the bootstrap reduces to the paired bootstrap over sentences \
          (Koehn 2004). Search: {}.\n",

@@ -36,6 +36,8 @@ pub struct StudentComparison {
     pub beam: usize,
     pub seeds: Vec<u64>,
     pub contrast: SeedContrast,
+    /// The bootstrap p-value Holm-adjusted over every student comparison of the report.
+    pub holm_p_value: f64,
 }
 
 /// Every finished student of the sweep.
@@ -101,7 +103,22 @@ pub(crate) fn write_distillation(
         student_shape.d_ff,
         sweep.config.distill.student_alpha
     )?;
+    let of_kind = |kind: &String| -> Vec<&StudentResult> {
+        students
+            .iter()
+            .filter(|s| &s.job.kind.label() == kind)
+            .collect()
+    };
     let mut comparisons = Vec::new();
+    for split in &sweep.test_splits {
+        for kind in &kinds {
+            comparisons.extend(compare_kind(sweep, split, &of_kind(kind), compare)?);
+        }
+    }
+    let p: Vec<f64> = comparisons.iter().map(|c| c.contrast.p_value).collect();
+    for (c, adjusted) in comparisons.iter_mut().zip(seqls_eval::holm(&p)) {
+        c.holm_p_value = adjusted;
+    }
     for split in &sweep.test_splits {
         writeln!(md, "### {split}\n")?;
         writeln!(
@@ -110,14 +127,15 @@ pub(crate) fn write_distillation(
         )?;
         let mut series: Vec<Series> = Vec::new();
         for kind in &kinds {
-            let of_kind: Vec<&StudentResult> = students
-                .iter()
-                .filter(|s| &s.job.kind.label() == kind)
-                .collect();
             series.push(kind_rows(
-                md, kind, &of_kind, teachers, split, compare, alphas,
+                md,
+                kind,
+                &of_kind(kind),
+                teachers,
+                split,
+                compare,
+                alphas,
             )?);
-            comparisons.extend(compare_kind(sweep, split, &of_kind, compare)?);
         }
         comparison_rows(md, &comparisons, split, compare)?;
         writeln!(md)?;
@@ -237,18 +255,20 @@ fn comparison_rows(
         writeln!(
             md,
             "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
-             (Δ BLEU, mean over seeds; crossed bootstrap, t-test and sign-flip test over seeds as above):\n\n\
-             | student | teacher α | seeds | {CONTRAST_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|",
+             (Δ BLEU, mean over seeds; crossed bootstrap, t-test and sign-flip test over seeds as above; p (Holm): \
+             adjusted over every student comparison of this report):\n\n\
+             | student | teacher α | seeds | {CONTRAST_HEADER} | p (Holm) |\n|---|---|---|---|---|---|---|---|---|---|---|",
             of_split[0].baseline_teacher_alpha
         )?;
         for c in of_split {
             writeln!(
                 md,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:.4} |",
                 c.kind,
                 c.teacher_alpha,
                 c.seeds.len(),
-                contrast_cells(&c.contrast)
+                contrast_cells(&c.contrast),
+                c.holm_p_value
             )?;
         }
     }
@@ -325,6 +345,7 @@ fn compare_kind(
             beam,
             seeds,
             contrast,
+            holm_p_value: 1.0,
         });
     }
     Ok(out)

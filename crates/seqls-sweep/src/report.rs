@@ -654,16 +654,6 @@ pub fn findings(comparisons: &[Comparison]) -> String {
         let c_ = &c.contrast;
         let p = c.holm_p_value.unwrap_or(c_.p_value);
         let excludes_zero = c_.ci.0 > 0.0 || c_.ci.1 < 0.0;
-        let what = match c.kind.as_str() {
-            "beam-gain" => format!(
-                "the gain of beam {} over greedy with α = {} than with α = {}",
-                c.beam, c.alpha, c.baseline_alpha
-            ),
-            _ => format!(
-                "BLEU of α = {} than of α = {} at beam {}",
-                c.alpha, c.baseline_alpha, c.beam
-            ),
-        };
         let numbers = format!(
             "Δ = {:+.2} [{:+.2}, {:+.2}], {} seeds, p = {:.4}{}",
             c_.delta,
@@ -677,38 +667,25 @@ pub fn findings(comparisons: &[Comparison]) -> String {
                 ", Holm-adjusted"
             }
         );
-        let verb = if excludes_zero && p < 0.05 {
-            if c_.delta > 0.0 { "higher" } else { "lower" }
-        } else {
-            ""
+        let (system, baseline) = (
+            format!("α = {}", c.alpha),
+            format!("α = {}", c.baseline_alpha),
+        );
+        let measure = match c.kind.as_str() {
+            "beam-gain" => format!("the gain of beam {} over greedy", c.beam),
+            _ => format!("BLEU at beam {}", c.beam),
         };
-        let sentence = if verb.is_empty() {
-            let mde = format!(
-                "; the smallest effect detectable with 80% power is {:.2}",
-                c_.min_detectable_bootstrap
-            );
-            let subject = match c.kind.as_str() {
-                "beam-gain" => format!(
-                    "the gain of beam {} over greedy, α = {} against α = {}",
-                    c.beam, c.alpha, c.baseline_alpha
-                ),
-                _ => format!(
-                    "α = {} against α = {} at beam {}",
-                    c.alpha, c.baseline_alpha, c.beam
-                ),
-            };
+        let sentence = if excludes_zero && p < 0.05 {
+            let verb = if c_.delta > 0.0 { "higher" } else { "lower" };
+            format!("{measure}: {verb} with {system} than with {baseline} ({numbers})")
+        } else {
             format!(
-                "- {}: {subject}: no detectable difference ({numbers}{mde}).",
-                c.split
+                "{measure}, {system} against {baseline}: no detectable difference ({numbers}; the smallest \
+                 effect detectable with 80% power is {:.2})",
+                c_.min_detectable_bootstrap
             )
-        } else {
-            let what = what.replacen(" than ", &format!(" {verb} than "), 1);
-            let what = match c.kind.as_str() {
-                "beam-gain" => what.replacen("the gain", "The gain", 1),
-                _ => what,
-            };
-            format!("- {}: {what} ({numbers}).", c.split)
         };
+        let sentence = format!("- {}: {sentence}.", c.split);
         out.push_str(&sentence);
         out.push('\n');
     }

@@ -199,68 +199,37 @@ pub(crate) fn write_search(
                 },
             )?;
         }
-        writeln!(
-            md,
-            "Length ratio (hypothesis / reference), ranking `none`:\n"
-        )?;
-        beam_table(
-            md,
-            &groups,
-            beams,
-            unnormalised,
-            |p| Some(p.length_ratio),
-            1.0,
-            3,
-        )?;
-        writeln!(md, "Empty outputs (%), ranking `none`:\n")?;
-        beam_table(
-            md,
-            &groups,
-            beams,
-            unnormalised,
-            |p| Some(p.empty),
-            100.0,
-            1,
-        )?;
-        writeln!(
-            md,
-            "Outputs shorter than half their reference (%), ranking `none`:\n"
-        )?;
-        beam_table(
-            md,
-            &groups,
-            beams,
-            unnormalised,
-            |p| Some(p.short),
-            100.0,
-            1,
-        )?;
-        writeln!(
-            md,
-            "Sentences whose reference scores above the output (%; a search error by definition), ranking `none`:\n"
-        )?;
-        beam_table(
-            md,
-            &groups,
-            beams,
-            unnormalised,
-            |p| Some(p.reference_beats_output),
-            100.0,
-            1,
-        )?;
-        writeln!(
-            md,
-            "Sentences whose empty translation scores above the output (%), ranking `none`:\n"
-        )?;
-        beam_table(
-            md,
-            &groups,
-            beams,
-            unnormalised,
-            |p| Some(p.empty_beats_output),
-            100.0,
-            1,
-        )?;
+        let unnormalised_tables: [(&str, fn(&SearchPoint) -> Option<f64>, f64, usize); 5] = [
+            (
+                "Length ratio (hypothesis / reference)",
+                |p| Some(p.length_ratio),
+                1.0,
+                3,
+            ),
+            ("Empty outputs (%)", |p| Some(p.empty), 100.0, 1),
+            (
+                "Outputs shorter than half their reference (%)",
+                |p| Some(p.short),
+                100.0,
+                1,
+            ),
+            (
+                "Sentences whose reference scores above the output (%; a search error by definition)",
+                |p| Some(p.reference_beats_output),
+                100.0,
+                1,
+            ),
+            (
+                "Sentences whose empty translation scores above the output (%)",
+                |p| Some(p.empty_beats_output),
+                100.0,
+                1,
+            ),
+        ];
+        for (title, value, scale, digits) in unnormalised_tables {
+            writeln!(md, "{title}, ranking `none`:\n")?;
+            beam_table(md, &groups, beams, unnormalised, value, scale, digits)?;
+        }
         figures.save(
             &format!("search-empty-{split}"),
             &format!("{split}: empty outputs against beam size, ranking none"),

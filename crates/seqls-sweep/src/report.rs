@@ -1299,6 +1299,16 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     }
     adjust(&mut comparisons_all, grid.primary.as_ref());
     let findings = findings(&comparisons_all);
+    if let Some(p) = &grid.primary
+        && !comparisons_all.iter().any(|c| c.primary)
+    {
+        writeln!(
+            md,
+            "**Note**: the declared primary contrast (α = {} at beam {} on {}) has no comparison in this \
+             report; every comparison below is Holm-adjusted.\n",
+            p.alpha, p.beam, p.split
+        )?;
+    }
     if !findings.is_empty() {
         writeln!(
             md,

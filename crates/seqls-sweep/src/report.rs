@@ -654,12 +654,15 @@ pub fn findings(comparisons: &[Comparison]) -> String {
         let c_ = &c.contrast;
         let p = c.holm_p_value.unwrap_or(c_.p_value);
         let excludes_zero = c_.ci.0 > 0.0 || c_.ci.1 < 0.0;
+        let seeds = match c.seeds.len() {
+            1 => "1 seed (the interval holds the test-set variance only)".to_string(),
+            n => format!("{n} seeds"),
+        };
         let numbers = format!(
-            "Δ = {:+.2} [{:+.2}, {:+.2}], {} seeds, p = {:.4}{}",
+            "Δ = {:+.2} [{:+.2}, {:+.2}], {seeds}, p = {:.4}{}",
             c_.delta,
             c_.ci.0,
             c_.ci.1,
-            c.seeds.len(),
             p,
             if c.primary {
                 ", the primary contrast"

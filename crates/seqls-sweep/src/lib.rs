@@ -7,7 +7,8 @@
 //! - [`distill`]: a teacher's translations of its training sources (sequence-level distillation).
 //! - [`driver`]: the jobs of a sweep directory (trainings, evaluations), run or printed as a plan.
 //! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
-//! - [`report`]: tables and figures assembled from a sweep directory.
+//! - [`report`]: tables and figures assembled from a sweep directory; [`findings`]: its
+//!   comparisons as a family (primary contrast, Holm) and the generated Findings.
 //! - [`search_analysis`]: beam search at many sizes and rankings against the model's scores and
 //!   against exact search (search errors, empty and short outputs).
 //! - [`slurm`]: the sweep as a Slurm job array and a dependent report job; where each job stands.
@@ -18,6 +19,7 @@ mod distill_report;
 pub mod driver;
 pub mod error;
 pub mod evaluate;
+pub mod findings;
 pub mod penultimate;
 pub mod report;
 pub mod search_analysis;

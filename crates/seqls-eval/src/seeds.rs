@@ -7,6 +7,8 @@
 //! per-sentence BLEU statistics ([`SentenceStats`]: all a bootstrap needs, so a committed report can
 //! be recomputed without the references); system `i` under seed `s` is `stats[i][s]`. The observed
 //! contrast is the mean over seeds of the per-seed contrasts `Δ_s = Σ_i w_i · BLEU(stats[i][s])`.
+//! chrF contrasts are the same with chrF's per-sentence statistics ([`ChrfStats`]) and the same
+//! resamples.
 //!
 //! Three tests are reported, because they answer different questions:
 //!
@@ -32,17 +34,19 @@
 //! 2.80 · se` (both variance components, the one the verdicts of a report follow).
 
 use crate::bleu::{BleuOptions, SentenceStats, bleu_metric, bleu_of};
+use crate::chrf::{ChrfStats, chrf_of};
 use crate::error::EvalError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-/// One system of a contrast: its weight and its sentence statistics per seed (`stats[seed][sentence]`).
+/// One system of a contrast: its weight and its sentence statistics per seed (`stats[seed][sentence]`):
+/// BLEU's [`SentenceStats`] by default, or chrF's [`ChrfStats`].
 #[derive(Debug, Clone)]
-pub struct Term<'a> {
+pub struct Term<'a, S = SentenceStats> {
     pub weight: f64,
-    pub stats: Vec<&'a [SentenceStats]>,
+    pub stats: Vec<&'a [S]>,
 }
 
 /// The paired t-test over seeds.
@@ -80,11 +84,35 @@ pub struct SeedContrast {
     pub min_detectable_bootstrap: f64,
 }
 
-/// Estimates the contrast `terms` with `samples` crossed bootstrap resamples drawn from `rng_seed`.
-/// Every term needs the same number of seeds and every statistics list the same number of sentences.
+/// Estimates the BLEU contrast `terms` with `samples` crossed bootstrap resamples drawn from
+/// `rng_seed`. Every term needs the same number of seeds and every statistics list the same number
+/// of sentences.
 pub fn seed_contrast(
     terms: &[Term],
     options: &BleuOptions,
+    samples: usize,
+    rng_seed: u64,
+) -> Result<SeedContrast, EvalError> {
+    let metric = bleu_metric(options)?;
+    contrast_with(terms, |all, idx| bleu_of(&metric, all, idx), samples, rng_seed)
+}
+
+/// The same as [`seed_contrast`] for chrF. Given the same seeds, sentence count, `samples` and
+/// `rng_seed` as a BLEU contrast, it draws the same resamples (the draws depend on nothing else), so
+/// the two metrics are judged on identical seed and sentence samples.
+pub fn chrf_seed_contrast(
+    terms: &[Term<ChrfStats>],
+    samples: usize,
+    rng_seed: u64,
+) -> Result<SeedContrast, EvalError> {
+    contrast_with(terms, chrf_of, samples, rng_seed)
+}
+
+/// The crossed bootstrap of a contrast whose corpus score of sentences `idx` of a system is
+/// `score(stats, idx)`.
+fn contrast_with<S>(
+    terms: &[Term<S>],
+    score: impl Fn(&[S], &[usize]) -> f64,
     samples: usize,
     rng_seed: u64,
 ) -> Result<SeedContrast, EvalError> {
@@ -111,11 +139,10 @@ pub fn seed_contrast(
     if n == 0 {
         return Err(EvalError::NoSentences);
     }
-    let metric = bleu_metric(options)?;
     let contrast_at = |seed: usize, idx: &[usize]| -> f64 {
         terms
             .iter()
-            .map(|t| t.weight * bleu_of(&metric, t.stats[seed], idx))
+            .map(|t| t.weight * score(t.stats[seed], idx))
             .sum()
     };
     let all: Vec<usize> = (0..n).collect();
@@ -427,6 +454,45 @@ mod tests {
         assert!((r.delta - (expected[0] + expected[1]) / 2.0).abs() < 1e-9);
         assert!(r.ci.0 <= r.ci.1);
         assert!(r.t_test.is_some());
+    }
+
+    #[test]
+    fn a_chrf_contrast_is_the_mean_of_the_per_seed_corpus_chrf_differences() {
+        use crate::chrf::{chrf_of, chrf_sentence_stats};
+        use sacrebleu_rs::Chrf;
+        let refs = vec![lines(&["a dog runs", "two men talk", "the cat sleeps", "a red car"])];
+        let systems = [
+            [
+                lines(&["a dog runs", "two men", "the cat sleeps", "a car"]),
+                lines(&["a dog ran", "two men talk", "a cat sleeps", "a red car"]),
+            ],
+            [
+                lines(&["dog", "two men talk", "cat", "a red car"]),
+                lines(&["a dog runs", "men", "the cat", "red car"]),
+            ],
+        ];
+        let chrf = |h: &[String]| Chrf::default().corpus_score(h, &refs).score;
+        let stats: Vec<Vec<Vec<ChrfStats>>> = systems
+            .iter()
+            .map(|seeds| seeds.iter().map(|h| chrf_sentence_stats(h, &refs).unwrap()).collect())
+            .collect();
+        let terms: Vec<Term<ChrfStats>> = stats
+            .iter()
+            .zip([1.0, -1.0])
+            .map(|(per_seed, weight)| Term {
+                weight,
+                stats: per_seed.iter().map(|x| x.as_slice()).collect(),
+            })
+            .collect();
+        let c = chrf_seed_contrast(&terms, 300, 7).unwrap();
+        let expected: Vec<f64> = (0..2)
+            .map(|seed| chrf(&systems[0][seed]) - chrf(&systems[1][seed]))
+            .collect();
+        for (got, want) in c.per_seed.iter().zip(&expected) {
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+        assert!(c.ci.0 <= c.delta && c.delta <= c.ci.1);
+        assert_eq!(c.samples, 300);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::transformer::Transformer;
 use burn::tensor::Device;
 use burn::tensor::activation::log_softmax;
 use seqls_data::Batch;
-use seqls_data::tokenizer::PAD;
+use seqls_data::tokenizer::{EOS, PAD};
 
 /// Teacher-forced statistics of one target position.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +18,8 @@ pub struct TokenScore {
     pub confidence: f32,
     /// The most likely token.
     pub predicted: u32,
+    /// `p(</s> | source, reference prefix)`: whether the model would end the sentence here.
+    pub eos_prob: f32,
 }
 
 /// Scores the references of `batch` with teacher forcing at temperature `temperature`. Returns, per row
@@ -44,6 +46,13 @@ pub fn teacher_forced_scores(
         .try_into_vec()
         // Cannot fail: log-probabilities of an f32 model are f32.
         .expect("f32");
+    let eos_lp: Vec<f32> = log_probs
+        .clone()
+        .narrow(2, EOS as usize, 1)
+        .into_data()
+        .try_into_vec()
+        // Cannot fail: log-probabilities of an f32 model are f32.
+        .expect("f32");
     let (max_lp, argmax) = log_probs.max_dim_with_indices(2);
     // Cannot fail: log-probabilities of an f32 model are f32.
     let max_lp: Vec<f32> = max_lp.into_data().try_into_vec().expect("f32");
@@ -63,6 +72,7 @@ pub fn teacher_forced_scores(
                     log_prob: ref_lp[i],
                     confidence: max_lp[i].exp(),
                     predicted: argmax[i] as u32,
+                    eos_prob: eos_lp[i].exp(),
                 })
                 .collect()
         })

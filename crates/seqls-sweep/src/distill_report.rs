@@ -11,10 +11,10 @@
 use crate::driver::{StudentJob, StudentKind, Sweep};
 use crate::error::Result;
 use crate::report::{
-    BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, CONTRAST_HEADER, FigureDir, RunResult, SplitResult,
-    contrast_cells, mean_std, read_run, sentence_stats_of,
+    CHRF_HEADER, CONTRAST_HEADER, EvalStats, FigureDir, MetricContrasts, RunResult, SplitResult,
+    chrf_cell, contrast_cells, contrasts, mean_std, read_run, sentence_stats_of,
 };
-use seqls_eval::{BleuOptions, SeedContrast, Term, seed_contrast};
+use seqls_eval::SeedContrast;
 use seqls_plot::{LineChart, Series};
 use seqls_run::RunDir;
 use serde::Serialize;
@@ -36,6 +36,8 @@ pub struct StudentComparison {
     pub beam: usize,
     pub seeds: Vec<u64>,
     pub contrast: SeedContrast,
+    /// The same contrast in chrF, on the same resamples.
+    pub chrf: SeedContrast,
     /// The bootstrap p-value Holm-adjusted over every student comparison of the report.
     pub holm_p_value: f64,
 }
@@ -257,18 +259,19 @@ fn comparison_rows(
             "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
              (Δ BLEU, mean over seeds; crossed bootstrap, t-test and sign-flip test over seeds as above; p (Holm): \
              adjusted over every student comparison of this report):\n\n\
-             | student | teacher α | seeds | {CONTRAST_HEADER} | p (Holm) |\n|---|---|---|---|---|---|---|---|---|---|---|",
+             | student | teacher α | seeds | {CONTRAST_HEADER} | p (Holm) | {CHRF_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|---|",
             of_split[0].baseline_teacher_alpha
         )?;
         for c in of_split {
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.4} |",
+                "| {} | {} | {} | {} | {:.4} | {} |",
                 c.kind,
                 c.teacher_alpha,
                 c.seeds.len(),
                 contrast_cells(&c.contrast),
-                c.holm_p_value
+                c.holm_p_value,
+                chrf_cell(&c.chrf)
             )?;
         }
     }
@@ -312,31 +315,17 @@ fn compare_kind(
         if seeds.is_empty() {
             continue;
         }
-        fn pick<'a>(
-            seeds: &[u64],
-            v: &'a [(u64, Vec<seqls_eval::SentenceStats>)],
-        ) -> Vec<&'a [seqls_eval::SentenceStats]> {
+        fn pick<'a>(seeds: &[u64], v: &'a [(u64, EvalStats)]) -> Vec<&'a EvalStats> {
             seeds
                 .iter()
                 .filter_map(|s| v.iter().find(|(t, _)| t == s))
-                .map(|(_, x)| x.as_slice())
+                .map(|(_, x)| x)
                 .collect()
         }
-        let contrast = seed_contrast(
-            &[
-                Term {
-                    weight: 1.0,
-                    stats: pick(&seeds, &system),
-                },
-                Term {
-                    weight: -1.0,
-                    stats: pick(&seeds, &base),
-                },
-            ],
-            &BleuOptions::default(),
-            BOOTSTRAP_SAMPLES,
-            BOOTSTRAP_SEED,
-        )?;
+        let MetricContrasts {
+            bleu: contrast,
+            chrf,
+        } = contrasts(&[(1.0, pick(&seeds, &system)), (-1.0, pick(&seeds, &base))])?;
         out.push(StudentComparison {
             split: split.to_string(),
             kind: of_kind[0].job.kind.label(),
@@ -345,6 +334,7 @@ fn compare_kind(
             beam,
             seeds,
             contrast,
+            chrf,
             holm_p_value: 1.0,
         });
     }

@@ -5,13 +5,15 @@
 //! - inference calibration of the beam output (Wang et al. 2020; see [`seqls_eval::inference`]):
 //!   every produced token, `</s>` included, with the probability the decoder gave it, correct when an
 //!   edit-distance alignment to the reference token ids matches it;
-//! - teacher-forced calibration of the reference tokens (top-class confidence; with and without
-//!   `</s>`), at T = 1 and at the temperature T* that minimises validation NLL (golden-section search
-//!   on [0.05, 10] to 1e-4); on the synthetic corpus, oracle calibration of each reference word's
+//! - teacher-forced calibration of the reference tokens (top-class confidence, with and without
+//!   `</s>`; and `p(</s>)` at every position as the chance that the sentence ends there), at T = 1
+//!   and at the temperature T* that minimises validation NLL (golden-section search on [0.05, 10]
+//!   to 1e-4); on the synthetic corpus, oracle calibration of each reference word's
 //!   model probability (the product of its subword probabilities) against its true probability.
 //!
-//! Next to the JSON: the hypotheses (`.hyp.txt`), their per-sentence BLEU statistics
-//! (`.bleu-stats.json`, for bootstraps without the references) and the reliability diagrams.
+//! Next to the JSON: the hypotheses (`.hyp.txt`), their per-sentence BLEU and chrF statistics
+//! (`.bleu-stats.json`, `.chrf-stats.json`, for bootstraps without the references) and the
+//! reliability diagrams.
 //!
 //! The teacher-forced part does not depend on the search, so it is computed once per run, split and
 //! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json` (recomputed when the run's weights
@@ -27,7 +29,7 @@ use seqls_decode::SearchConfig;
 use seqls_eval::calibration::{Calibration, calibration};
 use seqls_eval::{
     BleuOptions, BleuReport, ErasureSums, InformationErasure, OracleCalibration, aligned_matches,
-    corpus_bleu, corpus_chrf, oracle_calibration, sentence_stats,
+    chrf_sentence_stats, corpus_bleu, corpus_chrf, oracle_calibration, sentence_stats,
 };
 use seqls_model::{
     TokenScore, Transformer, for_each_distribution, teacher_forced_scores, translate,
@@ -45,6 +47,12 @@ pub struct TeacherForced {
     pub nll: f64,
     pub with_eos: Calibration,
     pub without_eos: Calibration,
+    /// The end of sentence alone: at every reference position, the model's `p(</s>)` as the
+    /// confidence that the sentence ends there, correct when the reference does end there. `</s>`
+    /// decides length under beam search, and Kumar & Sarawagi (2019) found it the worst-calibrated
+    /// token. Absent in evaluations written before it was measured.
+    #[serde(default)]
+    pub eos: Option<Calibration>,
 }
 
 /// The search-independent part of an evaluation.
@@ -120,6 +128,12 @@ fn mean_nll(scores: &[Vec<TokenScore>]) -> f64 {
 }
 
 fn teacher_forced(scores: &[Vec<TokenScore>], temperature: f64, bins: usize) -> TeacherForced {
+    let eos = {
+        let all: Vec<&TokenScore> = scores.iter().flatten().collect();
+        let conf: Vec<f64> = all.iter().map(|s| s.eos_prob as f64).collect();
+        let ends: Vec<bool> = all.iter().map(|s| s.reference == EOS).collect();
+        calibration(&conf, &ends, bins)
+    };
     let calib = |keep: &dyn Fn(&TokenScore) -> bool| {
         let kept: Vec<&TokenScore> = scores.iter().flatten().filter(|s| keep(s)).collect();
         let conf: Vec<f64> = kept.iter().map(|s| s.confidence as f64).collect();
@@ -131,6 +145,7 @@ fn teacher_forced(scores: &[Vec<TokenScore>], temperature: f64, bins: usize) -> 
         nll: mean_nll(scores),
         with_eos: calib(&|_| true),
         without_eos: calib(&|s| s.reference != EOS),
+        eos: Some(eos),
     }
 }
 
@@ -218,7 +233,9 @@ fn teacher_forced_report(
         .max();
     if modified(&cache).is_some_and(|c| weights.is_none_or(|w| c >= w))
         && let Ok(text) = std::fs::read_to_string(&cache)
-        && let Ok(report) = serde_json::from_str(&text)
+        && let Ok(report) = serde_json::from_str::<TeacherForcedReport>(&text)
+        // A cache written before `</s>` calibration was measured is recomputed.
+        && report.at_1.eos.is_some()
     {
         return Ok(report);
     }
@@ -330,6 +347,11 @@ pub fn evaluate(
         &bleu_stats_file(output),
         serde_json::to_string(&stats)?.as_bytes(),
     )?;
+    let stats = chrf_sentence_stats(&all_hyps, &refs)?;
+    seqls_data::read::write_atomic(
+        &chrf_stats_file(output),
+        serde_json::to_string(&stats)?.as_bytes(),
+    )?;
 
     let (mut conf, mut correct) = (Vec::new(), Vec::new());
     for (example, nbest) in encoded.examples.iter().zip(&nbests) {
@@ -412,6 +434,12 @@ pub fn evaluate(
 /// [`seqls_eval::SentenceStats`]): what the report's bootstrap needs, without the references.
 pub fn bleu_stats_file(eval_file: &Path) -> std::path::PathBuf {
     eval_file.with_extension("bleu-stats.json")
+}
+
+/// The per-sentence chrF statistics of an evaluation (`eval-<split>-beam<K>.chrf-stats.json`, a list
+/// of [`seqls_eval::ChrfStats`]).
+pub fn chrf_stats_file(eval_file: &Path) -> std::path::PathBuf {
+    eval_file.with_extension("chrf-stats.json")
 }
 
 impl EvalReport {

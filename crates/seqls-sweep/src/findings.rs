@@ -29,7 +29,8 @@ pub(crate) fn adjust(comparisons: &mut [Comparison], primary: Option<&seqls_run:
 /// One sentence per comparison whose verb follows from the numbers: a difference is "higher" or
 /// "lower" only when its 95% interval excludes zero and its p-value (Holm-adjusted unless it is
 /// the primary contrast) is below 0.05; otherwise "no detectable difference", with the smallest
-/// effect the seeds could detect.
+/// effect the seeds could detect. Each sentence also gives the chrF difference with its interval, so
+/// that a reader sees where the second metric disagrees.
 pub fn findings(comparisons: &[Comparison]) -> String {
     let mut out = String::new();
     let mut sorted: Vec<&Comparison> = comparisons.iter().collect();
@@ -43,7 +44,7 @@ pub fn findings(comparisons: &[Comparison]) -> String {
             n => format!("{n} seeds"),
         };
         let numbers = format!(
-            "Δ = {:+.2} [{:+.2}, {:+.2}], {seeds}, p = {:.4}{}",
+            "Δ = {:+.2} [{:+.2}, {:+.2}], {seeds}, p = {:.4}{}; chrF Δ = {:+.2} [{:+.2}, {:+.2}]",
             c_.delta,
             c_.ci.0,
             c_.ci.1,
@@ -52,7 +53,10 @@ pub fn findings(comparisons: &[Comparison]) -> String {
                 ", the primary contrast"
             } else {
                 ", Holm-adjusted"
-            }
+            },
+            c.chrf.delta,
+            c.chrf.ci.0,
+            c.chrf.ci.1,
         );
         let (system, baseline) = (
             format!("α = {}", c.alpha),

@@ -13,13 +13,16 @@
 
 use crate::driver::Sweep;
 use crate::error::{At, Result, SweepError, fail};
-use crate::evaluate::{EvalReport, bleu_stats_file};
+use crate::evaluate::{EvalReport, bleu_stats_file, chrf_stats_file};
 use crate::penultimate;
 
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_eval::calibration::{Calibration, pool};
-use seqls_eval::{BleuOptions, SeedContrast, SentenceStats, Term, seed_contrast, sentence_stats};
+use seqls_eval::{
+    BleuOptions, ChrfStats, SeedContrast, SentenceStats, Term, bleu_from_stats, chrf_of,
+    chrf_seed_contrast, chrf_sentence_stats, seed_contrast, sentence_stats,
+};
 use seqls_plot::{Figure, LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
 use seqls_run::{LogLine, RunDir, TrainSummary, ValidMetrics, read_log};
 use serde::Serialize;
@@ -53,6 +56,9 @@ pub struct SplitResult {
     pub ece: f64,
     pub mce: f64,
     pub adaptive_ece: f64,
+    /// Teacher-forced ECE of `p(</s>)` at every position against whether the reference ends there;
+    /// `None` for evaluations written before it was measured.
+    pub eos_ece: Option<f64>,
     pub temperature: f64,
     pub ece_at_temperature: f64,
     pub oracle_mean_abs_gap: Option<f64>,
@@ -122,6 +128,10 @@ fn read_split(run: &RunDir, split: &str, beams: &[usize]) -> Result<Option<Split
         ece: tf.with_eos.ece,
         mce: tf.with_eos.mce,
         adaptive_ece: tf.with_eos.adaptive_ece,
+        eos_ece: evals
+            .iter()
+            .find_map(|e| e.teacher_forced.eos.as_ref())
+            .map(|c| c.ece),
         temperature: first.fitted_temperature,
         ece_at_temperature: first.teacher_forced_at_fitted_temperature.with_eos.ece,
         oracle_mean_abs_gap: first.oracle.as_ref().map(|o| o.mean_abs_gap),
@@ -186,6 +196,7 @@ fn mean_over_splits(splits: &[SplitResult]) -> Option<SplitResult> {
         ece: mean(&|s| s.ece),
         mce: mean(&|s| s.mce),
         adaptive_ece: mean(&|s| s.adaptive_ece),
+        eos_ece: mean_opt(&|s| s.eos_ece),
         temperature: mean(&|s| s.temperature),
         ece_at_temperature: mean(&|s| s.ece_at_temperature),
         oracle_mean_abs_gap: mean_opt(&|s| s.oracle_mean_abs_gap),
@@ -320,6 +331,7 @@ fn columns(beams: &[usize], compare: usize) -> Vec<Column> {
         Column::new("ECE", 4, |_, s| Some(s.ece)),
         Column::new("MCE", 4, |_, s| Some(s.mce)),
         Column::new("adaptive ECE", 4, |_, s| Some(s.adaptive_ece)),
+        Column::new("</s> ECE", 4, |_, s| s.eos_ece),
         Column::new("T*", 3, |_, s| Some(s.temperature)),
         Column::new("ECE@T*", 4, |_, s| Some(s.ece_at_temperature)),
     ];
@@ -334,6 +346,11 @@ fn columns(beams: &[usize], compare: usize) -> Vec<Column> {
         });
         gain.signed = true;
         cols.push(gain);
+    }
+    if beams.contains(&compare) {
+        cols.push(Column::new(format!("chrF b{compare}"), 2, move |_, s| {
+            s.at(compare).map(|x| x.chrf)
+        }));
     }
     for &b in beams {
         cols.push(Column::new(format!("len b{b}"), 3, move |_, s| {
@@ -456,7 +473,10 @@ pub struct Comparison {
     pub baseline_alpha: f64,
     pub beam: usize,
     pub seeds: Vec<u64>,
+    /// The BLEU contrast (the one the p-values, the adjustment and the Findings' verbs follow).
     pub contrast: SeedContrast,
+    /// The same contrast in chrF, on the same resamples.
+    pub chrf: SeedContrast,
     /// The study's declared primary contrast (`sweep.primary`): reported without adjustment.
     pub primary: bool,
     /// The bootstrap p-value Holm-adjusted over every non-primary comparison of the report; `None`
@@ -464,39 +484,118 @@ pub struct Comparison {
     pub holm_p_value: Option<f64>,
 }
 
-/// The per-sentence BLEU statistics of the runs of `group` at `beam` on `split`, by seed: read from
-/// the cache next to each evaluation, or computed from its hypotheses and the references (loaded once
-/// into `refs`) and cached.
+/// The per-sentence statistics of one evaluation, of both metrics the comparisons report.
+#[derive(Debug, Clone)]
+pub(crate) struct EvalStats {
+    pub bleu: Vec<SentenceStats>,
+    pub chrf: Vec<ChrfStats>,
+}
+
+/// Reads the statistics cached in `cache`, or computes them with `compute` (from the hypotheses and the
+/// references) and caches them; either way they must give the evaluation's own corpus score `expected`
+/// (`score` of every sentence), or the cache is stale and that is an error naming it.
+fn cached_stats<S: Serialize + serde::de::DeserializeOwned>(
+    cache: &Path,
+    compute: impl FnOnce() -> Result<Vec<S>>,
+    score: impl Fn(&[S], &[usize]) -> f64,
+    expected: f64,
+) -> Result<Vec<S>> {
+    let stats: Vec<S> = if cache.exists() {
+        let text = std::fs::read_to_string(cache).at(cache.display())?;
+        serde_json::from_str(&text).at(cache.display())?
+    } else {
+        let stats = compute()?;
+        seqls_data::read::write_atomic(cache, serde_json::to_string(&stats)?.as_bytes())?;
+        stats
+    };
+    let all: Vec<usize> = (0..stats.len()).collect();
+    let got = score(&stats, &all);
+    if (got - expected).abs() > 1e-6 {
+        fail!(
+            "{}: these statistics give {got:.4}, but the evaluation reports {expected:.4} (stale; delete the file \
+             to recompute it)",
+            cache.display()
+        );
+    }
+    Ok(stats)
+}
+
+/// The per-sentence BLEU and chrF statistics of the runs of `group` at `beam` on `split`, by seed:
+/// read from the caches next to each evaluation, or computed from its hypotheses and the references
+/// (loaded once into `refs`) and cached.
 pub(crate) fn sentence_stats_of(
     sweep: &Sweep,
     group: &[(u64, RunDir, &SplitResult)],
     split: &str,
     beam: usize,
     refs: &mut Option<Vec<Vec<String>>>,
-) -> Result<Vec<(u64, Vec<SentenceStats>)>> {
+) -> Result<Vec<(u64, EvalStats)>> {
     let mut out = Vec::new();
     for (seed, run, s) in group {
         let Some(b) = s.at(beam) else { continue };
-        let cache = bleu_stats_file(&run.eval_file(split, beam));
-        let stats = if cache.exists() {
-            let text = std::fs::read_to_string(&cache).at(cache.display())?;
-            serde_json::from_str(&text).at(cache.display())?
-        } else {
+        let eval = run.eval_file(split, beam);
+        let hyp_path = run.root.join(&b.hypotheses_file);
+        let mut texts = || -> Result<(Vec<String>, Vec<Vec<String>>)> {
             if refs.is_none() {
                 let text = sweep.config.data.load_split(split)?;
                 *refs = Some(vec![text.pairs.into_iter().map(|p| p.tgt).collect()]);
             }
-            let hyps = seqls_data::read::read_lines(&run.root.join(&b.hypotheses_file))?;
+            let hyps = seqls_data::read::read_lines(&hyp_path)?;
             // Cannot fail: `refs` was filled just above.
-            let refs = refs.as_ref().expect("references loaded");
-            let stats = sentence_stats(&hyps, refs, &BleuOptions::default())
-                .at(run.root.join(&b.hypotheses_file).display())?;
-            seqls_data::read::write_atomic(&cache, serde_json::to_string(&stats)?.as_bytes())?;
-            stats
+            Ok((hyps, refs.clone().expect("references loaded")))
         };
-        out.push((*seed, stats));
+        let options = BleuOptions::default();
+        let bleu = cached_stats(
+            &bleu_stats_file(&eval),
+            || {
+                let (hyps, refs) = texts()?;
+                sentence_stats(&hyps, &refs, &options).at(hyp_path.display())
+            },
+            // Cannot fail: the default options are valid.
+            |all, idx| bleu_from_stats(all, idx, &options).expect("default BLEU options"),
+            b.bleu,
+        )?;
+        let chrf = cached_stats(
+            &chrf_stats_file(&eval),
+            || {
+                let (hyps, refs) = texts()?;
+                chrf_sentence_stats(&hyps, &refs).at(hyp_path.display())
+            },
+            chrf_of,
+            b.chrf,
+        )?;
+        out.push((*seed, EvalStats { bleu, chrf }));
     }
     Ok(out)
+}
+
+/// A contrast in BLEU and in chrF, on the same resamples.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricContrasts {
+    pub bleu: SeedContrast,
+    pub chrf: SeedContrast,
+}
+
+/// Both metrics' contrast of `terms` (weight, statistics per seed in the same seed order).
+pub(crate) fn contrasts(terms: &[(f64, Vec<&EvalStats>)]) -> Result<MetricContrasts> {
+    let bleu: Vec<Term> = terms
+        .iter()
+        .map(|(w, per_seed)| Term {
+            weight: *w,
+            stats: per_seed.iter().map(|s| s.bleu.as_slice()).collect(),
+        })
+        .collect();
+    let chrf: Vec<Term<ChrfStats>> = terms
+        .iter()
+        .map(|(w, per_seed)| Term {
+            weight: *w,
+            stats: per_seed.iter().map(|s| s.chrf.as_slice()).collect(),
+        })
+        .collect();
+    Ok(MetricContrasts {
+        bleu: seed_contrast(&bleu, &BleuOptions::default(), BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)?,
+        chrf: chrf_seed_contrast(&chrf, BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)?,
+    })
 }
 
 /// One term of a contrast: weight, beam size, and whether it is the baseline α's.
@@ -514,7 +613,6 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Com
         return Ok(Vec::new());
     };
     let mut refs = None;
-    let options = BleuOptions::default();
     let compare = sweep.config.sweep.compare_beam;
     let mut out = Vec::new();
     for (alpha, group) in others {
@@ -559,18 +657,18 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Com
             if seeds.is_empty() {
                 continue;
             }
-            let term_refs: Vec<Term> = per_term
+            let term_refs: Vec<(f64, Vec<&EvalStats>)> = per_term
                 .iter()
-                .map(|(w, h)| Term {
-                    weight: *w,
-                    stats: seeds
+                .map(|(w, h)| {
+                    let per_seed = seeds
                         .iter()
                         .filter_map(|s| h.iter().find(|(t, _)| t == s))
-                        .map(|(_, x)| x.as_slice())
-                        .collect(),
+                        .map(|(_, x)| x)
+                        .collect();
+                    (*w, per_seed)
                 })
                 .collect();
-            let contrast = seed_contrast(&term_refs, &options, BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)?;
+            let MetricContrasts { bleu: contrast, chrf } = contrasts(&term_refs)?;
             out.push(Comparison {
                 split: split.to_string(),
                 kind,
@@ -579,6 +677,7 @@ fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Com
                 beam,
                 seeds,
                 contrast,
+                chrf,
                 primary: false,
                 holm_p_value: None,
             });
@@ -614,6 +713,14 @@ pub(crate) fn contrast_cells(c: &SeedContrast) -> String {
     )
 }
 
+/// The header cell matching [`chrf_cell`].
+pub(crate) const CHRF_HEADER: &str = "Δ chrF [95% CI]";
+
+/// The chrF difference of a contrast with its crossed-bootstrap interval (same resamples as BLEU's).
+pub(crate) fn chrf_cell(c: &SeedContrast) -> String {
+    format!("{:+.2} [{:+.2}, {:+.2}]", c.delta, c.ci.0, c.ci.1)
+}
+
 /// The p-value cell of a comparison: Holm-adjusted, or marked as the primary contrast.
 fn adjusted_cell(c: &Comparison) -> String {
     match c.holm_p_value {
@@ -629,22 +736,23 @@ fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -
     };
     writeln!(
         md,
-        "\n**Each α against α = {} on {split}** (BLEU difference; mean over the seeds both have):\n",
+        "\n**Each α against α = {} on {split}** (BLEU difference, and chrF's on the same resamples; mean over the seeds both have):\n",
         first.baseline_alpha
     )?;
     writeln!(
         md,
-        "| α | beam | seeds | {CONTRAST_HEADER} | p (Holm) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| α | beam | seeds | {CONTRAST_HEADER} | p (Holm) | {CHRF_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     )?;
     for c in of_split.iter().filter(|c| c.kind == "bleu") {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             c.alpha,
             c.beam,
             c.seeds.len(),
             contrast_cells(&c.contrast),
-            adjusted_cell(c)
+            adjusted_cell(c),
+            chrf_cell(&c.chrf)
         )?;
     }
     let gains: Vec<&&Comparison> = of_split.iter().filter(|c| c.kind == "beam-gain").collect();
@@ -657,17 +765,18 @@ fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -
         )?;
         writeln!(
             md,
-            "| α | seeds | Δ(b{b} − b1) change: {CONTRAST_HEADER} | p (Holm) |\n|---|---|---|---|---|---|---|---|---|---|",
+            "| α | seeds | Δ(b{b} − b1) change: {CONTRAST_HEADER} | p (Holm) | {CHRF_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|",
             b = g.beam
         )?;
         for c in gains {
             writeln!(
                 md,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 c.alpha,
                 c.seeds.len(),
                 contrast_cells(&c.contrast),
-                adjusted_cell(c)
+                adjusted_cell(c),
+                chrf_cell(&c.chrf)
             )?;
         }
     }

@@ -187,7 +187,7 @@ pub fn time_training(
         ..TrainConfig::default()
     };
     let model = shape.model_config().init(shape.vocab, &device);
-    let teacher = distill.then(|| seqls_train::trainer::Teacher {
+    let teacher = distill.then(|| seqls_train::Teacher {
         model: shape
             .model_config()
             .init(shape.vocab, &device.clone().inner())
@@ -196,15 +196,16 @@ pub fn time_training(
         weight: 0.5,
     });
     let mut optimizer = seqls_train::adam::optimizer(&train, &device);
+    let rule = seqls_train::UpdateRule::of(&train);
     let mut model = Some(model);
     time_steps(2, runs, (batch * padded.tgt_len) as f64, || {
-        let (updated, outcome) = seqls_train::trainer::update(
+        let (updated, outcome) = seqls_train::update(
             // Cannot fail: the closure puts the updated model back before it returns.
             model.take().expect("model"),
             teacher.as_ref(),
             &mut optimizer,
             &padded,
-            &train,
+            &rule,
             1e-4,
             0,
             threads,

@@ -5,7 +5,7 @@ use crate::duration::WallClock;
 use crate::error::At;
 use seqls_data::DataConfig;
 use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_model::{ModelConfig, Normalize, SmoothingVariant};
+use seqls_model::{ModelConfig, Normalize, Smoothing, SmoothingVariant};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -63,6 +63,18 @@ pub struct TrainConfig {
     pub kd_temperature: f64,
     /// Weight β of the distillation term, in [0, 1] (1 = the teacher alone, 0 = references alone).
     pub kd_weight: f64,
+}
+
+impl TrainConfig {
+    /// The label-smoothed target of the training loss: `train.alpha` and `train.ls_variant`, with
+    /// `<pad>` rows left out.
+    pub fn smoothing(&self) -> Smoothing {
+        Smoothing {
+            alpha: self.alpha,
+            variant: self.ls_variant,
+            pad_id: seqls_data::tokenizer::PAD,
+        }
+    }
 }
 
 impl Default for TrainConfig {

@@ -4,8 +4,18 @@
 
 pub mod adam;
 pub mod error;
+mod grads;
+pub mod resume;
+mod run_data;
 pub mod schedule;
+pub mod step;
+pub mod teacher;
 pub mod trainer;
+pub mod validation;
 
 pub use error::TrainError;
-pub use trainer::{Start, Teacher, TrainOptions, changed_settings, train, validate};
+pub use resume::{SAFE_TO_CHANGE_ON_RESUME, changed_settings};
+pub use step::{StepOutcome, UpdateRule, update};
+pub use teacher::Teacher;
+pub use trainer::{Start, TrainOptions, train};
+pub use validation::validate;

@@ -4,33 +4,30 @@
 //! label-smoothed loss ([`seqls_model::loss`]) divided by the number of non-pad target tokens (or
 //! sentences), back-propagate, rescale the gradients so that their global L2 norm is at most
 //! `clip_norm`, and take an Adam step at the inverse-square-root learning rate. The batch is split into
-//! `train.shards` row shards whose passes run in parallel ([`update`]). Dropout masks are a function of
+//! `train.shards` row shards whose passes run in parallel ([`crate::step`]). Dropout masks are a function of
 //! `(seed, update, shard)` and the batch order of an epoch of `(seed, epoch)`, so a run resumed from a
 //! checkpoint ends bit-identical to an uninterrupted one on the CPU, whatever `--threads`.
 
+use crate::resume::{resuming, saved_checkpoint};
+use crate::run_data::RunData;
 use crate::schedule::learning_rate;
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
+use crate::step::{StepOutcome, UpdateRule, step_seed, update};
+use crate::teacher::Teacher;
+use crate::validation::{greedy_bleu, validate};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use seqls_data::corpus::encode_pairs;
-use seqls_data::tokenizer::PAD;
-use seqls_data::{Batch, Example, SubwordTokenizer, make_batch, plan_batches, train_tokenizer};
-use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_model::tensors::{BatchTensors, f32_data, f32_slice, f32_vec, on_cpu};
-use seqls_model::{
-    HostOutput, Normalize, Smoothing, Transformer, distillation_objective, loss_sums,
-    training_objective, translate,
-};
+use seqls_data::read::write_atomic;
+use seqls_data::{Batch, make_batch, plan_batches};
+use seqls_model::Transformer;
 use seqls_run::checkpoint::{self, TrainState};
 use seqls_run::error::At;
-use seqls_run::results::{append_log, truncate_log};
-use seqls_run::run::{
-    RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,
-};
-use seqls_run::{ExperimentConfig, LogLine, RunLock, TrainConfig, TrainSummary, ValidMetrics};
+use seqls_run::results::append_log;
+use seqls_run::run::{RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text};
+use seqls_run::{ExperimentConfig, LogLine, RunLock, TrainSummary, ValidMetrics};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// What `train` does with the checkpoint of the run directory.
@@ -39,7 +36,7 @@ pub enum Start {
     /// A new run; refused when the directory holds a checkpoint.
     Fresh,
     /// Continue the checkpoint; refused when there is none, or when a setting that changes results
-    /// differs from the run's `config.toml` ([`changed_settings`]).
+    /// differs from the run's `config.toml` ([`crate::resume::changed_settings`]).
     Resume,
     /// Continue the checkpoint when there is one, else start a new run (sweep jobs).
     ResumeOrStart,
@@ -57,504 +54,6 @@ pub struct TrainOptions {
     /// Threads used on the CPU (the size of the global rayon pool, set by the caller): with 1 the
     /// shards of a batch run one after the other on the calling thread, else as tasks of that pool.
     pub threads: usize,
-}
-
-/// Sums the squares of every parameter's gradient.
-struct GradSquares<'a> {
-    grads: &'a GradientsParams,
-    parts: Vec<Tensor<1>>,
-}
-
-impl ModuleVisitor for GradSquares<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.get::<D>(param.id) {
-            self.parts.push(g.square().sum());
-        }
-    }
-}
-
-/// Multiplies every parameter's gradient by `factor`.
-struct GradScale<'a> {
-    grads: &'a mut GradientsParams,
-    factor: f64,
-}
-
-impl ModuleVisitor for GradScale<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.remove::<D>(param.id) {
-            self.grads.register(param.id, g.mul_scalar(self.factor));
-        }
-    }
-}
-
-/// On the CPU: the shards' gradients summed parameter by parameter (in shard order, in the first
-/// shard's buffer) and, in the same pass, the sum of their squares (the global norm's square), in
-/// place of burn's tensor additions and reductions.
-struct HostShardSum {
-    shards: Vec<GradientsParams>,
-    sum: GradientsParams,
-    squares: f64,
-}
-
-impl ModuleVisitor for HostShardSum {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let mut parts = self
-            .shards
-            .iter_mut()
-            .filter_map(|g| g.remove::<D>(param.id));
-        let Some(first) = parts.next() else {
-            return;
-        };
-        let (shape, device) = (first.shape(), first.device());
-        let mut total = f32_vec(first);
-        for part in parts {
-            let part = f32_data(part);
-            for (t, &g) in total.iter_mut().zip(f32_slice(&part)) {
-                *t += g;
-            }
-        }
-        // Eight interleaved partial sums (a fixed order, vectorised), then f64 across parameters.
-        let mut lanes = [0f32; 8];
-        let chunks = total.chunks_exact(8);
-        let tail: f32 = chunks.remainder().iter().map(|g| g * g).sum();
-        for chunk in chunks {
-            for j in 0..8 {
-                lanes[j] += chunk[j] * chunk[j];
-            }
-        }
-        self.squares += lanes.iter().map(|&x| x as f64).sum::<f64>() + tail as f64;
-        let total = Tensor::<D>::from_data(TensorData::new(total, shape), &device);
-        self.sum.register(param.id, total);
-    }
-}
-
-/// On the CPU: multiplies every parameter's gradient by `factor` in place.
-struct HostScale<'a> {
-    grads: &'a mut GradientsParams,
-    factor: f32,
-}
-
-impl ModuleVisitor for HostScale<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.remove::<D>(param.id) {
-            let (shape, device) = (g.shape(), g.device());
-            let mut values = f32_vec(g);
-            values.iter_mut().for_each(|g| *g *= self.factor);
-            let scaled = Tensor::<D>::from_data(TensorData::new(values, shape), &device);
-            self.grads.register(param.id, scaled);
-        }
-    }
-}
-
-/// The shards' gradients summed parameter by parameter in shard order, then rescaled so that their
-/// global L2 norm is at most `max_norm` (0: no clipping): on the host ([`HostShardSum`],
-/// [`HostScale`]) or in burn's tensor operations.
-fn summed_and_clipped(
-    model: &Transformer,
-    shards: Vec<GradientsParams>,
-    max_norm: f64,
-    on_host: bool,
-) -> GradientsParams {
-    if on_host {
-        let mut sum = HostShardSum {
-            shards,
-            sum: GradientsParams::new(),
-            squares: 0.0,
-        };
-        model.visit(&mut sum);
-        let mut grads = sum.sum;
-        let norm = sum.squares.sqrt();
-        if max_norm > 0.0 && norm > max_norm {
-            model.visit(&mut HostScale {
-                grads: &mut grads,
-                factor: (max_norm / (norm + 1e-6)) as f32,
-            });
-        }
-        grads
-    } else {
-        let mut sum = GradientsAccumulator::<Transformer>::new();
-        for grads in shards {
-            sum.accumulate(model, grads);
-        }
-        let mut grads = sum.grads();
-        clip_global_norm(model, &mut grads, max_norm);
-        grads
-    }
-}
-
-/// Rescales `grads` so that their global L2 norm is at most `max_norm`; returns the norm before.
-fn clip_global_norm(model: &Transformer, grads: &mut GradientsParams, max_norm: f64) -> f64 {
-    let mut squares = GradSquares {
-        grads,
-        parts: vec![],
-    };
-    model.visit(&mut squares);
-    let norm = Tensor::cat(squares.parts, 0)
-        .sum()
-        .into_scalar::<f64>()
-        .sqrt();
-    if max_norm > 0.0 && norm > max_norm {
-        model.visit(&mut GradScale {
-            grads,
-            factor: max_norm / (norm + 1e-6),
-        });
-    }
-    norm
-}
-
-/// A frozen teacher for word-level distillation (`train.teacher`): its model on the inner device, so
-/// that it runs without dropout and outside the autodiff graph.
-pub struct Teacher {
-    pub model: Transformer,
-    pub temperature: f64,
-    pub weight: f64,
-}
-
-impl Teacher {
-    /// Loads `train.teacher` (if set) on the inner device of `device`, with its tokenizer, which the
-    /// student must use. Errors name the teacher directory: no weights, or a student whose
-    /// `data.vocab_size` differs from the teacher's vocabulary.
-    pub fn load(
-        config: &ExperimentConfig,
-        device: &Device,
-    ) -> Result<Option<(Teacher, SubwordTokenizer)>, crate::error::TrainError> {
-        let Some(dir) = &config.train.teacher else {
-            return Ok(None);
-        };
-        let run = RunDir::new(dir);
-        if !run.best_model().exists() && !run.average_model().exists() && !run.checkpoint().exists()
-        {
-            return Err(format!(
-                "train.teacher {}: no trained model there (model-best.bpk, model-average.bpk or checkpoint.bin)",
-                dir.display()
-            ).into());
-        }
-        let (_, tokenizer, model) = run
-            .load_model(&device.clone().inner())
-            .map_err(|e| format!("train.teacher {}: {e}", dir.display()))?;
-        if tokenizer.vocab_size() != config.data.vocab_size {
-            return Err(format!(
-                "train.teacher {}: its tokenizer has {} ids but the student's data.vocab_size is {}: a student uses its teacher's tokenizer, so set data.vocab_size = {}",
-                dir.display(),
-                tokenizer.vocab_size(),
-                config.data.vocab_size,
-                tokenizer.vocab_size()
-            ).into());
-        }
-        Ok(Some((
-            Teacher {
-                model,
-                temperature: config.train.kd_temperature,
-                weight: config.train.kd_weight,
-            },
-            tokenizer,
-        )))
-    }
-}
-
-/// The sums of one update's batch (nats), before the step.
-#[derive(Debug, Clone, Copy)]
-pub struct StepOutcome {
-    pub loss_sum: f64,
-    pub nll_sum: f64,
-    pub n_tokens: usize,
-}
-
-/// What one shard of an update computed: its gradients (of its share of the batch objective) and its
-/// loss sums.
-struct ShardPass {
-    grads: GradientsParams,
-    outcome: StepOutcome,
-}
-
-/// Forward, label-smoothed loss and backward of one shard on a replica of `model` (`Module::fork`: the
-/// same parameters under an autodiff graph of its own, so shards can run concurrently). The objective
-/// is the shard's smoothed loss sum divided by the whole batch's `denominator`, so the shards'
-/// gradients add up to the gradient of the batch objective. Dropout is seeded with
-/// `(dropout_seed, shard)` on the calling thread. A non-finite loss skips the backward pass.
-#[allow(clippy::too_many_arguments)]
-fn shard_pass(
-    model: &Transformer,
-    teacher: Option<&Teacher>,
-    output: Option<&HostOutput>,
-    shard: &Batch,
-    index: usize,
-    t: &TrainConfig,
-    denominator: f64,
-    dropout_seed: u64,
-    device: &Device,
-) -> ShardPass {
-    let _masks = seqls_model::dropout::seeded(step_seed(dropout_seed, index));
-    let replica = model.clone().fork(device);
-    let tensors = BatchTensors::new(shard, device);
-    // The teacher runs on the inner device: no dropout, no graph; its logits are a constant.
-    let teacher_logits = teacher.map(|teacher| {
-        let plain = BatchTensors::new(shard, &device.clone().inner());
-        let logits = teacher.model.forward(plain.src, plain.tgt_in, PAD).logits;
-        (logits, teacher.temperature, teacher.weight)
-    });
-    let (sums, objective, weight_gradient) = match output {
-        Some(output) => {
-            let hidden = replica.decoder_states(tensors.src, tensors.tgt_in, PAD);
-            let host = output.objective(
-                hidden,
-                &shard.tgt_out,
-                smoothing(t),
-                teacher_logits,
-                denominator,
-            );
-            (host.sums, host.surrogate, Some(host.weight_gradient))
-        }
-        None => {
-            let logits = replica.forward(tensors.src, tensors.tgt_in, PAD).logits;
-            let (sums, objective) = training_objective(
-                logits,
-                &shard.tgt_out,
-                smoothing(t),
-                teacher_logits,
-                denominator,
-            );
-            (sums, objective, None)
-        }
-    };
-    let loss_sum = match teacher {
-        Some(teacher) => distillation_objective(&sums, teacher.weight, teacher.temperature),
-        None => sums.smoothed,
-    };
-    let outcome = StepOutcome {
-        loss_sum,
-        nll_sum: sums.nll,
-        n_tokens: sums.tokens,
-    };
-    let grads = if outcome.loss_sum.is_finite() {
-        let mut grads = GradientsParams::from_grads(objective.backward(), &replica);
-        if let (Some(output), Some(weight_gradient)) = (output, weight_gradient) {
-            output.add_gradient(&mut grads, weight_gradient);
-        }
-        grads
-    } else {
-        GradientsParams::new()
-    };
-    ShardPass { grads, outcome }
-}
-
-/// The label-smoothed target of `t`'s loss.
-fn smoothing(t: &TrainConfig) -> Smoothing {
-    Smoothing {
-        alpha: t.alpha,
-        variant: t.ls_variant,
-        pad_id: PAD,
-    }
-}
-
-/// One update on `batch` at learning rate `lr`: forward, label-smoothed loss, backward, global-norm
-/// clipping, Adam step. `device` must be an autodiff device.
-///
-/// Data parallelism on the CPU (a burn-flex op gains little from a second thread at these sizes): the
-/// batch's rows are split into `t.shards` shards ([`Batch::split_rows`]), whose forward and backward
-/// passes run as tasks of the global rayon pool (in turn on this thread when `threads` is 1); the shard
-/// gradients are summed in shard order, so the result depends on `t.shards` but not on `threads`. Dropout masks are a function of
-/// `(dropout_seed, shard)`. A non-finite loss leaves the model unchanged (the caller stops).
-#[allow(clippy::too_many_arguments)]
-pub fn update(
-    model: Transformer,
-    teacher: Option<&Teacher>,
-    optimizer: &mut ModuleOptimizer,
-    batch: &Batch,
-    t: &TrainConfig,
-    lr: f64,
-    dropout_seed: u64,
-    threads: usize,
-    device: &Device,
-) -> (Transformer, StepOutcome) {
-    let denominator = match t.normalize {
-        Normalize::Tokens => batch.target_tokens().max(1),
-        Normalize::Sentences => batch.rows,
-    } as f64;
-    let shards = batch.split_rows(t.shards);
-    let n_shards = shards.len();
-    let workers = threads.clamp(1, n_shards);
-    let output = HostOutput::for_device(&model, device);
-    let pass = |model: &Transformer, i: usize| {
-        shard_pass(
-            model,
-            teacher,
-            output.as_ref(),
-            &shards[i],
-            i,
-            t,
-            denominator,
-            dropout_seed,
-            device,
-        )
-    };
-    let passes: Vec<ShardPass> = if workers == 1 {
-        (0..n_shards).map(|i| pass(&model, i)).collect()
-    } else {
-        // The shards are tasks of the global rayon pool (`--threads` threads), which burn's parallel
-        // gemm joins from inside a task: never more busy threads than cores, and a thread waiting in
-        // one shard's gemm helps with the other's. Dropout masks survive this nesting
-        // (`dropout::seeded` restores the generator of the interrupted shard).
-        let mut slots: Vec<Option<ShardPass>> = (0..n_shards).map(|_| None).collect();
-        rayon::scope(|scope| {
-            for (i, slot) in slots.iter_mut().enumerate() {
-                let (model, pass) = (&model, &pass);
-                scope.spawn(move |_| *slot = Some(pass(model, i)));
-            }
-        });
-        // Cannot fail: `rayon::scope` returns after every spawned task has filled its slot (a panic
-        // in a task is re-raised by the scope).
-        slots.into_iter().map(|p| p.expect("shard ran")).collect()
-    };
-    let mut outcome = StepOutcome {
-        loss_sum: 0.0,
-        nll_sum: 0.0,
-        n_tokens: 0,
-    };
-    let mut shards = Vec::with_capacity(passes.len());
-    for p in passes {
-        outcome.loss_sum += p.outcome.loss_sum;
-        outcome.nll_sum += p.outcome.nll_sum;
-        outcome.n_tokens += p.outcome.n_tokens;
-        shards.push(p.grads);
-    }
-    if !outcome.loss_sum.is_finite() {
-        return (model, outcome);
-    }
-    let on_host = on_cpu(device);
-    let grads = summed_and_clipped(&model, shards, t.clip_norm, on_host);
-    (optimizer.step(lr, model, grads), outcome)
-}
-
-/// Teacher-forced validation of `model` (without dropout) on `examples`.
-pub fn validate(
-    model: &Transformer,
-    examples: &[Example],
-    config: &ExperimentConfig,
-    device: &Device,
-) -> ValidMetrics {
-    let (mut smoothed, mut nll, mut correct, mut tokens) = (0.0, 0.0, 0usize, 0usize);
-    for group in plan_batches(examples, config.data.max_tokens, None) {
-        let batch = make_batch(examples, &group);
-        let tensors = BatchTensors::new(&batch, device);
-        let logits = model.forward(tensors.src, tensors.tgt_in, PAD).logits;
-        let sums = loss_sums(logits, &batch.tgt_out, smoothing(&config.train));
-        smoothed += sums.smoothed;
-        nll += sums.nll;
-        correct += sums.correct;
-        tokens += sums.tokens;
-    }
-    let n = tokens.max(1) as f64;
-    ValidMetrics {
-        smoothed_loss: smoothed / n,
-        nll: nll / n,
-        perplexity: (nll / n).exp(),
-        accuracy: correct as f64 / n,
-        tokens,
-    }
-}
-
-/// Greedy-decodes `examples` and returns the sacreBLEU score against `references`.
-fn greedy_bleu(
-    model: &Transformer,
-    tokenizer: &SubwordTokenizer,
-    examples: &[Example],
-    references: &[String],
-    device: &Device,
-    threads: usize,
-) -> Result<f64, crate::error::TrainError> {
-    let search = SearchConfig {
-        beam_size: 1,
-        length_penalty: LengthPenalty::Power(0.0),
-        ..SearchConfig::default()
-    };
-    let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.src.clone()).collect();
-    let hyps = translate(model, &sources, &search, device, 128, threads, |_| {})
-        .into_iter()
-        .map(|nbest| {
-            tokenizer
-                // Cannot fail: beam search finishes at least one hypothesis for every non-empty source.
-                .decode(&nbest[0].tokens)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<String> = examples
-        .iter()
-        .map(|e| references[e.index].clone())
-        .collect();
-    Ok(seqls_eval::corpus_bleu(&hyps, &[refs], &seqls_eval::BleuOptions::default())?.score)
-}
-
-fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<(), crate::error::TrainError> {
-    seqls_data::read::write_atomic(path, bytes).map_err(Into::into)
-}
-
-/// Settings whose change alters the results of a run: everything but the names below, which only
-/// decide how long it trains, how often it logs, validates and checkpoints, where its data lives,
-/// and how it is decoded and swept. Those may differ when a run is resumed.
-pub const SAFE_TO_CHANGE_ON_RESUME: &[&str] = &[
-    "name",
-    "data.data_dir",
-    "train.max_epochs",
-    "train.max_steps",
-    "train.log_every",
-    "train.valid_every",
-    "train.checkpoint_every",
-    "train.valid_bleu",
-    "train.max_time",
-    "train.keep_last",
-    "train.average_last",
-    "decode",
-    "sweep",
-    "distill",
-];
-
-/// The settings that differ between the run's saved config and `new`, as `key: old → new`, leaving
-/// out [`SAFE_TO_CHANGE_ON_RESUME`].
-pub fn changed_settings(saved: &ExperimentConfig, new: &ExperimentConfig) -> Vec<String> {
-    fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
-        match value {
-            toml::Value::Table(table) => {
-                for (k, v) in table {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    flatten(&key, v, out);
-                }
-            }
-            other => out.push((prefix.to_string(), other.to_string())),
-        }
-    }
-    let as_pairs = |c: &ExperimentConfig| {
-        let mut out = vec![];
-        if let Ok(value) = toml::Value::try_from(c) {
-            flatten("", &value, &mut out);
-        }
-        out
-    };
-    let safe = |key: &str| {
-        SAFE_TO_CHANGE_ON_RESUME
-            .iter()
-            .any(|s| key == *s || key.starts_with(&format!("{s}.")))
-    };
-    let (old, new) = (as_pairs(saved), as_pairs(new));
-    let mut keys: Vec<&String> = old.iter().chain(&new).map(|(k, _)| k).collect();
-    keys.sort();
-    keys.dedup();
-    let value = |pairs: &[(String, String)], key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or("(unset)".to_string(), |(_, v)| v.clone())
-    };
-    keys.into_iter()
-        .filter(|k| !safe(k))
-        .filter_map(|k| {
-            let (a, b) = (value(&old, k), value(&new, k));
-            (a != b).then(|| format!("{k}: {a} → {b}"))
-        })
-        .collect()
 }
 
 /// Time spent at a checkpoint (`timing.json`), summed over resumes.
@@ -580,13 +79,6 @@ impl Clock {
     fn wall(&self) -> f64 {
         self.wall_before + self.started.elapsed().as_secs_f64()
     }
-}
-
-/// Seed of the dropout masks of update `step`.
-fn step_seed(seed: u64, step: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(step as u64)
-        .wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
 /// Trains `config` into `options.run_dir`. See the module documentation.
@@ -644,117 +136,6 @@ pub fn train(
     trainer.finish(model)
 }
 
-/// Whether `train` continues the run's checkpoint, as `start` asks and the directory allows.
-fn resuming(run: &RunDir, start: Start) -> Result<bool, crate::error::TrainError> {
-    if run.root.exists() && !run.root.is_dir() {
-        return Err(format!(
-            "{}: is a file, not a run directory: choose another --run-dir",
-            run.root.display()
-        )
-        .into());
-    }
-    match (start, run.checkpoint().exists()) {
-        (Start::Fresh, true) => Err(format!(
-            "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
-            run.root.display()
-        )
-        .into()),
-        (Start::Resume, false) => Err(format!(
-            "{}: no checkpoint to resume (use --resume-or-start to start a new run when there is none)",
-            run.checkpoint().display()
-        )
-        .into()),
-        (_, has) => Ok(has),
-    }
-}
-
-/// The checkpoint to resume, `(state, model bytes, optimiser bytes)`, after checking that no setting
-/// that changes results differs from the run's `config.toml`; the log is cut back to the checkpoint.
-fn saved_checkpoint(
-    config: &ExperimentConfig,
-    run: &RunDir,
-) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error::TrainError> {
-    let saved = ExperimentConfig::load(&run.config())?;
-    let changed = changed_settings(&saved, config);
-    if !changed.is_empty() {
-        return Err(format!(
-            "{}: these settings differ from the run being resumed and would change its results:\n  {}\n(only {} may change on resume; train into a new --run-dir instead)",
-            run.config().display(),
-            changed.join("\n  "),
-            SAFE_TO_CHANGE_ON_RESUME.join(", ")
-        )
-        .into());
-    }
-    let checkpoint = checkpoint::load(&run.checkpoint())?;
-    truncate_log(&run.log(), &checkpoint.0)?;
-    Ok(checkpoint)
-}
-
-/// The corpus of a run, encoded with its tokenizer.
-struct RunData {
-    tokenizer: SubwordTokenizer,
-    train: seqls_data::EncodedCorpus,
-    valid: seqls_data::EncodedCorpus,
-    /// The validation references (detokenised text), by pair index.
-    valid_refs: Vec<String>,
-    /// Training pairs skipped because a side is empty.
-    skipped_empty: usize,
-}
-
-impl RunData {
-    /// Reads the training and validation splits and encodes them with the run's tokenizer: the saved
-    /// one when resuming, else the teacher's, else one trained on the training split.
-    fn load(
-        config: &ExperimentConfig,
-        run: &RunDir,
-        resuming: bool,
-        teacher_tokenizer: Option<SubwordTokenizer>,
-    ) -> Result<RunData, crate::error::TrainError> {
-        let train_text = config.data.load_split("train")?;
-        let valid_text = config.data.load_split("val")?;
-        let tokenizer = match (resuming, teacher_tokenizer) {
-            (true, _) => SubwordTokenizer::load(&run.tokenizer())?,
-            (false, Some(tokenizer)) => tokenizer,
-            (false, None) => train_tokenizer(&train_text.pairs, config.data.vocab_size)?,
-        };
-        let train = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))?;
-        let valid = encode_pairs(
-            &tokenizer,
-            &valid_text.pairs,
-            Some(config.model.max_len - 2),
-        )?;
-        if train.examples.is_empty() {
-            return Err("the training split has no usable pairs".into());
-        }
-        if valid.examples.is_empty() {
-            return Err("the validation split has no usable pairs".into());
-        }
-        Ok(RunData {
-            tokenizer,
-            train,
-            valid,
-            valid_refs: valid_text.pairs.iter().map(|p| p.tgt.clone()).collect(),
-            skipped_empty: train_text.stats.skipped_empty,
-        })
-    }
-
-    /// The `data:` line of the log.
-    fn describe(&self, config: &ExperimentConfig) {
-        eprintln!(
-            "data: {} train pairs ({} empty skipped, {} longer than {} tokens filtered), {} validation pairs; vocabulary {}; length-sorted batches of ≤ {} tokens are {:.1}% padding",
-            self.train.examples.len(),
-            self.skipped_empty,
-            self.train.filtered_long,
-            config.data.max_len,
-            self.valid.examples.len(),
-            self.tokenizer.vocab_size(),
-            config.data.max_tokens,
-            100.0
-                * seqls_data::batch::padding_fraction(&self.train.examples, config.data.max_tokens)
-        );
-    }
-}
-
 /// Why a training ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -801,6 +182,8 @@ struct Trainer<'a> {
     run: RunDir,
     data: RunData,
     teacher: Option<Teacher>,
+    /// How an update treats a batch (smoothing, normaliser, shards, clipping), built once.
+    rule: UpdateRule,
     /// The training device (with autodiff).
     device: Device,
     optimizer: ModuleOptimizer,
@@ -873,6 +256,7 @@ impl<'a> Trainer<'a> {
             run,
             data,
             teacher,
+            rule: UpdateRule::of(t),
             device,
             optimizer,
             state,
@@ -982,7 +366,7 @@ impl<'a> Trainer<'a> {
             self.teacher.as_ref(),
             &mut self.optimizer,
             batch,
-            t,
+            &self.rule,
             lr,
             step_seed(t.seed, self.state.step),
             self.options.threads,
@@ -1106,7 +490,7 @@ impl<'a> Trainer<'a> {
         if state.best_valid_nll.is_none_or(|b| metrics.nll < b) {
             state.best_valid_nll = Some(metrics.nll);
             state.best_step = Some(state.step);
-            seqls_data::read::write_atomic(&self.run.best_model(), &weights_bytes(&eval_model)?)?;
+            write_atomic(&self.run.best_model(), &weights_bytes(&eval_model)?)?;
         }
         state.last_valid = Some((state.step, metrics.clone()));
         self.validation_cost = validation_started.elapsed().as_secs_f64();
@@ -1119,7 +503,7 @@ impl<'a> Trainer<'a> {
         if keep == 0 {
             return Ok(());
         }
-        write_atomic_bytes(
+        write_atomic(
             &self.run.kept_weights(self.state.step),
             &weights_bytes(&model.valid())?,
         )?;
@@ -1169,7 +553,7 @@ impl<'a> Trainer<'a> {
                 .rev()
                 .map(|(_, p)| p.clone())
                 .collect();
-            write_atomic_bytes(&self.run.average_model(), &average_weights(&last)?)?;
+            write_atomic(&self.run.average_model(), &average_weights(&last)?)?;
             eprintln!(
                 "averaged the weights of {} checkpoints into {}",
                 last.len(),
@@ -1200,119 +584,5 @@ impl<'a> Trainer<'a> {
             &serde_json::to_string_pretty(&summary)?,
         )?;
         Ok(summary)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use seqls_model::ModelConfig;
-
-    /// Random gradients for every parameter of `model`, on the inner device.
-    struct RandomGrads {
-        grads: GradientsParams,
-        scale: f64,
-    }
-
-    impl ModuleVisitor for RandomGrads {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let g = param
-                .val()
-                .inner()
-                .random_like(burn::tensor::Distribution::Normal(0.0, self.scale));
-            self.grads.register(param.id, g);
-        }
-    }
-
-    fn values(model: &Transformer, grads: &GradientsParams) -> Vec<f32> {
-        struct Collect<'a>(&'a GradientsParams, Vec<f32>);
-        impl ModuleVisitor for Collect<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                self.1.extend(f32_vec(self.0.get::<D>(param.id).unwrap()));
-            }
-        }
-        let mut collect = Collect(grads, vec![]);
-        model.visit(&mut collect);
-        collect.1
-    }
-
-    /// The host sum of the shards' gradients equals burn's accumulation bit for bit, and the host
-    /// clipping equals burn's to float rounding, whether the norm is above the limit or not.
-    #[test]
-    fn host_sum_and_clipping_equal_the_tensor_path() {
-        let device = Device::flex().autodiff();
-        device.seed(4);
-        let config = ModelConfig {
-            d_model: 16,
-            heads: 2,
-            encoder_layers: 1,
-            decoder_layers: 1,
-            d_ff: 24,
-            ..ModelConfig::default()
-        };
-        let model = config.init(37, &device);
-        let shards = || {
-            (0..3)
-                .map(|_| {
-                    let mut random = RandomGrads {
-                        grads: GradientsParams::new(),
-                        scale: 0.05,
-                    };
-                    model.visit(&mut random);
-                    random.grads
-                })
-                .collect::<Vec<_>>()
-        };
-        let sets = shards();
-        let copy = |sets: &[GradientsParams]| {
-            sets.iter()
-                .map(|g| {
-                    let mut out = GradientsParams::new();
-                    struct Copy<'a>(&'a GradientsParams, &'a mut GradientsParams);
-                    impl ModuleVisitor for Copy<'_> {
-                        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                            let g = self.0.get::<D>(param.id).unwrap();
-                            self.1.register(param.id, g);
-                        }
-                    }
-                    model.visit(&mut Copy(g, &mut out));
-                    out
-                })
-                .collect::<Vec<_>>()
-        };
-        let unclipped_tensor = summed_and_clipped(&model, copy(&sets), 0.0, false);
-        let unclipped_host = summed_and_clipped(&model, copy(&sets), 0.0, true);
-        let want = values(&model, &unclipped_tensor);
-        assert_eq!(values(&model, &unclipped_host), want);
-        let norm = want
-            .iter()
-            .map(|&g| (g as f64) * (g as f64))
-            .sum::<f64>()
-            .sqrt();
-        for max_norm in [norm / 3.0, norm * 2.0] {
-            let tensor = values(
-                &model,
-                &summed_and_clipped(&model, copy(&sets), max_norm, false),
-            );
-            let host = values(
-                &model,
-                &summed_and_clipped(&model, copy(&sets), max_norm, true),
-            );
-            let worst = tensor
-                .iter()
-                .zip(&host)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-6, "max_norm {max_norm}: {worst}");
-            let clipped = host
-                .iter()
-                .map(|&g| (g as f64) * (g as f64))
-                .sum::<f64>()
-                .sqrt();
-            assert!(
-                (clipped - norm.min(max_norm)).abs() < 1e-4 * norm,
-                "{clipped}"
-            );
-        }
     }
 }

@@ -1,0 +1,57 @@
+//! The frozen teacher of word-level distillation (`train.teacher`).
+
+use burn::tensor::Device;
+use seqls_data::SubwordTokenizer;
+use seqls_model::Transformer;
+use seqls_run::ExperimentConfig;
+use seqls_run::run::RunDir;
+
+/// A frozen teacher for word-level distillation (`train.teacher`): its model on the inner device, so
+/// that it runs without dropout and outside the autodiff graph.
+pub struct Teacher {
+    pub model: Transformer,
+    pub temperature: f64,
+    pub weight: f64,
+}
+
+impl Teacher {
+    /// Loads `train.teacher` (if set) on the inner device of `device`, with its tokenizer, which the
+    /// student must use. Errors name the teacher directory: no weights, or a student whose
+    /// `data.vocab_size` differs from the teacher's vocabulary.
+    pub fn load(
+        config: &ExperimentConfig,
+        device: &Device,
+    ) -> Result<Option<(Teacher, SubwordTokenizer)>, crate::error::TrainError> {
+        let Some(dir) = &config.train.teacher else {
+            return Ok(None);
+        };
+        let run = RunDir::new(dir);
+        if !run.best_model().exists() && !run.average_model().exists() && !run.checkpoint().exists()
+        {
+            return Err(format!(
+                "train.teacher {}: no trained model there (model-best.bpk, model-average.bpk or checkpoint.bin)",
+                dir.display()
+            ).into());
+        }
+        let (_, tokenizer, model) = run
+            .load_model(&device.clone().inner())
+            .map_err(|e| format!("train.teacher {}: {e}", dir.display()))?;
+        if tokenizer.vocab_size() != config.data.vocab_size {
+            return Err(format!(
+                "train.teacher {}: its tokenizer has {} ids but the student's data.vocab_size is {}: a student uses its teacher's tokenizer, so set data.vocab_size = {}",
+                dir.display(),
+                tokenizer.vocab_size(),
+                config.data.vocab_size,
+                tokenizer.vocab_size()
+            ).into());
+        }
+        Ok(Some((
+            Teacher {
+                model,
+                temperature: config.train.kd_temperature,
+                weight: config.train.kd_weight,
+            },
+            tokenizer,
+        )))
+    }
+}

@@ -7,23 +7,20 @@
 //! - [`distill`]: a teacher's translations of its training sources (sequence-level distillation).
 //! - [`driver`]: the jobs of a sweep directory (trainings, evaluations), run or printed as a plan.
 //! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
-//! - [`report`]: tables and figures assembled from a sweep directory; [`findings`]: its
-//!   comparisons as a family (primary contrast, Holm) and the generated Findings.
+//! - [`report`]: tables, comparisons, figures and the generated Findings assembled from a sweep
+//!   directory, with the Search and distillation sections.
 //! - [`search_analysis`]: beam search at many sizes and rankings against the model's scores and
 //!   against exact search (search errors, empty and short outputs).
 //! - [`slurm`]: the sweep as a Slurm job array and a dependent report job; where each job stands.
 
 pub mod curve;
 pub mod distill;
-mod distill_report;
 pub mod driver;
 pub mod error;
 pub mod evaluate;
-pub mod findings;
 pub mod penultimate;
 pub mod report;
 pub mod search_analysis;
-mod search_report;
 pub mod slurm;
 
 pub use driver::{StudentJob, StudentKind, Sweep, TrainJob, run_name};

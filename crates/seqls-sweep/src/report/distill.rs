@@ -10,10 +10,13 @@
 
 use crate::driver::{StudentJob, StudentKind, Sweep};
 use crate::error::Result;
-use crate::report::{
-    CHRF_HEADER, CONTRAST_HEADER, EvalStats, FigureDir, MetricContrasts, RunResult, SplitResult,
-    chrf_cell, contrast_cells, contrasts, mean_std, read_run, sentence_stats_of,
+use crate::report::collect::{RunResult, SplitResult, read_run};
+use crate::report::comparisons::{
+    CHRF_HEADER, CONTRAST_HEADER, EvalStats, MetricContrasts, chrf_cell, contrast_cells, contrasts,
+    sentence_stats_of,
 };
+use crate::report::figures::FigureDir;
+use crate::report::tables::mean_std;
 use seqls_eval::SeedContrast;
 use seqls_plot::{LineChart, Series};
 use seqls_run::RunDir;

@@ -5,7 +5,8 @@
 
 use crate::driver::Sweep;
 use crate::error::Result;
-use crate::report::{FigureDir, mean_std};
+use crate::report::figures::FigureDir;
+use crate::report::tables::mean_std;
 use crate::search_analysis::{SearchPoint, SearchReport, search_file};
 use seqls_decode::LengthPenalty;
 use seqls_plot::{LineChart, Series};

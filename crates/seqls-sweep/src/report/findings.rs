@@ -3,7 +3,7 @@
 //! between markers.
 
 use crate::error::{Result, fail};
-use crate::report::Comparison;
+use crate::report::comparisons::Comparison;
 use std::path::Path;
 
 /// Marks the primary contrast and Holm-adjusts the bootstrap p-values of all the others (one
@@ -111,4 +111,69 @@ pub(crate) fn update_readme_findings(readme: &Path, findings: &str) -> Result<()
         seqls_data::read::write_atomic(readme, updated.as_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::comparisons::tests::{comparison, contrast};
+
+    #[test]
+    fn the_verb_follows_the_adjusted_interval_and_chrf_is_stated_beside() {
+        let mut comparisons = vec![
+            // Excludes zero and survives the adjustment.
+            comparison(0.1, contrast(0.8, (0.3, 1.3), 0.001)),
+            // Excludes zero, but the p-value is not below 0.05 once adjusted.
+            comparison(0.2, contrast(0.5, (0.05, 0.95), 0.03)),
+            // Includes zero.
+            comparison(0.3, contrast(-0.4, (-1.0, 0.2), 0.2)),
+        ];
+        adjust(&mut comparisons, None);
+        let p: Vec<f64> = comparisons.iter().map(|c| c.holm_p_value.unwrap()).collect();
+        assert_eq!(p, vec![0.003, 0.06, 0.2]);
+        let text = findings(&comparisons);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "- t: BLEU at beam 4: higher with α = 0.1 than with α = 0 (Δ = +0.80 [+0.30, +1.30], 2 seeds, \
+             p = 0.0030, Holm-adjusted; chrF Δ = +0.30 [-0.10, +0.70])."
+        );
+        assert!(lines[1].contains("α = 0.2 against α = 0: no detectable difference"), "{}", lines[1]);
+        assert!(lines[2].contains("no detectable difference") && lines[2].contains("is 0.70"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn the_primary_contrast_comes_first_unadjusted() {
+        let mut comparisons = vec![
+            comparison(0.2, contrast(0.5, (0.1, 0.9), 0.02)),
+            comparison(0.1, contrast(0.6, (0.2, 1.0), 0.04)),
+        ];
+        let primary = seqls_run::PrimaryContrast {
+            alpha: 0.1,
+            beam: 4,
+            split: "t".into(),
+        };
+        adjust(&mut comparisons, Some(&primary));
+        assert!(comparisons[1].primary && comparisons[1].holm_p_value.is_none());
+        assert_eq!(comparisons[0].holm_p_value, Some(0.02));
+        let text = findings(&comparisons);
+        assert!(text.lines().next().unwrap().contains("the primary contrast"), "{text}");
+    }
+
+    #[test]
+    fn the_readme_block_between_the_markers_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let readme = dir.path().join("README.md");
+        std::fs::write(&readme, format!("intro\n{FINDINGS_BEGIN}\nold\n{FINDINGS_END}\nrest\n")).unwrap();
+        update_readme_findings(&readme, "- new\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&readme).unwrap(),
+            format!("intro\n{FINDINGS_BEGIN}\n- new\n{FINDINGS_END}\nrest\n")
+        );
+        // Without markers (or without a README) nothing is written.
+        std::fs::write(&readme, "no markers\n").unwrap();
+        update_readme_findings(&readme, "- new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&readme).unwrap(), "no markers\n");
+        update_readme_findings(&dir.path().join("absent.md"), "x").unwrap();
+    }
 }

@@ -8,6 +8,7 @@ pub mod duration;
 pub mod error;
 pub mod export;
 pub mod lock;
+pub mod log;
 pub mod results;
 pub mod run;
 
@@ -18,5 +19,6 @@ pub use config::{
 pub use duration::WallClock;
 pub use error::RunError;
 pub use lock::{LockError, RunLock};
-pub use results::{LogLine, TrainSummary, ValidMetrics, read_log};
+pub use log::{LogLine, read_log};
+pub use results::{TrainSummary, ValidMetrics};
 pub use run::RunDir;

@@ -14,8 +14,8 @@ pub mod trainer;
 pub mod validation;
 
 pub use error::TrainError;
-pub use resume::{SAFE_TO_CHANGE_ON_RESUME, changed_settings};
+pub use resume::{SAFE_TO_CHANGE_ON_RESUME, Start, changed_settings};
 pub use step::{StepOutcome, UpdateRule, update};
 pub use teacher::Teacher;
-pub use trainer::{Start, TrainOptions, train};
+pub use trainer::{TrainOptions, train};
 pub use validation::validate;

@@ -1,11 +1,22 @@
 //! Resuming a run: whether `train` continues a checkpoint, which settings may differ from the saved
 //! config, and the checkpoint itself.
 
-use crate::trainer::Start;
 use seqls_run::ExperimentConfig;
 use seqls_run::checkpoint::{self, TrainState};
-use seqls_run::results::truncate_log;
+use seqls_run::log::truncate_log;
 use seqls_run::run::RunDir;
+
+/// What `train` does with the checkpoint of the run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new run; refused when the directory holds a checkpoint.
+    Fresh,
+    /// Continue the checkpoint; refused when there is none, or when a setting that changes results
+    /// differs from the run's `config.toml` ([`changed_settings`]).
+    Resume,
+    /// Continue the checkpoint when there is one, else start a new run (sweep jobs).
+    ResumeOrStart,
+}
 
 /// Settings whose change alters the results of a run: everything but the names below, which only
 /// decide how long it trains, how often it logs, validates and checkpoints, where its data lives,

@@ -8,7 +8,7 @@
 //! `(seed, update, shard)` and the batch order of an epoch of `(seed, epoch)`, so a run resumed from a
 //! checkpoint ends bit-identical to an uninterrupted one on the CPU, whatever `--threads`.
 
-use crate::resume::{resuming, saved_checkpoint};
+use crate::resume::{Start, resuming, saved_checkpoint};
 use crate::run_data::RunData;
 use crate::schedule::learning_rate;
 use crate::step::{StepOutcome, UpdateRule, step_seed, update};
@@ -23,24 +23,12 @@ use seqls_data::{Batch, make_batch, plan_batches};
 use seqls_model::Transformer;
 use seqls_run::checkpoint::{self, TrainState};
 use seqls_run::error::At;
-use seqls_run::results::append_log;
+use seqls_run::log::append_log;
 use seqls_run::run::{RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text};
 use seqls_run::{ExperimentConfig, LogLine, RunLock, TrainSummary, ValidMetrics};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// What `train` does with the checkpoint of the run directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// A new run; refused when the directory holds a checkpoint.
-    Fresh,
-    /// Continue the checkpoint; refused when there is none, or when a setting that changes results
-    /// differs from the run's `config.toml` ([`crate::resume::changed_settings`]).
-    Resume,
-    /// Continue the checkpoint when there is one, else start a new run (sweep jobs).
-    ResumeOrStart,
-}
 
 /// How to run `train` (what is not part of the experiment config).
 #[derive(Debug, Clone)]

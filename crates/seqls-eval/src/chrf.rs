@@ -46,10 +46,7 @@ fn char_ngrams(line: &str) -> Vec<HashMap<String, i64>> {
         .collect()
 }
 
-fn stats_against(
-    hyp: &[HashMap<String, i64>],
-    reference: &[HashMap<String, i64>],
-) -> ChrfStats {
+fn stats_against(hyp: &[HashMap<String, i64>], reference: &[HashMap<String, i64>]) -> ChrfStats {
     let mut s = ChrfStats {
         hyp: [0; CHAR_ORDER],
         reference: [0; CHAR_ORDER],
@@ -69,7 +66,11 @@ fn stats_against(
 }
 
 /// chrF (0–100) of summed statistics, `_compute_f_score` without ε-smoothing.
-fn f_score(hyp: &[i64; CHAR_ORDER], reference: &[i64; CHAR_ORDER], matched: &[i64; CHAR_ORDER]) -> f64 {
+fn f_score(
+    hyp: &[i64; CHAR_ORDER],
+    reference: &[i64; CHAR_ORDER],
+    matched: &[i64; CHAR_ORDER],
+) -> f64 {
     let (mut precision, mut recall, mut orders) = (0.0, 0.0, 0usize);
     for n in 0..CHAR_ORDER {
         if hyp[n] > 0 && reference[n] > 0 {
@@ -121,7 +122,8 @@ pub fn chrf_sentence_stats(
 
 /// Corpus chrF of the sentences `idx` (repeats allowed) from their statistics.
 pub fn chrf_of(all: &[ChrfStats], idx: &[usize]) -> f64 {
-    let (mut hyp, mut reference, mut matched) = ([0i64; CHAR_ORDER], [0i64; CHAR_ORDER], [0i64; CHAR_ORDER]);
+    let (mut hyp, mut reference, mut matched) =
+        ([0i64; CHAR_ORDER], [0i64; CHAR_ORDER], [0i64; CHAR_ORDER]);
     for &i in idx {
         for n in 0..CHAR_ORDER {
             hyp[n] += all[i].hyp[n];
@@ -141,7 +143,10 @@ mod tests {
     fn corpus(hyps: &[String], refs: &[Vec<String>]) -> (f64, f64) {
         let stats = chrf_sentence_stats(hyps, refs).unwrap();
         let all: Vec<usize> = (0..hyps.len()).collect();
-        (chrf_of(&stats, &all), Chrf::default().corpus_score(hyps, refs).score)
+        (
+            chrf_of(&stats, &all),
+            Chrf::default().corpus_score(hyps, refs).score,
+        )
     }
 
     #[test]
@@ -150,16 +155,25 @@ mod tests {
             .map(String::from)
             .into();
         let refs = vec![
-            ["a dog is running .", "a man", "Ü ist Straße", "", "the cat", "z"]
-                .map(String::from)
-                .into(),
+            [
+                "a dog is running .",
+                "a man",
+                "Ü ist Straße",
+                "",
+                "the cat",
+                "z",
+            ]
+            .map(String::from)
+            .into(),
         ];
         let (ours, theirs) = corpus(&hyps, &refs);
         assert_eq!(ours, theirs);
         // One sentence at a time, against the crate's sentence score.
         let stats = chrf_sentence_stats(&hyps, &refs).unwrap();
         for i in 0..hyps.len() {
-            let theirs = Chrf::default().sentence_score(&hyps[i], &[refs[0][i].clone()]).score;
+            let theirs = Chrf::default()
+                .sentence_score(&hyps[i], &[refs[0][i].clone()])
+                .score;
             assert_eq!(chrf_of(&stats, &[i]), theirs, "sentence {i}");
         }
     }
@@ -181,10 +195,16 @@ mod tests {
         let refs = vec![["a b x d", "e f g h"].map(String::from).into()];
         let stats = chrf_sentence_stats(&hyps, &refs).unwrap();
         let repeated_hyps: Vec<String> = [&hyps[0], &hyps[0], &hyps[1]].map(|s| s.clone()).into();
-        let repeated_refs = vec![vec![refs[0][0].clone(), refs[0][0].clone(), refs[0][1].clone()]];
+        let repeated_refs = vec![vec![
+            refs[0][0].clone(),
+            refs[0][0].clone(),
+            refs[0][1].clone(),
+        ]];
         assert_eq!(
             chrf_of(&stats, &[0, 0, 1]),
-            Chrf::default().corpus_score(&repeated_hyps, &repeated_refs).score
+            Chrf::default()
+                .corpus_score(&repeated_hyps, &repeated_refs)
+                .score
         );
     }
 

@@ -20,5 +20,6 @@ pub use erasure::{ErasureSums, InformationErasure};
 pub use error::EvalError;
 pub use inference::{OracleCalibration, aligned_matches, oracle_calibration};
 pub use seeds::{
-    SeedContrast, SeedTTest, Term, chrf_seed_contrast, holm, min_detectable_effect, seed_contrast, sign_flip_p,
+    SeedContrast, SeedTTest, Term, chrf_seed_contrast, holm, min_detectable_effect, seed_contrast,
+    sign_flip_p,
 };

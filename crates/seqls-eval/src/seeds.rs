@@ -94,7 +94,12 @@ pub fn seed_contrast(
     rng_seed: u64,
 ) -> Result<SeedContrast, EvalError> {
     let metric = bleu_metric(options)?;
-    contrast_with(terms, |all, idx| bleu_of(&metric, all, idx), samples, rng_seed)
+    contrast_with(
+        terms,
+        |all, idx| bleu_of(&metric, all, idx),
+        samples,
+        rng_seed,
+    )
 }
 
 /// The same as [`seed_contrast`] for chrF. Given the same seeds, sentence count, `samples` and
@@ -460,7 +465,12 @@ mod tests {
     fn a_chrf_contrast_is_the_mean_of_the_per_seed_corpus_chrf_differences() {
         use crate::chrf::{chrf_of, chrf_sentence_stats};
         use sacrebleu_rs::Chrf;
-        let refs = vec![lines(&["a dog runs", "two men talk", "the cat sleeps", "a red car"])];
+        let refs = vec![lines(&[
+            "a dog runs",
+            "two men talk",
+            "the cat sleeps",
+            "a red car",
+        ])];
         let systems = [
             [
                 lines(&["a dog runs", "two men", "the cat sleeps", "a car"]),
@@ -474,7 +484,12 @@ mod tests {
         let chrf = |h: &[String]| Chrf::default().corpus_score(h, &refs).score;
         let stats: Vec<Vec<Vec<ChrfStats>>> = systems
             .iter()
-            .map(|seeds| seeds.iter().map(|h| chrf_sentence_stats(h, &refs).unwrap()).collect())
+            .map(|seeds| {
+                seeds
+                    .iter()
+                    .map(|h| chrf_sentence_stats(h, &refs).unwrap())
+                    .collect()
+            })
             .collect();
         let terms: Vec<Term<ChrfStats>> = stats
             .iter()

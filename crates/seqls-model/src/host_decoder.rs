@@ -10,8 +10,9 @@
 //! The encoder still runs as the tensor model ([`Transformer::encode`]), once per batch.
 
 use crate::host_cache::HostCache;
+use crate::positions::position_values;
 use crate::tensors::{f32_vec, on_cpu};
-use crate::transformer::{DecoderLayer, Transformer, position_values};
+use crate::transformer::{DecoderLayer, Transformer};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Device;
 use burn::tensor::{Int, Tensor};

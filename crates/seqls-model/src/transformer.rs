@@ -1,5 +1,6 @@
-//! An encoder-decoder transformer (Vaswani et al. 2017), read top to bottom:
-//! config → attention → feed-forward → encoder layer → decoder layer → [`Transformer`].
+//! An encoder-decoder transformer (Vaswani et al. 2017), read top to bottom: init → attention →
+//! feed-forward → encoder layer → decoder layer → [`Transformer`] (its sizes are
+//! [`crate::model_config`], its positions [`crate::positions`]).
 //!
 //! Shapes use `B` = batch rows, `S` = source length, `T` = target length, `d` = `d_model`, `H` = heads,
 //! `dh = d / H`, `V` = vocabulary size. Token embeddings are scaled by `sqrt(d)` and added to sinusoidal
@@ -11,9 +12,10 @@
 
 use crate::attention;
 use crate::dropout::Dropout;
-use crate::error::ModelConfigError;
 use crate::layer_norm;
 use crate::linear::project;
+pub use crate::model_config::ModelConfig;
+use crate::positions::positions;
 use crate::tensors::on_cpu;
 use burn::module::Module;
 use burn::nn::{
@@ -21,80 +23,8 @@ use burn::nn::{
 };
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
-
-/// `[model]`: sizes of the transformer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ModelConfig {
-    pub d_model: usize,
-    pub heads: usize,
-    pub encoder_layers: usize,
-    pub decoder_layers: usize,
-    /// Inner size of the feed-forward blocks.
-    pub d_ff: usize,
-    /// Dropout probability on attention weights, residual branches and embeddings.
-    pub dropout: f64,
-    /// Longest sequence (in tokens, specials included) the model accepts.
-    pub max_len: usize,
-    /// Pre-norm (default, trains without warm-up tricks) or post-norm (the original paper).
-    pub pre_norm: bool,
-    /// Output projection = target embedding matrix (transposed).
-    pub tie_output: bool,
-    /// One embedding matrix for source and target (joint vocabulary).
-    pub share_embeddings: bool,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            d_model: 256,
-            heads: 4,
-            encoder_layers: 3,
-            decoder_layers: 3,
-            d_ff: 1024,
-            dropout: 0.1,
-            max_len: 256,
-            pre_norm: true,
-            tie_output: true,
-            share_embeddings: true,
-        }
-    }
-}
 
 impl ModelConfig {
-    /// Checks the sizes; the error names the bad key.
-    pub fn validate(&self) -> Result<(), ModelConfigError> {
-        if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
-            return Err(ModelConfigError::Heads {
-                d_model: self.d_model,
-                heads: self.heads,
-            });
-        }
-        if !self.d_model.is_multiple_of(2) {
-            return Err(ModelConfigError::OddWidth(self.d_model));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ModelConfigError::Dropout(self.dropout));
-        }
-        if self.d_ff == 0 || self.max_len < 2 {
-            return Err(ModelConfigError::Empty);
-        }
-        for (key, value, limit) in [
-            ("model.d_model", self.d_model, 1 << 16),
-            ("model.d_ff", self.d_ff, 1 << 18),
-            ("model.heads", self.heads, 1 << 10),
-            ("model.encoder_layers", self.encoder_layers, 256),
-            ("model.decoder_layers", self.decoder_layers, 256),
-            ("model.max_len", self.max_len, 1 << 16),
-        ] {
-            if value > limit {
-                return Err(ModelConfigError::TooLarge { key, limit, value });
-            }
-        }
-        Ok(())
-    }
-
     /// Builds a freshly initialised model for a vocabulary of `vocab_size` ids.
     pub fn init(&self, vocab_size: usize, device: &Device) -> Transformer {
         let d = self.d_model;
@@ -131,28 +61,6 @@ fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
         .with_bias(bias)
         .with_initializer(Initializer::XavierUniform { gain: 1.0 })
         .init(device)
-}
-
-/// Sinusoidal position encodings for positions `start..start + len`, `[len, d]` row-major:
-/// `sin(p / 10000^(2i/d))` at column `2i`, `cos(…)` at `2i + 1`.
-pub(crate) fn position_values(start: usize, len: usize, d: usize) -> Vec<f32> {
-    let mut values = Vec::with_capacity(len * d);
-    for p in start..start + len {
-        for i in 0..d / 2 {
-            let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / d as f64);
-            values.push(angle.sin() as f32);
-            values.push(angle.cos() as f32);
-        }
-    }
-    values
-}
-
-/// [`position_values`] as a tensor `[len, d]`.
-fn positions(start: usize, len: usize, d: usize, device: &Device) -> Tensor<2> {
-    Tensor::from_data(
-        TensorData::new(position_values(start, len, d), [len, d]),
-        device,
-    )
 }
 
 /// Multi-head scaled dot-product attention: `softmax(Q Kᵀ / sqrt(dh) + mask) V`.

@@ -18,12 +18,15 @@ pub mod distill;
 pub mod driver;
 pub mod error;
 pub mod evaluate;
+mod execute;
 pub mod penultimate;
 pub mod report;
 pub mod search_analysis;
 pub mod slurm;
+pub mod students;
 
-pub use driver::{StudentJob, StudentKind, Sweep, TrainJob, run_name};
+pub use driver::{Sweep, TrainJob, run_name};
 pub use error::{Result, SweepError};
 pub use evaluate::{EvalReport, TeacherForced, TeacherForcedReport, evaluate};
 pub use report::write_report;
+pub use students::{StudentJob, StudentKind};

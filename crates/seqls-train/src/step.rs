@@ -129,7 +129,6 @@ fn shard_pass(
     ShardPass { grads, outcome }
 }
 
-
 /// One update on `batch` at learning rate `lr`: forward, label-smoothed loss, backward, global-norm
 /// clipping, Adam step. `device` must be an autodiff device.
 ///

@@ -24,7 +24,9 @@ use seqls_model::Transformer;
 use seqls_run::checkpoint::{self, TrainState};
 use seqls_run::error::At;
 use seqls_run::log::append_log;
-use seqls_run::run::{RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text};
+use seqls_run::run::{
+    RunDir, average_weights, checkpoint_bytes, load_weights, weights_bytes, write_text,
+};
 use seqls_run::{ExperimentConfig, LogLine, RunLock, TrainSummary, ValidMetrics};
 use serde::Serialize;
 use std::path::PathBuf;

@@ -321,7 +321,10 @@ pub(crate) mod tests {
         assert_eq!(m.eos_ece, None);
         assert_eq!(m.erasure_top5_mass, Some(2.0));
         assert_eq!(m.beams.len(), 1);
-        assert_eq!((m.beams[0].beam, m.beams[0].bleu, m.beams[0].chrf), (4, 3.0, 4.0));
+        assert_eq!(
+            (m.beams[0].beam, m.beams[0].bleu, m.beams[0].chrf),
+            (4, 3.0, 4.0)
+        );
         assert!(m.beams[0].hypotheses_file.is_empty());
     }
 }

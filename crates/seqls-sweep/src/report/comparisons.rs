@@ -150,7 +150,12 @@ pub(crate) fn contrasts(terms: &[(f64, Vec<&EvalStats>)]) -> Result<MetricContra
         })
         .collect();
     Ok(MetricContrasts {
-        bleu: seed_contrast(&bleu, &BleuOptions::default(), BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)?,
+        bleu: seed_contrast(
+            &bleu,
+            &BleuOptions::default(),
+            BOOTSTRAP_SAMPLES,
+            BOOTSTRAP_SEED,
+        )?,
         chrf: chrf_seed_contrast(&chrf, BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED)?,
     })
 }
@@ -160,7 +165,11 @@ type ContrastTerm = (f64, usize, bool);
 
 /// Each α against the smallest α at every beam size, and the change of the gain of beam
 /// `compare_beam` over greedy, on `split`, over the seeds both have.
-pub(crate) fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Result<Vec<Comparison>> {
+pub(crate) fn comparisons(
+    sweep: &Sweep,
+    runs: &[RunResult],
+    split: &str,
+) -> Result<Vec<Comparison>> {
     let groups = by_alpha(&sweep.config.sweep.alphas, runs, split);
     let Some(((base_alpha, base), others)) = groups
         .iter()
@@ -225,7 +234,10 @@ pub(crate) fn comparisons(sweep: &Sweep, runs: &[RunResult], split: &str) -> Res
                     (*w, per_seed)
                 })
                 .collect();
-            let MetricContrasts { bleu: contrast, chrf } = contrasts(&term_refs)?;
+            let MetricContrasts {
+                bleu: contrast,
+                chrf,
+            } = contrasts(&term_refs)?;
             out.push(Comparison {
                 split: split.to_string(),
                 kind,
@@ -286,7 +298,11 @@ fn adjusted_cell(c: &Comparison) -> String {
     }
 }
 
-pub(crate) fn comparison_tables(md: &mut String, split: &str, comparisons: &[Comparison]) -> Result<()> {
+pub(crate) fn comparison_tables(
+    md: &mut String,
+    split: &str,
+    comparisons: &[Comparison],
+) -> Result<()> {
     let of_split: Vec<&Comparison> = comparisons.iter().filter(|c| c.split == split).collect();
     let Some(first) = of_split.first() else {
         return Ok(());
@@ -406,12 +422,18 @@ pub(crate) mod tests {
         let err = cached_stats(&cache, || panic!("recomputed"), chrf_of, expected + 1.0)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("eval.chrf-stats.json") && err.contains("stale"), "{err}");
+        assert!(
+            err.contains("eval.chrf-stats.json") && err.contains("stale"),
+            "{err}"
+        );
     }
 
     #[test]
     fn both_metrics_are_contrasted_over_the_same_seeds() {
-        let refs = vec![vec!["a dog runs fast".to_string(), "two men talk".to_string()]];
+        let refs = vec![vec![
+            "a dog runs fast".to_string(),
+            "two men talk".to_string(),
+        ]];
         let stats = |hyps: [&str; 2]| {
             let hyps: Vec<String> = hyps.iter().map(|s| s.to_string()).collect();
             EvalStats {
@@ -419,12 +441,18 @@ pub(crate) mod tests {
                 chrf: chrf_sentence_stats(&hyps, &refs).unwrap(),
             }
         };
-        let good = [stats(["a dog runs fast", "two men talk"]), stats(["a dog runs", "two men talk"])];
+        let good = [
+            stats(["a dog runs fast", "two men talk"]),
+            stats(["a dog runs", "two men talk"]),
+        ];
         let bad = [stats(["a dog", "men"]), stats(["dog runs", "two men"])];
         let c = contrasts(&[(1.0, good.iter().collect()), (-1.0, bad.iter().collect())]).unwrap();
         assert_eq!(c.bleu.per_seed.len(), 2);
         assert_eq!(c.chrf.per_seed.len(), 2);
         assert!(c.bleu.delta > 0.0 && c.chrf.delta > 0.0);
-        assert_eq!((c.bleu.samples, c.chrf.samples), (BOOTSTRAP_SAMPLES, BOOTSTRAP_SAMPLES));
+        assert_eq!(
+            (c.bleu.samples, c.chrf.samples),
+            (BOOTSTRAP_SAMPLES, BOOTSTRAP_SAMPLES)
+        );
     }
 }

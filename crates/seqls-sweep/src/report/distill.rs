@@ -8,7 +8,7 @@
 //! split: student BLEU against teacher α, one line per kind, the references-only student as a flat
 //! line.
 
-use crate::driver::{StudentJob, StudentKind, Sweep};
+use crate::driver::Sweep;
 use crate::error::Result;
 use crate::report::collect::{RunResult, SplitResult, read_run};
 use crate::report::comparisons::{
@@ -17,6 +17,7 @@ use crate::report::comparisons::{
 };
 use crate::report::figures::FigureDir;
 use crate::report::tables::mean_std;
+use crate::students::{StudentJob, StudentKind};
 use seqls_eval::SeedContrast;
 use seqls_plot::{LineChart, Series};
 use seqls_run::RunDir;

@@ -129,7 +129,10 @@ mod tests {
             comparison(0.3, contrast(-0.4, (-1.0, 0.2), 0.2)),
         ];
         adjust(&mut comparisons, None);
-        let p: Vec<f64> = comparisons.iter().map(|c| c.holm_p_value.unwrap()).collect();
+        let p: Vec<f64> = comparisons
+            .iter()
+            .map(|c| c.holm_p_value.unwrap())
+            .collect();
         assert_eq!(p, vec![0.003, 0.06, 0.2]);
         let text = findings(&comparisons);
         let lines: Vec<&str> = text.lines().collect();
@@ -138,8 +141,16 @@ mod tests {
             "- t: BLEU at beam 4: higher with α = 0.1 than with α = 0 (Δ = +0.80 [+0.30, +1.30], 2 seeds, \
              p = 0.0030, Holm-adjusted; chrF Δ = +0.30 [-0.10, +0.70])."
         );
-        assert!(lines[1].contains("α = 0.2 against α = 0: no detectable difference"), "{}", lines[1]);
-        assert!(lines[2].contains("no detectable difference") && lines[2].contains("is 0.70"), "{}", lines[2]);
+        assert!(
+            lines[1].contains("α = 0.2 against α = 0: no detectable difference"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains("no detectable difference") && lines[2].contains("is 0.70"),
+            "{}",
+            lines[2]
+        );
     }
 
     #[test]
@@ -157,14 +168,24 @@ mod tests {
         assert!(comparisons[1].primary && comparisons[1].holm_p_value.is_none());
         assert_eq!(comparisons[0].holm_p_value, Some(0.02));
         let text = findings(&comparisons);
-        assert!(text.lines().next().unwrap().contains("the primary contrast"), "{text}");
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .contains("the primary contrast"),
+            "{text}"
+        );
     }
 
     #[test]
     fn the_readme_block_between_the_markers_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let readme = dir.path().join("README.md");
-        std::fs::write(&readme, format!("intro\n{FINDINGS_BEGIN}\nold\n{FINDINGS_END}\nrest\n")).unwrap();
+        std::fs::write(
+            &readme,
+            format!("intro\n{FINDINGS_BEGIN}\nold\n{FINDINGS_END}\nrest\n"),
+        )
+        .unwrap();
         update_readme_findings(&readme, "- new\n").unwrap();
         assert_eq!(
             std::fs::read_to_string(&readme).unwrap(),

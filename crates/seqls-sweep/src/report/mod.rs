@@ -33,7 +33,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 use tables::{Column, columns, split_tables};
 
-
 /// What every column and comparison of the report means.
 fn definitions(md: &mut String, sweep: &Sweep) -> Result<()> {
     let grid = &sweep.config.sweep;
@@ -221,8 +220,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     };
     writeln!(md)?;
     let search = search::write_search(&mut md, &sweep, &mut figure_dir)?;
-    let distillation =
-        distill::write_distillation(&mut md, &sweep, &runs, &mut figure_dir)?;
+    let distillation = distill::write_distillation(&mut md, &sweep, &runs, &mut figure_dir)?;
     let figures = figure_dir.written;
     figure_list(&mut md, &figures)?;
     reproduce(&mut md, dir)?;

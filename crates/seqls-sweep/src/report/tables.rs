@@ -219,7 +219,15 @@ mod tests {
     fn columns_follow_the_beams_and_format_missing_values_as_a_dash() {
         let cols = columns(&[1, 4], 4);
         let headers: Vec<&str> = cols.iter().map(|c| c.header.as_str()).collect();
-        for h in ["BLEU b1", "BLEU b4", "Δ b4−b1", "chrF b4", "len b1", "len b4", "</s> ECE"] {
+        for h in [
+            "BLEU b1",
+            "BLEU b4",
+            "Δ b4−b1",
+            "chrF b4",
+            "len b1",
+            "len b4",
+            "</s> ECE",
+        ] {
             assert!(headers.contains(&h), "{h} missing from {headers:?}");
         }
         let r = run(0.1, 1, vec![split("t", 1.5)]);
@@ -233,6 +241,10 @@ mod tests {
         assert_eq!(cell("chrF b4"), "3.00");
         assert_eq!(cell("oracle gap"), "–");
         // No Δ column without greedy decoding.
-        assert!(!columns(&[4, 8], 4).iter().any(|c| c.header.starts_with('Δ')));
+        assert!(
+            !columns(&[4, 8], 4)
+                .iter()
+                .any(|c| c.header.starts_with('Δ'))
+        );
     }
 }

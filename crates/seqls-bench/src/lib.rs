@@ -1,5 +1,5 @@
 //! seqls-bench: throughput of training and beam-search decoding on the shapes of the PyTorch reference
-//! (`../shared/bench/ref_bench.py`), and a runner for that reference so both figures come from the same
+//! (`bench/ref_bench.py`), and a runner for that reference so both figures come from the same
 //! run on the same machine.
 //!
 //! Training: one step = forward, label-smoothed loss (α = 0.1), backward, global-norm clipping, Adam

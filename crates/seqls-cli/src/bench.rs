@@ -15,14 +15,29 @@ pub enum BenchCommand {
     Decode(DecodeBenchArgs),
 }
 
+impl ReferenceArgs {
+    /// The reference scripts' directory: `--reference-dir`, `./bench`, or the build checkout's.
+    fn reference_dir(&self) -> PathBuf {
+        self.reference_dir.clone().unwrap_or_else(|| {
+            let here = PathBuf::from("bench");
+            if here.join("ref_bench.py").exists() {
+                here
+            } else {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench")
+            }
+        })
+    }
+}
+
 #[derive(Args)]
 pub struct ReferenceArgs {
     /// Python with torch + transformers (+ ctranslate2, sentencepiece for decode) to time the references
     #[arg(long)]
     python: Option<PathBuf>,
-    /// Directory holding ref_bench.py and ref_ct2.py (default: the repository's bench/)
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench"))]
-    reference_dir: PathBuf,
+    /// Directory holding ref_bench.py and ref_ct2.py (default: `bench/` of the current directory, else
+    /// the `bench/` of the checkout this binary was built from)
+    #[arg(long)]
+    reference_dir: Option<PathBuf>,
     /// Timed runs per round (median reported)
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -223,7 +238,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                             r.runs,
                         );
                         let v: seqls_bench::TorchTraining =
-                            run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)?;
+                            run_reference(python, &r.reference_dir().join("ref_bench.py"), &args)?;
                         torch.values.push(v.tgt_tok_per_s);
                     }
                 }
@@ -291,11 +306,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                         r.runs,
                     );
                     let v: seqls_bench::HfDecoding =
-                        run_reference(python, &r.reference_dir.join("ref_bench.py"), &args)?;
+                        run_reference(python, &r.reference_dir().join("ref_bench.py"), &args)?;
                     hf.values.push(v.sent_per_s);
                     match run_reference::<seqls_bench::Ct2Decoding>(
                         python,
-                        &r.reference_dir.join("ref_ct2.py"),
+                        &r.reference_dir().join("ref_ct2.py"),
                         &[
                             "--config",
                             shape.name,

@@ -17,7 +17,7 @@ mod sweep;
 mod train;
 
 pub use args::DeviceArgs;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[global_allocator]
@@ -113,7 +113,12 @@ fn error_line(err: &anyhow::Error) -> String {
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
     keep_freed_memory();
-    let cli = Cli::parse_from(bleu::sacrebleu_flags(std::env::args_os()));
+    let matches = Cli::command()
+        .mut_subcommand("train", |train| {
+            train.mut_arg("resume", |resume| resume.long_help(train::resume_help()))
+        })
+        .get_matches_from(bleu::sacrebleu_flags(std::env::args_os()));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Decode(args) => decode::run(args),

@@ -57,10 +57,8 @@ pub struct TrainArgs {
     /// results depend on it, not on --threads)
     #[arg(long)]
     pub shards: Option<usize>,
-    /// Continue from the run directory's last checkpoint (an error when there is none). Settings that
-    /// change results must equal the run's config.toml; only train.max_epochs, train.max_steps,
-    /// train.log_every, train.valid_every, train.checkpoint_every, train.valid_bleu, data.data_dir,
-    /// name, [decode] and [sweep] may differ
+    /// Continue from the run directory's last checkpoint (an error when there is none); settings that
+    /// change results must equal the run's config.toml (--help lists those that may differ)
     #[arg(long, conflicts_with = "resume_or_start")]
     pub resume: bool,
     /// Continue the run directory's checkpoint when there is one, else start a new run
@@ -155,4 +153,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The long help of `--resume`, with the settings that may change on resume
+/// ([`seqls_train::SAFE_TO_CHANGE_ON_RESUME`], the one list the error message and the docs also use).
+pub fn resume_help() -> String {
+    format!(
+        "Continue from the run directory's last checkpoint (an error when there is none). Settings that \
+         change results must equal the run's config.toml; only these may differ: {}",
+        seqls_train::SAFE_TO_CHANGE_ON_RESUME.join(", ")
+    )
 }

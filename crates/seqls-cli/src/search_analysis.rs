@@ -62,7 +62,12 @@ pub fn run(args: SearchAnalysisArgs) -> anyhow::Result<()> {
     analysis.min_len_ratio = args.min_len_ratio.unwrap_or(analysis.min_len_ratio);
     analysis.control_beam = args.control_beam.unwrap_or(analysis.control_beam);
     if let Err(e) = analysis.validate() {
-        bail!("{}", e.replace("sweep.search.", "--").replace('_', "-"));
+        bail!(
+            "{}",
+            e.to_string()
+                .replace("sweep.search.", "--")
+                .replace('_', "-")
+        );
     }
     let (device, threads) = args.device.resolve()?;
     let r = analyse(&run, &split, &analysis, &device, threads)?;

@@ -5,7 +5,7 @@
 //! Layout: `SEQLSCK1` magic, then three length-prefixed (u64 little-endian) sections: state JSON, model
 //! bytes, optimiser bytes.
 
-use crate::error::At;
+use crate::error::{At, RunError};
 use crate::results::ValidMetrics;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -57,14 +57,12 @@ pub fn save(
 /// Reads a checkpoint: `(state, model bytes, optimiser bytes)`.
 pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error::RunError> {
     let bytes = std::fs::read(path).at(path.display())?;
-    let bad = |why: &str| {
-        format!(
-            "{}: not a seqls checkpoint ({why}); it is rewritten atomically, so this file was damaged or replaced after it was written",
-            path.display()
-        )
+    let bad = |problem: &str| RunError::BadCheckpoint {
+        path: path.to_path_buf(),
+        problem: problem.to_string(),
     };
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(bad("wrong magic").into());
+        return Err(bad("wrong magic"));
     }
     let mut at = 8;
     let mut sections = Vec::new();
@@ -82,7 +80,7 @@ pub fn load(path: &Path) -> Result<(TrainState, Vec<u8>, Vec<u8>), crate::error:
     let (Some(optimizer), Some(model), Some(header)) =
         (sections.pop(), sections.pop(), sections.pop())
     else {
-        return Err(bad("truncated").into());
+        return Err(bad("truncated"));
     };
     let state = serde_json::from_slice(&header).map_err(|e| bad(&e.to_string()))?;
     Ok((state, model, optimizer))

@@ -2,7 +2,7 @@
 //! sections. Command-line flags override keys; the effective config is written next to every output.
 
 use crate::duration::WallClock;
-use crate::error::At;
+use crate::error::{At, ConfigError};
 use seqls_data::DataConfig;
 use seqls_decode::{LengthPenalty, SearchConfig};
 use seqls_model::{ModelConfig, Normalize, Smoothing, SmoothingVariant};
@@ -265,29 +265,44 @@ impl Default for SearchAnalysisConfig {
 
 impl SearchAnalysisConfig {
     /// Checks the options; the error names the key.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
         if self.beams.is_empty() || self.beams.contains(&0) {
-            return Err("sweep.search.beams must be non-empty beam sizes ≥ 1".into());
+            return Err(ConfigError::out_of_range(
+                "sweep.search.beams",
+                "non-empty beam sizes ≥ 1",
+                format!("{:?}", self.beams),
+            ));
         }
         if self.rankings.is_empty() {
-            return Err("sweep.search.rankings must not be empty".into());
+            return Err(ConfigError::out_of_range(
+                "sweep.search.rankings",
+                "non-empty",
+                "[]",
+            ));
         }
         for r in &self.rankings {
             if let LengthPenalty::Power(a) | LengthPenalty::Gnmt(a) = r
                 && !a.is_finite()
             {
-                return Err(format!(
-                    "sweep.search.rankings: {a} is not a finite exponent"
+                return Err(ConfigError::out_of_range(
+                    "sweep.search.rankings",
+                    "finite exponents",
+                    a,
                 ));
             }
         }
         if self.max_expansions == 0 {
-            return Err("sweep.search.max_expansions must be at least 1".into());
+            return Err(ConfigError::out_of_range(
+                "sweep.search.max_expansions",
+                "at least 1",
+                0,
+            ));
         }
         if !(self.min_len_ratio >= 0.0 && self.min_len_ratio.is_finite()) {
-            return Err(format!(
-                "sweep.search.min_len_ratio must be a finite number ≥ 0, got {}",
-                self.min_len_ratio
+            return Err(ConfigError::out_of_range(
+                "sweep.search.min_len_ratio",
+                "a finite number ≥ 0",
+                self.min_len_ratio,
             ));
         }
         Ok(())
@@ -389,54 +404,68 @@ impl ExperimentConfig {
         self.decode.validate()?;
         let t = &self.train;
         if !(0.0..1.0).contains(&t.alpha) {
-            return Err(format!("train.alpha must be in [0, 1), got {}", t.alpha).into());
+            return Err(ConfigError::out_of_range("train.alpha", "in [0, 1)", t.alpha).into());
         }
         if !(t.kd_temperature > 0.0 && t.kd_temperature <= 1e3) {
-            return Err(format!(
-                "train.kd_temperature must be positive (and at most 1000), got {}",
-                t.kd_temperature
+            return Err(ConfigError::out_of_range(
+                "train.kd_temperature",
+                "positive (and at most 1000)",
+                t.kd_temperature,
             )
             .into());
         }
         if !(0.0..=1.0).contains(&t.kd_weight) {
-            return Err(format!("train.kd_weight must be in [0, 1], got {}", t.kd_weight).into());
+            return Err(
+                ConfigError::out_of_range("train.kd_weight", "in [0, 1]", t.kd_weight).into(),
+            );
         }
         if !(t.lr > 0.0 && t.lr < 1e3) {
-            return Err(format!("train.lr must be positive (and below 1000), got {}", t.lr).into());
+            return Err(
+                ConfigError::out_of_range("train.lr", "positive (and below 1000)", t.lr).into(),
+            );
         }
         if t.max_epochs == 0 {
-            return Err("train.max_epochs must be positive".into());
+            return Err(ConfigError::out_of_range("train.max_epochs", "positive", 0).into());
         }
         if !(1..=256).contains(&t.shards) {
-            return Err(format!("train.shards must be between 1 and 256, got {}", t.shards).into());
+            return Err(
+                ConfigError::out_of_range("train.shards", "between 1 and 256", t.shards).into(),
+            );
         }
         let (b1, b2) = t.adam_betas;
         if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
-            return Err(format!("train.adam_betas must be in [0, 1), got ({b1}, {b2})").into());
+            return Err(ConfigError::out_of_range(
+                "train.adam_betas",
+                "in [0, 1)",
+                format!("({b1}, {b2})"),
+            )
+            .into());
         }
         if !(t.adam_epsilon > 0.0 && t.adam_epsilon.is_finite()) {
-            return Err(format!(
-                "train.adam_epsilon must be positive, got {}",
-                t.adam_epsilon
+            return Err(ConfigError::out_of_range(
+                "train.adam_epsilon",
+                "positive",
+                t.adam_epsilon,
             )
             .into());
         }
         if t.schedule == Schedule::LinearDecay && t.max_steps <= t.warmup_steps {
-            return Err(format!(
-                "train.schedule = \"linear-decay\" decays to 0 at train.max_steps, which must exceed train.warmup_steps ({}), got {}",
-                t.warmup_steps, t.max_steps
-            ).into());
+            return Err(ConfigError::DecayNeedsSteps {
+                warmup_steps: t.warmup_steps,
+                max_steps: t.max_steps,
+            }
+            .into());
         }
         if t.average_last > t.keep_last {
-            return Err(format!(
-                "train.average_last ({}) needs train.keep_last at least as large (got {})",
-                t.average_last, t.keep_last
-            )
+            return Err(ConfigError::AverageMoreThanKept {
+                average_last: t.average_last,
+                keep_last: t.keep_last,
+            }
             .into());
         }
         if !(t.clip_norm >= 0.0 && t.clip_norm.is_finite()) {
             return Err(
-                format!("train.clip_norm must be ≥ 0 (0 = off), got {}", t.clip_norm).into(),
+                ConfigError::out_of_range("train.clip_norm", "≥ 0 (0 = off)", t.clip_norm).into(),
             );
         }
         if let Some(search) = &self.sweep.search {
@@ -444,19 +473,14 @@ impl ExperimentConfig {
         }
         for a in &self.sweep.alpha_seeds {
             if !self.sweep.alphas.contains(&a.alpha) || a.seeds.is_empty() {
-                return Err(format!(
-                    "sweep.alpha_seeds: α = {} must be one of sweep.alphas and have at least one seed",
-                    a.alpha
-                )
-                .into());
+                return Err(ConfigError::AlphaSeeds(a.alpha).into());
             }
         }
         if self.data.max_len + 2 > self.model.max_len {
-            return Err(format!(
-                "model.max_len ({}) must be at least data.max_len + 2 ({})",
-                self.model.max_len,
-                self.data.max_len + 2
-            )
+            return Err(ConfigError::MaxLen {
+                model: self.model.max_len,
+                needed: self.data.max_len + 2,
+            }
             .into());
         }
         Ok(())

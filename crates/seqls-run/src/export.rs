@@ -11,7 +11,7 @@
 //! `config.json` says. The sinusoidal positions are computed, not stored; the embeddings are scaled by
 //! `sqrt(d_model)` in the forward pass.
 
-use crate::error::At;
+use crate::error::{At, RunError};
 use crate::run::{RunDir, weights_bytes};
 use burn::tensor::{Bytes, Device};
 use safetensors::tensor::{Dtype, TensorView};
@@ -105,10 +105,17 @@ pub fn export_safetensors(
     for t in tensors {
         let (name, dtype, shape, _, data) = t.into_parts().at("reading the weights")?;
         if dtype != burn::tensor::DType::F32 {
-            return Err(format!("{name}: expected float32 weights, found {dtype:?}").into());
+            return Err(RunError::Export {
+                name,
+                problem: format!("expected float32 weights, found {dtype:?}"),
+            });
         }
-        let (torch, linear) = pytorch_name(&name)
-            .ok_or_else(|| format!("{name}: no PyTorch name for this parameter"))?;
+        let Some((torch, linear)) = pytorch_name(&name) else {
+            return Err(RunError::Export {
+                name,
+                problem: "no PyTorch name for this parameter".into(),
+            });
+        };
         let dims: Vec<usize> = shape.to_vec();
         let (dims, data) = match (linear, dims.as_slice()) {
             (true, [rows, cols]) => (vec![*cols, *rows], transpose(&data, *rows, *cols)),
@@ -122,7 +129,10 @@ pub fn export_safetensors(
         .map(|(n, dims, data)| {
             TensorView::new(Dtype::F32, dims.clone(), data)
                 .map(|v| (n.clone(), v))
-                .map_err(|e| format!("{n}: {e}"))
+                .map_err(|e| RunError::Export {
+                    name: n.clone(),
+                    problem: e.to_string(),
+                })
         })
         .collect::<Result<_, _>>()?;
     let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);

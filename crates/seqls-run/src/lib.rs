@@ -17,7 +17,7 @@ pub use config::{
     SlurmConfig, SweepConfig, TrainConfig,
 };
 pub use duration::WallClock;
-pub use error::RunError;
+pub use error::{ConfigError, RunError};
 pub use lock::{LockError, RunLock};
 pub use log::{LogLine, read_log};
 pub use results::{TrainSummary, ValidMetrics};

@@ -2,7 +2,7 @@
 //! training goes, cut back to a checkpoint on resume, and read back typed.
 
 use crate::checkpoint::TrainState;
-use crate::error::At;
+use crate::error::{At, RunError};
 use crate::results::ValidMetrics;
 use serde::Serialize;
 use std::io::Write;
@@ -37,7 +37,11 @@ pub fn read_log(path: &Path) -> Result<Vec<LogLine>, crate::error::RunError> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1).into())
+            serde_json::from_str(l).map_err(|source| RunError::LogLine {
+                path: path.to_path_buf(),
+                line: i + 1,
+                source,
+            })
         })
         .collect()
 }

@@ -14,7 +14,7 @@
 //! ```
 
 use crate::config::ExperimentConfig;
-use crate::error::At;
+use crate::error::{At, RunError};
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
@@ -106,7 +106,7 @@ impl RunDir {
         weights: Option<&Path>,
     ) -> Result<(ExperimentConfig, SubwordTokenizer, Transformer), crate::error::RunError> {
         if !self.root.is_dir() {
-            return Err(format!("{}: no such run directory", self.root.display()).into());
+            return Err(RunError::NoRunDir(self.root.clone()));
         }
         let config = ExperimentConfig::load(&self.config())?;
         let tokenizer = SubwordTokenizer::load(&self.tokenizer())?;
@@ -126,11 +126,7 @@ impl RunDir {
             let bytes = crate::checkpoint::load(&path)?.1;
             (bytes, format!("{} (model section)", path.display()))
         } else {
-            return Err(format!(
-                "{}: no trained model (run `seqls train` first)",
-                self.root.display()
-            )
-            .into());
+            return Err(RunError::NoModel(self.root.clone()));
         };
         let model = load_weights(model, bytes, &origin)?;
         Ok((config, tokenizer, model.valid()))
@@ -249,7 +245,7 @@ fn write_pack(
 /// float32 tensors are summed in float64 and divided by the number of files.
 pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::RunError> {
     let Some(first) = files.first() else {
-        return Err("no kept weights to average (train with train.keep_last > 0)".into());
+        return Err(RunError::NothingToAverage);
     };
     let read = |path: &PathBuf| -> Result<burn_pack::Reader, crate::error::RunError> {
         let bytes = std::fs::read(path).at(path.display())?;
@@ -262,7 +258,10 @@ pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::RunEr
     let f32_of =
         |t: &burn_pack::Tensor, path: &PathBuf| -> Result<Vec<f32>, crate::error::RunError> {
             if t.dtype != burn_pack::DType::F32 {
-                return Err(format!("{}: {} is not float32", path.display(), t.name).into());
+                return Err(RunError::NotFloat32 {
+                    file: path.clone(),
+                    tensor: t.name.clone(),
+                });
             }
             let bytes = t.to_bytes().at(path.display())?;
             Ok(bytes
@@ -279,14 +278,11 @@ pub fn average_weights(files: &[PathBuf]) -> Result<Vec<u8>, crate::error::RunEr
             let t = tensors
                 .iter()
                 .find(|t| t.name == base_t.name && t.shape == base_t.shape)
-                .ok_or_else(|| {
-                    format!(
-                        "{}: has no tensor {} of shape {:?}: not the same model as {}",
-                        path.display(),
-                        base_t.name,
-                        base_t.shape.to_vec(),
-                        first.display()
-                    )
+                .ok_or_else(|| RunError::NotSameModel {
+                    file: path.clone(),
+                    tensor: base_t.name.clone(),
+                    shape: base_t.shape.to_vec(),
+                    first: first.clone(),
                 })?;
             for (s, v) in sum.iter_mut().zip(f32_of(t, path)?) {
                 *s += f64::from(v);
@@ -338,18 +334,24 @@ pub fn load_weights(
     origin: &str,
 ) -> Result<Transformer, crate::error::RunError> {
     let Some(found) = tensor_shapes(bytes.clone()) else {
-        return Err(
-            format!("{origin}: not a model weights file (empty, truncated or corrupt)").into(),
-        );
+        return Err(RunError::NotWeights {
+            origin: origin.to_string(),
+            problem: "empty, truncated or corrupt".into(),
+        });
     };
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("{origin}: not a model weights file ({e})"))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
+        RunError::NotWeights {
+            origin: origin.to_string(),
+            problem: e.to_string(),
+        }
+    })?;
     // Only a failed load pays for the diagnosis (serialising a fresh model for its shapes).
     let fresh = model.clone();
     model.try_load_record(record).map_err(|e| {
-        mismatch(&fresh, &found, origin)
-            .unwrap_or_else(|| format!("{origin}: the weights do not fit the model: {e}"))
-            .into()
+        RunError::WeightsMismatch(
+            mismatch(&fresh, &found, origin)
+                .unwrap_or_else(|| format!("{origin}: the weights do not fit the model: {e}")),
+        )
     })
 }
 

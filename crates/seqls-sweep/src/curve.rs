@@ -1,8 +1,9 @@
 //! Time to BLEU: the test BLEU of the weights a run kept (`train.keep_last`) against the wall-clock
 //! time at which training wrote them, read from the run's own `log.jsonl`; plus the averaged weights.
 
-use crate::error::{At, Result, fail};
+use crate::error::{Result, SweepError};
 use crate::evaluate::decode_split;
+use seqls_run::error::At;
 
 use seqls_decode::SearchConfig;
 use seqls_plot::{LineChart, Series};
@@ -73,10 +74,7 @@ pub fn time_to_bleu(
     let log = valid_lines(run)?;
     let mut weights: Vec<(usize, std::path::PathBuf)> = run.kept();
     if weights.is_empty() {
-        fail!(
-            "{}: no kept weights (update-<N>.bpk): train with train.keep_last > 0",
-            run.root.display()
-        );
+        return Err(SweepError::NoKeptWeights(run.root.clone()));
     }
     let last_update = weights.last().map_or(0, |w| w.0);
     if run.average_model().exists() {
@@ -88,17 +86,14 @@ pub fn time_to_bleu(
     let mut points = vec![];
     for (update, path) in weights {
         let Some(line) = log.iter().rev().find(|l| l.step == update) else {
-            fail!(
-                "{}: no validation at update {update} in {}",
-                path.display(),
-                run.log().display()
-            );
+            return Err(SweepError::NoValidationAt {
+                weights: path.clone(),
+                update,
+                log: run.log(),
+            });
         };
         let Some(wall) = line.wall_seconds else {
-            fail!(
-                "{}: the log has no wall-clock times (written by an older seqls)",
-                run.log().display()
-            );
+            return Err(SweepError::NoWallClock(run.log()));
         };
         let (_, _, model) = run.load_model_with(device, Some(&path))?;
         let bleu = decode_split(&model, &tokenizer, &text, search, device, threads)?.bleu;

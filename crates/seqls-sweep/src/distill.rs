@@ -8,7 +8,8 @@
 //! search and the counts. A finished directory is reused as it is; one started with another teacher
 //! or search is refused.
 
-use crate::error::{At, Result, fail};
+use crate::error::{Result, SweepError};
+use seqls_run::error::At;
 
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
@@ -64,12 +65,11 @@ pub fn distill_data(
         if (&saved.teacher, &saved.search, saved.sentences)
             != (&record.teacher, &record.search, record.sentences)
         {
-            fail!(
-                "{} holds the translations of another teacher or search ({} with {}): choose another --out",
-                out.display(),
-                saved.teacher.display(),
-                serde_json::to_string(&saved.search)?
-            );
+            return Err(SweepError::OtherTeacher {
+                out: out.to_path_buf(),
+                teacher: saved.teacher.clone(),
+                search: serde_json::to_string(&saved.search)?,
+            });
         }
         if saved.finished {
             progress(total, total);

@@ -7,9 +7,10 @@
 //! training resumes from its checkpoint. [`Sweep::plan`] prints the same jobs as shell commands, one
 //! training followed by its evaluations per line group, so that they can be run anywhere.
 
-use crate::error::{At, Result, SweepError, fail};
+use crate::error::{Result, SweepError};
 use crate::evaluate::evaluate;
 use crate::search_analysis::search_file;
+use seqls_run::error::At;
 
 use burn::tensor::Device;
 use seqls_run::{ExperimentConfig, RunDir};
@@ -72,46 +73,46 @@ impl Sweep {
         config.validate()?;
         let grid = &config.sweep;
         if grid.alphas.is_empty() || grid.seeds.is_empty() || grid.beams.is_empty() {
-            fail!("the sweep needs at least one α, one seed and one beam size");
+            return Err(SweepError::EmptyGrid);
         }
         if grid.test_splits.is_empty() {
-            fail!("sweep.test_splits is empty: name at least one split to evaluate on");
+            return Err(SweepError::NoTestSplits);
         }
         for seed in grid.all_seeds() {
             for &alpha in &grid.alphas {
-                job_config(&config, alpha, seed).validate().map_err(|e| {
-                    SweepError::Message(format!("sweep job α = {alpha}, seed {seed}: {e}"))
-                })?;
+                job_config(&config, alpha, seed)
+                    .validate()
+                    .map_err(|source| SweepError::JobConfig {
+                        alpha,
+                        seed,
+                        source,
+                    })?;
             }
         }
         for &beam in &grid.beams {
             search_at(&config, beam)
                 .validate()
-                .map_err(|e| SweepError::Message(format!("sweep beam {beam}: {e}")))?;
+                .map_err(|source| SweepError::BeamConfig { beam, source })?;
         }
         if !grid.beams.contains(&grid.compare_beam) {
-            fail!(
-                "sweep.compare_beam = {} is not one of the sweep's beams {:?} (set sweep.compare_beam or --compare-beam)",
-                grid.compare_beam,
-                grid.beams
-            );
+            return Err(SweepError::CompareBeam {
+                compare_beam: grid.compare_beam,
+                beams: grid.beams.clone(),
+            });
         }
         let d = &config.distill;
         for kind in &d.kinds {
             if kind != "word" && kind != "seq" {
-                fail!("distill.kinds: unknown kind {kind:?} (use \"word\" and/or \"seq\")");
+                return Err(SweepError::DistillKind(kind.clone()));
             }
         }
         if d.kinds.iter().any(|k| k == "word")
             && (d.temperatures.is_empty() || d.weights.is_empty())
         {
-            fail!("distill: word-level distillation needs at least one temperature and one weight");
+            return Err(SweepError::DistillWordGrid);
         }
         if !(0.0..1.0).contains(&d.student_alpha) {
-            fail!(
-                "distill.student_alpha must be in [0, 1), got {}",
-                d.student_alpha
-            );
+            return Err(SweepError::StudentAlpha(d.student_alpha));
         }
         let mut test_splits = Vec::new();
         for split in &grid.test_splits {
@@ -130,9 +131,13 @@ impl Sweep {
             test_splits,
         };
         for student in sweep.students() {
-            student.config.validate().map_err(|e| {
-                SweepError::Message(format!("distillation student {}: {e}", student.name))
-            })?;
+            student
+                .config
+                .validate()
+                .map_err(|source| SweepError::StudentConfig {
+                    student: student.name.clone(),
+                    source,
+                })?;
         }
         Ok(sweep)
     }

@@ -19,7 +19,8 @@
 //! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json` (recomputed when the run's weights
 //! are newer than that file).
 
-use crate::error::{At, Result, fail};
+use crate::error::{Result, SweepError};
+use seqls_run::error::At;
 
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
@@ -329,7 +330,7 @@ pub fn evaluate(
     let split = &config.data.resolve_split(split)?;
     let text: ParallelText = config.data.load_split(split)?;
     if text.pairs.is_empty() {
-        fail!("split {split} is empty");
+        return Err(SweepError::EmptySplit(split.clone()));
     }
     let Decoded {
         encoded,
@@ -447,6 +448,6 @@ impl EvalReport {
     /// the file.
     pub fn read(path: &Path) -> Result<EvalReport> {
         let text = std::fs::read_to_string(path).at(path.display())?;
-        serde_json::from_str(&text).at(path.display())
+        Ok(serde_json::from_str(&text).at(path.display())?)
     }
 }

@@ -26,7 +26,7 @@
 //! (the best BLEU over [`tuning_grid`]) applied to the test split, and decoding at the temperature
 //! T* that minimises validation NLL (Müller et al.'s temperature-scaling comparison).
 
-use crate::error::{Result, fail};
+use crate::error::{Result, SweepError};
 use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_data::{Batch, Example, ParallelText, SubwordTokenizer};
@@ -146,9 +146,9 @@ pub struct SearchReport {
 impl SearchReport {
     /// Reads `search-<split>.json`; a missing or malformed field is an error naming the file.
     pub fn read(path: &Path) -> Result<SearchReport> {
-        use crate::error::At;
+        use seqls_run::error::At;
         let text = std::fs::read_to_string(path).at(path.display())?;
-        serde_json::from_str(&text).at(path.display())
+        Ok(serde_json::from_str(&text).at(path.display())?)
     }
 }
 
@@ -236,14 +236,12 @@ pub fn analyse(
     device: &Device,
     threads: usize,
 ) -> Result<SearchReport> {
-    if let Err(e) = analysis.validate() {
-        fail!("{e}");
-    }
+    analysis.validate()?;
     let (config, tokenizer, model) = run.load_model(device)?;
     let split = config.data.resolve_split(split)?;
     let text: ParallelText = config.data.load_split(&split)?;
     if text.pairs.is_empty() {
-        fail!("split {split} is empty");
+        return Err(SweepError::EmptySplit(split.clone()));
     }
     let search = SearchConfig {
         nbest: 1,

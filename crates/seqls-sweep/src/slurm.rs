@@ -12,7 +12,8 @@
 //! every submission, read by [`status`]).
 
 use crate::driver::{Sweep, TrainJob};
-use crate::error::{At, Result, fail};
+use crate::error::{Result, SweepError};
+use seqls_run::error::At;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -180,7 +181,11 @@ pub fn write_scripts(
     let mut cases = Vec::new();
     for &t in tasks {
         let Some(job) = jobs.get(t) else {
-            fail!("array task {t}: the sweep has {} jobs", jobs.len());
+            return Err(SweepError::NoSuchTask {
+                array: "array",
+                task: t,
+                jobs: jobs.len(),
+            });
         };
         let comment = format!("α = {}, seed {}", job.alpha, job.seed);
         cases.push((t, comment, absolute.job_commands(job)));
@@ -203,10 +208,11 @@ pub fn write_scripts(
         let mut cases = Vec::new();
         for &t in student_tasks {
             let Some(job) = students.get(t) else {
-                fail!(
-                    "student task {t}: the sweep has {} students",
-                    students.len()
-                );
+                return Err(SweepError::NoSuchTask {
+                    array: "student",
+                    task: t,
+                    jobs: students.len(),
+                });
             };
             cases.push((t, job.name.clone(), absolute.student_commands(job)));
         }
@@ -297,11 +303,10 @@ fn run_sbatch(args: &[&str]) -> Result<String> {
         .output()
         .at("running sbatch (is Slurm installed and on the PATH?)")?;
     if !out.status.success() {
-        fail!(
-            "sbatch {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return Err(SweepError::Sbatch {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     let text = String::from_utf8_lossy(&out.stdout);
     // `--parsable` prints `jobid` or `jobid;cluster`.
@@ -317,7 +322,7 @@ fn run_sbatch(args: &[&str]) -> Result<String> {
 /// depends on both; records them in `submitted.json`.
 pub fn submit(sweep: &Sweep, scripts: &Scripts) -> Result<Submission> {
     if scripts.tasks.is_empty() && scripts.students.is_none() {
-        fail!("no unfinished jobs to submit");
+        return Err(SweepError::NothingToSubmit);
     }
     let array_job = if scripts.tasks.is_empty() {
         String::new()

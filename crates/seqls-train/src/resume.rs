@@ -1,6 +1,7 @@
 //! Resuming a run: whether `train` continues a checkpoint, which settings may differ from the saved
 //! config, and the checkpoint itself.
 
+use crate::error::TrainError;
 use seqls_run::ExperimentConfig;
 use seqls_run::checkpoint::{self, TrainState};
 use seqls_run::log::truncate_log;
@@ -90,23 +91,11 @@ pub fn changed_settings(saved: &ExperimentConfig, new: &ExperimentConfig) -> Vec
 /// Whether `train` continues the run's checkpoint, as `start` asks and the directory allows.
 pub(crate) fn resuming(run: &RunDir, start: Start) -> Result<bool, crate::error::TrainError> {
     if run.root.exists() && !run.root.is_dir() {
-        return Err(format!(
-            "{}: is a file, not a run directory: choose another --run-dir",
-            run.root.display()
-        )
-        .into());
+        return Err(TrainError::NotADirectory(run.root.clone()));
     }
     match (start, run.checkpoint().exists()) {
-        (Start::Fresh, true) => Err(format!(
-            "{} already holds a checkpoint: pass --resume to continue it, or choose another --run-dir",
-            run.root.display()
-        )
-        .into()),
-        (Start::Resume, false) => Err(format!(
-            "{}: no checkpoint to resume (use --resume-or-start to start a new run when there is none)",
-            run.checkpoint().display()
-        )
-        .into()),
+        (Start::Fresh, true) => Err(TrainError::CheckpointExists(run.root.clone())),
+        (Start::Resume, false) => Err(TrainError::NoCheckpoint(run.checkpoint())),
         (_, has) => Ok(has),
     }
 }
@@ -120,13 +109,11 @@ pub(crate) fn saved_checkpoint(
     let saved = ExperimentConfig::load(&run.config())?;
     let changed = changed_settings(&saved, config);
     if !changed.is_empty() {
-        return Err(format!(
-            "{}: these settings differ from the run being resumed and would change its results:\n  {}\n(only {} may change on resume; train into a new --run-dir instead)",
-            run.config().display(),
-            changed.join("\n  "),
-            SAFE_TO_CHANGE_ON_RESUME.join(", ")
-        )
-        .into());
+        return Err(TrainError::ChangedSettings {
+            config: run.config(),
+            changed,
+            allowed: SAFE_TO_CHANGE_ON_RESUME,
+        });
     }
     let checkpoint = checkpoint::load(&run.checkpoint())?;
     truncate_log(&run.log(), &checkpoint.0)?;

@@ -1,5 +1,6 @@
 //! The corpus of a run, read and encoded with the run's tokenizer.
 
+use crate::error::TrainError;
 use seqls_data::corpus::encode_pairs;
 use seqls_data::{SubwordTokenizer, train_tokenizer};
 use seqls_run::ExperimentConfig;
@@ -39,10 +40,10 @@ impl RunData {
             Some(config.model.max_len - 2),
         )?;
         if train.examples.is_empty() {
-            return Err("the training split has no usable pairs".into());
+            return Err(TrainError::EmptySplit("training"));
         }
         if valid.examples.is_empty() {
-            return Err("the validation split has no usable pairs".into());
+            return Err(TrainError::EmptySplit("validation"));
         }
         Ok(RunData {
             tokenizer,

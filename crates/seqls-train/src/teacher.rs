@@ -1,5 +1,6 @@
 //! The frozen teacher of word-level distillation (`train.teacher`).
 
+use crate::error::TrainError;
 use burn::tensor::Device;
 use seqls_data::SubwordTokenizer;
 use seqls_model::Transformer;
@@ -28,22 +29,20 @@ impl Teacher {
         let run = RunDir::new(dir);
         if !run.best_model().exists() && !run.average_model().exists() && !run.checkpoint().exists()
         {
-            return Err(format!(
-                "train.teacher {}: no trained model there (model-best.bpk, model-average.bpk or checkpoint.bin)",
-                dir.display()
-            ).into());
+            return Err(TrainError::NoTeacher(dir.clone()));
         }
-        let (_, tokenizer, model) = run
-            .load_model(&device.clone().inner())
-            .map_err(|e| format!("train.teacher {}: {e}", dir.display()))?;
+        let (_, tokenizer, model) =
+            run.load_model(&device.clone().inner())
+                .map_err(|source| TrainError::TeacherLoad {
+                    dir: dir.clone(),
+                    source,
+                })?;
         if tokenizer.vocab_size() != config.data.vocab_size {
-            return Err(format!(
-                "train.teacher {}: its tokenizer has {} ids but the student's data.vocab_size is {}: a student uses its teacher's tokenizer, so set data.vocab_size = {}",
-                dir.display(),
-                tokenizer.vocab_size(),
-                config.data.vocab_size,
-                tokenizer.vocab_size()
-            ).into());
+            return Err(TrainError::TeacherVocab {
+                dir: dir.clone(),
+                teacher: tokenizer.vocab_size(),
+                student: config.data.vocab_size,
+            });
         }
         Ok(Some((
             Teacher {

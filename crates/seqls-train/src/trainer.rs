@@ -8,6 +8,7 @@
 //! `(seed, update, shard)` and the batch order of an epoch of `(seed, epoch)`, so a run resumed from a
 //! checkpoint ends bit-identical to an uninterrupted one on the CPU, whatever `--threads`.
 
+use crate::error::TrainError;
 use crate::resume::{Start, resuming, saved_checkpoint};
 use crate::run_data::RunData;
 use crate::schedule::learning_rate;
@@ -93,11 +94,7 @@ pub fn train(
     std::fs::create_dir_all(&run.root).at(run.root.display())?;
     let _lock = RunLock::acquire(&run.root)?;
     if run.checkpoint().exists() != resuming {
-        return Err(format!(
-            "{}: another process changed the run directory while this one started",
-            run.root.display()
-        )
-        .into());
+        return Err(TrainError::StartRace(run.root.clone()));
     }
     let stale = seqls_data::read::remove_stale_temporaries(&run.root, None);
     if stale > 0 {
@@ -369,12 +366,11 @@ impl<'a> Trainer<'a> {
         } = outcome;
         if !loss_sum.is_finite() {
             bar.abandon();
-            return Err(format!(
-                "non-finite loss ({loss_sum}) at update {}: training stopped; the last good checkpoint is {}",
-                self.state.step + 1,
-                self.run.checkpoint().display()
-            )
-            .into());
+            return Err(TrainError::NonFiniteLoss {
+                loss: loss_sum,
+                update: self.state.step + 1,
+                checkpoint: self.run.checkpoint(),
+            });
         }
         let state = &mut self.state;
         state.step += 1;

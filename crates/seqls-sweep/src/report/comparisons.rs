@@ -3,7 +3,7 @@
 //! from per-sentence statistics cached next to each evaluation.
 
 use crate::driver::Sweep;
-use crate::error::{At, Result, fail};
+use crate::error::{Result, SweepError};
 use crate::evaluate::{bleu_stats_file, chrf_stats_file};
 use crate::report::collect::{RunResult, SplitResult};
 use crate::report::tables::by_alpha;
@@ -12,6 +12,7 @@ use seqls_eval::{
     chrf_seed_contrast, chrf_sentence_stats, seed_contrast, sentence_stats,
 };
 use seqls_run::RunDir;
+use seqls_run::error::At;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -68,11 +69,11 @@ fn cached_stats<S: Serialize + serde::de::DeserializeOwned>(
     let all: Vec<usize> = (0..stats.len()).collect();
     let got = score(&stats, &all);
     if (got - expected).abs() > 1e-6 {
-        fail!(
-            "{}: these statistics give {got:.4}, but the evaluation reports {expected:.4} (stale; delete the file \
-             to recompute it)",
-            cache.display()
-        );
+        return Err(SweepError::StaleStatistics {
+            file: cache.to_path_buf(),
+            got,
+            expected,
+        });
     }
     Ok(stats)
 }
@@ -106,7 +107,7 @@ pub(crate) fn sentence_stats_of(
             &bleu_stats_file(&eval),
             || {
                 let (hyps, refs) = texts()?;
-                sentence_stats(&hyps, &refs, &options).at(hyp_path.display())
+                Ok(sentence_stats(&hyps, &refs, &options).at(hyp_path.display())?)
             },
             // Cannot fail: the default options are valid.
             |all, idx| bleu_from_stats(all, idx, &options).expect("default BLEU options"),
@@ -116,7 +117,7 @@ pub(crate) fn sentence_stats_of(
             &chrf_stats_file(&eval),
             || {
                 let (hyps, refs) = texts()?;
-                chrf_sentence_stats(&hyps, &refs).at(hyp_path.display())
+                Ok(chrf_sentence_stats(&hyps, &refs).at(hyp_path.display())?)
             },
             chrf_of,
             b.chrf,

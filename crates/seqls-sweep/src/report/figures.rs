@@ -2,7 +2,7 @@
 //! validation per epoch, reliability diagrams pooled over seeds, and the penultimate-layer picture.
 
 use crate::driver::Sweep;
-use crate::error::{At, Result, SweepError};
+use crate::error::Result;
 use crate::penultimate;
 use crate::report::collect::{EpochResult, RunResult, SplitResult};
 use crate::report::tables::{by_alpha, mean_std};
@@ -10,6 +10,7 @@ use burn::tensor::Device;
 use seqls_data::corpus::encode_pairs;
 use seqls_eval::calibration::{Calibration, pool};
 use seqls_plot::{Figure, LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
+use seqls_run::error::At;
 
 /// The figures directory of a report and what has been written into it.
 pub(crate) struct FigureDir {
@@ -323,12 +324,7 @@ fn penultimate(
             let text = std::fs::read_to_string(&cache).at(cache.display())?;
             Some(serde_json::from_str(&text).at(cache.display())?)
         }
-        Err(e) => {
-            return Err(SweepError::At {
-                context: "penultimate-layer picture".into(),
-                source: Box::new(e),
-            });
-        }
+        Err(e) => return Err(e).at("penultimate-layer picture").map_err(Into::into),
     };
     if let Some(figure) = scatter {
         figures.save("penultimate", "Penultimate-layer picture", &figure)?;

@@ -2,7 +2,7 @@
 //! for the others, and the Findings generated from them, which a study's README quotes verbatim
 //! between markers.
 
-use crate::error::{Result, fail};
+use crate::error::{Result, SweepError};
 use crate::report::comparisons::Comparison;
 use std::path::Path;
 
@@ -97,10 +97,7 @@ pub(crate) fn update_readme_findings(readme: &Path, findings: &str) -> Result<()
         return Ok(());
     };
     if end < begin {
-        fail!(
-            "{}: {FINDINGS_END} comes before {FINDINGS_BEGIN}",
-            readme.display()
-        );
+        return Err(SweepError::FindingsMarkers(readme.to_path_buf()));
     }
     let updated = format!(
         "{}{FINDINGS_BEGIN}\n{findings}{}",

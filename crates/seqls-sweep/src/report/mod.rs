@@ -24,7 +24,7 @@ pub use comparisons::{Comparison, MetricContrasts};
 pub use distill::StudentComparison;
 
 use crate::driver::Sweep;
-use crate::error::{Result, fail};
+use crate::error::{Result, SweepError};
 use burn::tensor::Device;
 use collect::MEAN_OVER_SPLITS;
 use comparisons::{BOOTSTRAP_SAMPLES, comparison_tables, comparisons};
@@ -136,7 +136,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     let sweep = Sweep::open(dir)?;
     let runs = collect(&sweep)?;
     if runs.is_empty() {
-        fail!("{}: no finished runs with evaluations yet", dir.display());
+        return Err(SweepError::NoFinishedRuns(dir.to_path_buf()));
     }
     let grid = &sweep.config.sweep;
     let all_cols = columns(&grid.beams, grid.compare_beam);

@@ -90,13 +90,14 @@ pub struct Timing {
     pub per_second: f64,
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+/// Median of `xs` (the mean of the two middle values for an even count; empty → NaN): the statistic
+/// every benchmark figure reports.
+pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
 }
 

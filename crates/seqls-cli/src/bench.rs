@@ -138,16 +138,6 @@ fn ref_bench_args(
     args
 }
 
-/// Median of `xs` (empty → NaN).
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
-}
-
 /// One engine's figure per round.
 struct Series {
     name: &'static str,
@@ -174,7 +164,7 @@ fn report(title: &str, ours: &Series, references: &[Series]) {
     }
     let mut line = format!(
         "{title}: seqls {:.1} {} (median of {} rounds)",
-        median(ours.values.clone()),
+        seqls_bench::median(ours.values.clone()),
         ours.unit,
         ours.values.len()
     );
@@ -193,8 +183,8 @@ fn report(title: &str, ours: &Series, references: &[Series]) {
         line += &format!(
             " | {} {:.1}: ratio {:.2}× [{lo:.2}–{hi:.2}]",
             r.name,
-            median(r.values.clone()),
-            median(ratios)
+            seqls_bench::median(r.values.clone()),
+            seqls_bench::median(ratios)
         );
     }
     println!("{line}");
@@ -263,8 +253,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                     println!(
                         "train {:<2} word-KD step (same-shape teacher, T 2, β 0.5): {:.1} tgt tok/s, {:.2}× the time of a plain step [{lo:.2}–{hi:.2}]",
                         shape.name,
-                        median(distilled.values.clone()),
-                        median(costs)
+                        seqls_bench::median(distilled.values.clone()),
+                        seqls_bench::median(costs)
                     );
                 }
             }

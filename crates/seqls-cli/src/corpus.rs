@@ -118,7 +118,7 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
         _ => bail!("give --src and --tgt, --tsv, or --corpus"),
     };
     let tokenizer = train_tokenizer(&text.pairs, args.vocab_size)?;
-    let encoded = encode_pairs(&tokenizer, &text.pairs, Some(args.max_len))?;
+    let encoded = encode_pairs(&tokenizer, &text.pairs, args.max_len)?;
     let s = corpus_stats(&text, &encoded, args.max_tokens);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);

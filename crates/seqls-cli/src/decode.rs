@@ -74,10 +74,11 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<()> {
             if l.trim().is_empty() {
                 return Ok(vec![]);
             }
-            let mut ids = tokenizer.encode(l.trim())?;
-            ids.truncate(config.model.max_len.saturating_sub(2));
-            ids.push(seqls_data::tokenizer::EOS);
-            Ok(ids)
+            Ok(seqls_data::encode_source(
+                &tokenizer,
+                l.trim(),
+                config.model.max_len,
+            )?)
         })
         .collect::<Result<_, _>>()?;
     let bar = if args.input.is_some() {
@@ -170,9 +171,7 @@ pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
             .iter()
             .enumerate()
             .map(|(index, pair)| -> anyhow::Result<Example> {
-                let mut src = tokenizer.encode(&pair.src)?;
-                src.truncate(config.model.max_len.saturating_sub(2));
-                src.push(seqls_data::tokenizer::EOS);
+                let src = seqls_data::encode_source(&tokenizer, &pair.src, config.model.max_len)?;
                 let mut pieces: Vec<&str> = pair.tgt.split_whitespace().collect();
                 if pieces.last() == Some(&"</s>") {
                     pieces.pop();
@@ -193,7 +192,7 @@ pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?
     } else {
-        seqls_data::encode_pairs(&tokenizer, &text.pairs, None)?.examples
+        seqls_data::encode_for_inference(&tokenizer, &text.pairs, config.model.max_len)?.examples
     };
     let mut out = String::new();
     for chunk in examples.chunks(64) {

@@ -243,22 +243,52 @@ pub struct EncodedCorpus {
     pub filtered_long: usize,
 }
 
-/// Tokenises `pairs`; the source gets a final `</s>`. With `max_len = Some(n)`, pairs whose source or
-/// target has more than `n` subword tokens are dropped and counted.
+/// Tokenises `pairs` for training; the source gets a final `</s>`. Pairs whose source or target has
+/// more than `max_len` subword tokens are dropped and counted.
 pub fn encode_pairs(
     tokenizer: &SubwordTokenizer,
     pairs: &[Pair],
-    max_len: Option<usize>,
+    max_len: usize,
 ) -> Result<EncodedCorpus> {
     let mut out = EncodedCorpus::default();
     for (index, pair) in pairs.iter().enumerate() {
         let mut src = tokenizer.encode(&pair.src)?;
         let tgt = tokenizer.encode(&pair.tgt)?;
-        if max_len.is_some_and(|n| src.len() > n || tgt.len() > n) {
+        if src.len() > max_len || tgt.len() > max_len {
             out.filtered_long += 1;
             continue;
         }
         src.push(EOS);
+        out.examples.push(Example { index, src, tgt });
+    }
+    Ok(out)
+}
+
+/// The source a model with `model.max_len = model_max_len` positions reads at inference (decode,
+/// score, evaluation, search analysis, distillation data): the sentence's subword ids cut to the first
+/// `model_max_len − 2`, then `</s>`, so that it never needs more than `model_max_len − 1` positions.
+/// The one rule every command uses; nothing is dropped.
+pub fn encode_source(
+    tokenizer: &SubwordTokenizer,
+    sentence: &str,
+    model_max_len: usize,
+) -> Result<Vec<u32>> {
+    let mut ids = tokenizer.encode(sentence)?;
+    ids.truncate(model_max_len.saturating_sub(2));
+    ids.push(EOS);
+    Ok(ids)
+}
+
+/// Tokenises `pairs` for inference: every pair, its source by [`encode_source`], its target whole.
+pub fn encode_for_inference(
+    tokenizer: &SubwordTokenizer,
+    pairs: &[Pair],
+    model_max_len: usize,
+) -> Result<EncodedCorpus> {
+    let mut out = EncodedCorpus::default();
+    for (index, pair) in pairs.iter().enumerate() {
+        let src = encode_source(tokenizer, &pair.src, model_max_len)?;
+        let tgt = tokenizer.encode(&pair.tgt)?;
         out.examples.push(Example { index, src, tgt });
     }
     Ok(out)
@@ -270,4 +300,47 @@ pub fn train_tokenizer(pairs: &[Pair], vocab_size: usize) -> Result<SubwordToken
         pairs.iter().flat_map(|p| [p.src.as_str(), p.tgt.as_str()]),
         vocab_size,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::EOS;
+
+    fn pair(src: &str, tgt: &str) -> Pair {
+        Pair {
+            src: src.into(),
+            tgt: tgt.into(),
+        }
+    }
+
+    /// One rule for a source at inference: cut to `model_max_len − 2` ids, then `</s>`; the same from
+    /// `encode_source` (decode, score) and `encode_for_inference` (eval, search analysis,
+    /// distillation data), and nothing dropped; training drops instead.
+    #[test]
+    fn a_long_source_is_cut_the_same_way_everywhere_at_inference_and_dropped_in_training() {
+        let long = "a b c d e f g h i j k l m n o p";
+        let pairs = vec![pair(long, "x y"), pair("a b", "x")];
+        let tokenizer = train_tokenizer(&pairs, 64).unwrap();
+        let full = tokenizer.encode(long).unwrap();
+        assert!(full.len() > 8, "{full:?}");
+        let cut = encode_source(&tokenizer, long, 8).unwrap();
+        assert_eq!(cut.len(), 7);
+        assert_eq!(&cut[..6], &full[..6]);
+        assert_eq!(cut[6], EOS);
+        let short = encode_source(&tokenizer, "a b", 8).unwrap();
+        assert_eq!(short.last(), Some(&EOS));
+        assert_eq!(short.len(), tokenizer.encode("a b").unwrap().len() + 1);
+
+        let inference = encode_for_inference(&tokenizer, &pairs, 8).unwrap();
+        assert_eq!(inference.examples.len(), 2);
+        assert_eq!(inference.examples[0].src, cut);
+        assert_eq!(inference.examples[1].src, short);
+        assert_eq!(inference.filtered_long, 0);
+
+        let training = encode_pairs(&tokenizer, &pairs, 6).unwrap();
+        assert_eq!(training.filtered_long, 1);
+        assert_eq!(training.examples.len(), 1);
+        assert_eq!(training.examples[0].index, 1);
+    }
 }

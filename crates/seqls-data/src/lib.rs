@@ -11,7 +11,10 @@ pub mod synth;
 pub mod tokenizer;
 
 pub use batch::{Batch, Example, make_batch, plan_batches};
-pub use corpus::{Corpus, DataConfig, EncodedCorpus, encode_pairs, train_tokenizer};
+pub use corpus::{
+    Corpus, DataConfig, EncodedCorpus, encode_for_inference, encode_pairs, encode_source,
+    train_tokenizer,
+};
 pub use error::{DataError, Result};
 pub use read::{Pair, ParallelText};
 pub use tokenizer::SubwordTokenizer;

@@ -19,7 +19,7 @@
 //! for other devices.
 
 use crate::host_ops::{View, product};
-use crate::loss::{LossSums, Smoothing, objective_and_gradient};
+use crate::loss::{Distillation, LossSums, Smoothing, objective_and_gradient};
 use crate::tensors::{f32_vec, on_cpu};
 use crate::transformer::Transformer;
 use burn::module::ParamId;
@@ -98,7 +98,7 @@ impl HostOutput {
         hidden: Tensor<3>,
         targets: &[u32],
         smoothing: Smoothing,
-        teacher: Option<(Tensor<3>, f64, f64)>,
+        teacher: Option<Distillation<Tensor<3>>>,
         denominator: f64,
     ) -> HostObjective {
         let [b, t, d] = hidden.dims();

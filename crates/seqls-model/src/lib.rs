@@ -28,8 +28,8 @@ pub mod translate;
 pub use error::ModelConfigError;
 pub use host_output::{HostObjective, HostOutput};
 pub use loss::{
-    LossSums, Normalize, Smoothing, SmoothingVariant, distillation_objective, loss_sums,
-    training_objective,
+    Distillation, LossSums, Normalize, Smoothing, SmoothingVariant, distillation_objective,
+    loss_sums, training_objective,
 };
 pub use scorer::ModelScorer;
 pub use teacher_forced::{TokenScore, for_each_distribution, teacher_forced_scores};

@@ -158,11 +158,11 @@ pub struct Smoothing {
     pub pad_id: u32,
 }
 
-/// Word-level distillation of a row: the teacher's logits for the same rows, temperature `T` and
-/// weight `β` of the soft term.
+/// Word-level distillation: the teacher's logits for the same rows (`L`: a slice of a batch's rows,
+/// or the teacher's output tensor `[B, T, K]`), temperature `T` and weight `β` of the soft term.
 #[derive(Debug, Clone, Copy)]
-pub struct Distillation<'a, R> {
-    pub teacher_logits: &'a [R],
+pub struct Distillation<L> {
+    pub teacher_logits: L,
     pub temperature: f64,
     pub weight: f64,
 }
@@ -186,7 +186,7 @@ pub fn objective_rows<R: Real>(
     targets: &[u32],
     classes: usize,
     smoothing: Smoothing,
-    distill: Option<Distillation<'_, R>>,
+    distill: Option<Distillation<&[R]>>,
     scale: f64,
     gradient: Option<&mut [R]>,
 ) -> LossSums {
@@ -268,7 +268,7 @@ struct RowKernel<'a, R> {
     classes: usize,
     weights: TargetWeights,
     pad: usize,
-    distill: Option<Distillation<'a, R>>,
+    distill: Option<Distillation<&'a [R]>>,
     scale: f64,
 }
 
@@ -368,7 +368,7 @@ pub fn training_objective(
     logits: Tensor<3>,
     targets: &[u32],
     smoothing: Smoothing,
-    teacher: Option<(Tensor<3>, f64, f64)>,
+    teacher: Option<Distillation<Tensor<3>>>,
     denominator: f64,
 ) -> (LossSums, Tensor<1>) {
     let dims = logits.dims();
@@ -386,17 +386,16 @@ pub fn training_objective(
 }
 
 /// [`objective_rows`] of `logits` (`[targets, classes]`, row-major) with its gradient `G` (divided by
-/// `denominator`), the teacher given as `(logits [B, T, classes], temperature, weight)`.
+/// `denominator`), with the teacher's logits as a tensor `[B, T, classes]`.
 pub(crate) fn objective_and_gradient(
     logits: &[f32],
     targets: &[u32],
     classes: usize,
     smoothing: Smoothing,
-    teacher: Option<(Tensor<3>, f64, f64)>,
+    teacher: Option<Distillation<Tensor<3>>>,
     denominator: f64,
 ) -> (LossSums, Vec<f32>) {
-    let teacher =
-        teacher.map(|(logits, temperature, weight)| (f32_data(logits), temperature, weight));
+    let teacher = teacher.map(|t| (f32_data(t.teacher_logits), t.temperature, t.weight));
     let distill = teacher
         .as_ref()
         .map(|(data, temperature, weight)| Distillation {

@@ -439,6 +439,11 @@ pub struct Transformer {
 }
 
 impl Transformer {
+    /// `model.max_len`: the positions the model was built and trained for.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// The most tokens a translation may have before `</s>`: the decoder reads `<s>` and them, and
     /// must stay within the `model.max_len` positions it was trained for.
     pub fn max_output_len(&self) -> usize {

@@ -9,7 +9,8 @@ use burn::tensor::{Device, Tensor};
 use seqls_data::tokenizer::PAD;
 use seqls_model::tensors::{f32_vec, int_tensor};
 use seqls_model::{
-    HostOutput, ModelConfig, Smoothing, SmoothingVariant, Transformer, training_objective,
+    Distillation, HostOutput, ModelConfig, Smoothing, SmoothingVariant, Transformer,
+    training_objective,
 };
 
 /// Every parameter's gradient in `grads`, in the model's parameter order.
@@ -92,7 +93,11 @@ fn host_objective_equals_the_tensor_path() {
                             PAD,
                         )
                         .logits;
-                    (logits, 2.0, 0.5)
+                    Distillation {
+                        teacher_logits: logits,
+                        temperature: 2.0,
+                        weight: 0.5,
+                    }
                 })
             };
 

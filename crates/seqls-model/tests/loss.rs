@@ -306,7 +306,11 @@ fn fused_gradient_equals_autodiff_of_the_composition() {
                 z.clone(),
                 &targets,
                 ls,
-                teacher_t.map(|t| (t, temperature, beta)),
+                teacher_t.map(|t| Distillation {
+                    teacher_logits: t,
+                    temperature,
+                    weight: beta,
+                }),
                 denominator,
             );
             let got_value = distillation_objective(&sums, beta, temperature);

@@ -12,7 +12,7 @@ use crate::error::{Result, SweepError};
 use seqls_run::error::At;
 
 use burn::tensor::Device;
-use seqls_data::corpus::encode_pairs;
+use seqls_data::corpus::encode_for_inference;
 use seqls_decode::SearchConfig;
 use seqls_run::RunDir;
 use serde::{Deserialize, Serialize};
@@ -105,21 +105,8 @@ pub fn distill_data(
     while done < total {
         let end = (done + CHUNK).min(total);
         let chunk = &text.pairs[done..end];
-        let encoded = encode_pairs(&tokenizer, chunk, None)?;
-        // As `seqls decode`: a source longer than the model's positions is cut, keeping its `</s>`.
-        let limit = config.model.max_len.saturating_sub(1).max(1);
-        let sources: Vec<Vec<u32>> = encoded
-            .examples
-            .iter()
-            .map(|e| {
-                let mut src = e.src.clone();
-                if src.len() > limit {
-                    src.truncate(limit - 1);
-                    src.push(seqls_data::tokenizer::EOS);
-                }
-                src
-            })
-            .collect();
+        let encoded = encode_for_inference(&tokenizer, chunk, config.model.max_len)?;
+        let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
         let nbests = translator.translate(&sources, search, 64, threads, |_| {});
         let mut lines = vec![String::new(); chunk.len()];
         for (example, nbest) in encoded.examples.iter().zip(&nbests) {

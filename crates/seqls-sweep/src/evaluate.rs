@@ -23,7 +23,7 @@ use crate::error::{Result, SweepError};
 use seqls_run::error::At;
 
 use burn::tensor::Device;
-use seqls_data::corpus::encode_pairs;
+use seqls_data::corpus::encode_for_inference;
 use seqls_data::tokenizer::EOS;
 use seqls_data::{Batch, Example, ParallelText, SubwordTokenizer};
 use seqls_decode::SearchConfig;
@@ -240,7 +240,11 @@ fn teacher_forced_report(
     {
         return Ok(report);
     }
-    let valid = encode_pairs(tokenizer, &config.data.load_split("val")?.pairs, None)?;
+    let valid = encode_for_inference(
+        tokenizer,
+        &config.data.load_split("val")?.pairs,
+        config.model.max_len,
+    )?;
     let fitted_temperature = fit_temperature(model, &valid.examples, device);
     let mut erasure = ErasureSums::default();
     for chunk in valid.examples.chunks(64) {
@@ -291,7 +295,7 @@ pub fn decode_split(
     device: &Device,
     threads: usize,
 ) -> Result<Decoded> {
-    let encoded = encode_pairs(tokenizer, &text.pairs, None)?;
+    let encoded = encode_for_inference(tokenizer, &text.pairs, model.max_len())?;
     let sources: Vec<Vec<u32>> = encoded.examples.iter().map(|e| e.src.clone()).collect();
     let started = std::time::Instant::now();
     let nbests = translate(model, &sources, search, device, 64, threads, |_| {});

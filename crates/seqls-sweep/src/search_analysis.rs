@@ -28,7 +28,7 @@
 
 use crate::error::{Result, SweepError};
 use burn::tensor::Device;
-use seqls_data::corpus::encode_pairs;
+use seqls_data::corpus::encode_for_inference;
 use seqls_data::{Batch, Example, ParallelText, SubwordTokenizer};
 use seqls_decode::{
     ExactConfig, ExactOutcome, ExactResult, Hypothesis, LengthPenalty, SearchConfig,
@@ -248,7 +248,7 @@ pub fn analyse(
         ..config.decode.clone()
     };
     search.validate_for(model.max_output_len())?;
-    let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
+    let encoded = encode_for_inference(&tokenizer, &text.pairs, config.model.max_len)?;
     let examples = &encoded.examples;
     let sources: Vec<Vec<u32>> = examples.iter().map(|e| e.src.clone()).collect();
     let empty_targets: Vec<Example> = examples
@@ -490,7 +490,7 @@ fn controls(
     let grid = tuning_grid();
     let val_split = config.data.resolve_split("val")?;
     let val_text: ParallelText = config.data.load_split(&val_split)?;
-    let val = encode_pairs(tokenizer, &val_text.pairs, None)?;
+    let val = encode_for_inference(tokenizer, &val_text.pairs, config.model.max_len)?;
     let val_sources: Vec<Vec<u32>> = val.examples.iter().map(|e| e.src.clone()).collect();
     let val_outputs = decode(&val_sources, &at_beam, &grid);
     let mut tuned = (0, f64::NEG_INFINITY);

@@ -33,12 +33,8 @@ impl RunData {
             (false, Some(tokenizer)) => tokenizer,
             (false, None) => train_tokenizer(&train_text.pairs, config.data.vocab_size)?,
         };
-        let train = encode_pairs(&tokenizer, &train_text.pairs, Some(config.data.max_len))?;
-        let valid = encode_pairs(
-            &tokenizer,
-            &valid_text.pairs,
-            Some(config.model.max_len - 2),
-        )?;
+        let train = encode_pairs(&tokenizer, &train_text.pairs, config.data.max_len)?;
+        let valid = encode_pairs(&tokenizer, &valid_text.pairs, config.model.max_len - 2)?;
         if train.examples.is_empty() {
             return Err(TrainError::EmptySplit("training"));
         }

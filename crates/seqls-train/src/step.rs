@@ -15,7 +15,8 @@ use seqls_data::Batch;
 use seqls_data::tokenizer::PAD;
 use seqls_model::tensors::{BatchTensors, on_cpu};
 use seqls_model::{
-    HostOutput, Normalize, Smoothing, Transformer, distillation_objective, training_objective,
+    Distillation, HostOutput, Normalize, Smoothing, Transformer, distillation_objective,
+    training_objective,
 };
 use seqls_run::TrainConfig;
 
@@ -82,7 +83,11 @@ fn shard_pass(
     let teacher_logits = teacher.map(|teacher| {
         let plain = BatchTensors::new(shard, &device.clone().inner());
         let logits = teacher.model.forward(plain.src, plain.tgt_in, PAD).logits;
-        (logits, teacher.temperature, teacher.weight)
+        Distillation {
+            teacher_logits: logits,
+            temperature: teacher.temperature,
+            weight: teacher.weight,
+        }
     });
     let (sums, objective, weight_gradient) = match output {
         Some(output) => {

@@ -345,7 +345,7 @@ fn a_students_first_logged_objective_equals_a_float64_computation() {
     let (_, tokenizer, teacher) = RunDir::new(teacher_dir.path()).load_model(&device).unwrap();
     let (_, _, student) = RunDir::new(dir.path()).load_model(&device).unwrap();
     let pairs = c.data.load_split("train").unwrap().pairs;
-    let examples = encode_pairs(&tokenizer, &pairs, Some(c.data.max_len))
+    let examples = encode_pairs(&tokenizer, &pairs, c.data.max_len)
         .unwrap()
         .examples;
     let plan = plan_batches(&examples, c.data.max_tokens, Some((c.train.seed, 0)));

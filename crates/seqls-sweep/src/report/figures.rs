@@ -7,7 +7,7 @@ use crate::penultimate;
 use crate::report::collect::{EpochResult, RunResult, SplitResult};
 use crate::report::tables::{by_alpha, mean_std};
 use burn::tensor::Device;
-use seqls_data::corpus::encode_pairs;
+use seqls_data::corpus::encode_for_inference;
 use seqls_eval::calibration::{Calibration, pool};
 use seqls_plot::{Figure, LineChart, Reliability, ReliabilityGrid, Scatter, ScatterPanel, Series};
 use seqls_run::error::At;
@@ -352,7 +352,7 @@ fn penultimate_figure(
         let run = sweep.run_dir(r.alpha, r.seed);
         let (run_config, tokenizer, model) = run.load_model(device)?;
         let text = run_config.data.load_split(&sweep.test_splits[0])?;
-        let encoded = encode_pairs(&tokenizer, &text.pairs, None)?;
+        let encoded = encode_for_inference(&tokenizer, &text.pairs, run_config.model.max_len)?;
         if classes.is_empty() {
             let tokens = penultimate::frequent_word_tokens(&encoded.examples, &tokenizer);
             classes = tokens

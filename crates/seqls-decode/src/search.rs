@@ -225,8 +225,18 @@ struct SentenceSearch {
     done: bool,
 }
 
-/// One candidate extension: `(rank score, row within the sentence, token, token log-prob)`.
-type Candidate = (f64, usize, u32, f32);
+/// One candidate extension of an active hypothesis.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// The parent's running score plus the token's log-probability, less any `<unk>` penalty: what
+    /// the beam is ranked by.
+    rank_score: f64,
+    /// The parent's row within the sentence.
+    row: usize,
+    token: u32,
+    /// `log p(token | parent)`, nats.
+    log_prob: f32,
+}
 
 fn banned_by_ngram(tokens: &[u32], n: usize) -> Vec<u32> {
     if n == 0 || tokens.len() + 1 < n {
@@ -256,7 +266,12 @@ impl SentenceSearch {
         let len = hyp.tokens.len();
         if len >= self.max_len {
             let lp = log_probs[special.eos as usize];
-            out.push((hyp.rank_score + lp as f64, row, special.eos, lp));
+            out.push(Candidate {
+                rank_score: hyp.rank_score + lp as f64,
+                row,
+                token: special.eos,
+                log_prob: lp,
+            });
             return;
         }
         let banned = banned_by_ngram(&hyp.tokens, config.no_repeat_ngram);
@@ -306,7 +321,12 @@ impl SentenceSearch {
         if best.is_empty() {
             // Every token is forbidden (n-gram bans with a tiny vocabulary): end the hypothesis.
             let lp = log_probs[special.eos as usize];
-            out.push((hyp.rank_score + lp as f64, row, special.eos, lp));
+            out.push(Candidate {
+                rank_score: hyp.rank_score + lp as f64,
+                row,
+                token: special.eos,
+                log_prob: lp,
+            });
             return;
         }
         if best.len() > keep {
@@ -319,7 +339,12 @@ impl SentenceSearch {
             } else {
                 0.0
             };
-            (hyp.rank_score + lp as f64 - penalty, row, v, lp)
+            Candidate {
+                rank_score: hyp.rank_score + lp as f64 - penalty,
+                row,
+                token: v,
+                log_prob: lp,
+            }
         }));
     }
 
@@ -333,10 +358,21 @@ impl SentenceSearch {
         special: SpecialTokens,
     ) -> Vec<usize> {
         let k = config.beam_size;
-        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        candidates.sort_by(|a, b| {
+            b.rank_score
+                .total_cmp(&a.rank_score)
+                .then(a.row.cmp(&b.row))
+                .then(a.token.cmp(&b.token))
+        });
         let mut next = Vec::with_capacity(k);
         let mut parents = Vec::with_capacity(k);
-        for (rank, &(rank_score, row, token, lp)) in candidates.iter().enumerate() {
+        for (rank, c) in candidates.iter().enumerate() {
+            let Candidate {
+                rank_score,
+                row,
+                token,
+                log_prob: lp,
+            } = *c;
             let parent = &self.active[row];
             if token == special.eos {
                 if rank < k {

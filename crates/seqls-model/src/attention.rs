@@ -40,8 +40,19 @@ pub struct AttentionSpec {
     pub padding: Vec<bool>,
     /// Query `i` may not attend to keys `j > i`.
     pub causal: bool,
-    /// Dropout on the weights: the mask generator's key, first counter, and the probability (0: none).
-    pub dropout: (u64, u32, f64),
+    /// Dropout on the weights.
+    pub dropout: WeightDropout,
+}
+
+/// Dropout on the attention weights: where the counter-based mask stream starts, and the probability.
+#[derive(Debug, Clone, Copy)]
+pub struct WeightDropout {
+    /// The mask generator's key.
+    pub key: u64,
+    /// Its first counter.
+    pub start: u32,
+    /// The probability of dropping a weight (0: none).
+    pub prob: f64,
 }
 
 /// The fused attention as a backend operation (see the module documentation).
@@ -148,7 +159,7 @@ fn probabilities(q: &[f32], k: &[f32], b: usize, n: Sizes, spec: &AttentionSpec)
 
 /// `P ⊙ M` (or `x ⊙ M` for a gradient) of batch row `b`: the row's dropout mask elements.
 fn masked(x: Vec<f32>, b: usize, n: Sizes, spec: &AttentionSpec) -> Vec<f32> {
-    let (key, start, prob) = spec.dropout;
+    let WeightDropout { key, start, prob } = spec.dropout;
     if prob == 0.0 {
         return x;
     }
@@ -377,9 +388,18 @@ pub fn fused(
         heads,
         padding,
         causal,
-        dropout: dropout
-            .draw(b * heads * tq * tk, &q.device())
-            .map_or((0, 0, 0.0), |(key, start)| (key, start, dropout.prob)),
+        dropout: dropout.draw(b * heads * tq * tk, &q.device()).map_or(
+            WeightDropout {
+                key: 0,
+                start: 0,
+                prob: 0.0,
+            },
+            |(key, start)| WeightDropout {
+                key,
+                start,
+                prob: dropout.prob,
+            },
+        ),
     };
     Tensor::from_dispatch(<Dispatch as AttentionOps>::fused_attention(
         q.into_dispatch(),

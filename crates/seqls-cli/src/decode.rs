@@ -16,7 +16,7 @@ pub enum DecodeFormat {
 use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::read::{read_lines, split_lines, write_atomic};
 use seqls_data::{Batch, Example};
-use seqls_model::output::{exact_output_line, output_line};
+use seqls_model::decode::output::{exact_output_line, output_line};
 use seqls_model::{Translator, teacher_forced_scores};
 use seqls_run::RunDir;
 use std::io::{Read, Write};

@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn a_chrf_contrast_is_the_mean_of_the_per_seed_corpus_chrf_differences() {
-        use crate::chrf::{chrf_of, chrf_sentence_stats};
+        use crate::chrf::chrf_sentence_stats;
         use sacrebleu_rs::Chrf;
         let refs = vec![lines(&[
             "a dog runs",

@@ -23,7 +23,7 @@
 //! same normaliser `N` as above; `T²` keeps the gradient scale of the soft term independent of `T`
 //! (Hinton et al. 2015).
 
-use crate::log_softmax::{Real, exp_shifted, max_and_sum};
+use crate::ops::log_softmax::{Real, exp_shifted, max_and_sum};
 use crate::tensors::{f32_data, f32_slice};
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;

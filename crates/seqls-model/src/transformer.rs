@@ -10,11 +10,11 @@
 //! ([`DecoderCache`]): self-attention keys/values are appended per step, cross-attention keys/values of
 //! the source are computed once, and the rows of the cache can be reordered for beam search.
 
-use crate::attention;
-use crate::dropout::Dropout;
-use crate::layer_norm;
-use crate::linear::project;
 pub use crate::model_config::ModelConfig;
+use crate::ops::attention;
+use crate::ops::dropout::Dropout;
+use crate::ops::layer_norm;
+use crate::ops::linear::project;
 use crate::positions::positions;
 use crate::tensors::on_cpu;
 use burn::module::Module;
@@ -258,7 +258,7 @@ pub struct DecoderLayer {
 /// one position per step, the cross-attention's are computed once from the source.
 ///
 /// The self-attention cache grows by concatenation. (On the CPU, decoding runs on a
-/// [`HostDecoder`](crate::host_decoder::HostDecoder) instead.)
+/// [`HostDecoder`](crate::decode::host_decoder::HostDecoder) instead.)
 #[derive(Clone, Debug)]
 struct LayerCache {
     self_keys: Option<Tensor<4>>,

@@ -76,7 +76,7 @@ fn shard_pass(
     dropout_seed: u64,
     device: &Device,
 ) -> ShardPass {
-    let _masks = seqls_model::dropout::seeded(step_seed(dropout_seed, index));
+    let _masks = seqls_model::ops::dropout::seeded(step_seed(dropout_seed, index));
     let replica = model.clone().fork(device);
     let tensors = BatchTensors::new(shard, device);
     // The teacher runs on the inner device: no dropout, no graph; its logits are a constant.

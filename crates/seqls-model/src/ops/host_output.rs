@@ -18,8 +18,8 @@
 //! and a pass over memory. The tensor path ([`training_objective`](crate::training_objective)) stays
 //! for other devices.
 
-use crate::host_ops::{View, product};
 use crate::loss::{Distillation, LossSums, Smoothing, objective_and_gradient};
+use crate::ops::host_ops::{View, product};
 use crate::tensors::{f32_vec, on_cpu};
 use crate::transformer::Transformer;
 use burn::module::ParamId;

@@ -4,7 +4,7 @@
 //! Per batch row and head, with queries `Q` `[Tq, dh]`, keys `K` and values `V` `[Tk, dh]` (the head's
 //! columns of `[B, T, d]` projections) and `s = 1/√dh`: scores `S = s·Q·Kᵀ`, set to −10⁹ where
 //! attention is forbidden (source padding, or later positions under the causal mask), `P = softmax(S)`
-//! over the keys, `W = P ⊙ M` (the dropout mask of [`crate::dropout`], drawn in `[B, H, Tq, Tk]` order),
+//! over the keys, `W = P ⊙ M` (the dropout mask of [`crate::ops::dropout`], drawn in `[B, H, Tq, Tk]` order),
 //! output `O = W·V`, heads side by side `[B, Tq, d]`. Backward with `G = ∂L/∂O`: `∂L/∂W = G·Vᵀ`,
 //! `∂L/∂V = Wᵀ·G`, `∂L/∂P = ∂L/∂W ⊙ M`, `∂L/∂S = P ⊙ (∂L/∂P − rowsum(P ⊙ ∂L/∂P))` (0 where
 //! forbidden), `∂L/∂Q = s·∂L/∂S·K`, `∂L/∂K = s·∂L/∂Sᵀ·Q`. The backward pass recomputes `P` and
@@ -16,8 +16,8 @@
 //! arithmetic. Batch rows run in parallel; each row's values are computed in a fixed order, so results
 //! do not depend on the number of threads.
 
-use crate::dropout::{self, Dropout};
-use crate::host_ops::{View, contiguous, lane_sum, product_into, tensor, values};
+use crate::ops::dropout::{self, Dropout};
+use crate::ops::host_ops::{View, contiguous, lane_sum, product_into, tensor, values};
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -2,9 +2,9 @@
 //! decoder step per call. On the CPU the step is the hand-written `HostDecoder`; elsewhere the
 //! tensor model's [`Transformer::decode_step`].
 
-use crate::host_cache::HostCache;
-use crate::host_decoder::HostDecoder;
-use crate::log_softmax::log_softmax_rows;
+use crate::decode::host_cache::HostCache;
+use crate::decode::host_decoder::HostDecoder;
+use crate::ops::log_softmax::log_softmax_rows;
 use crate::tensors::{f32_vec, int_tensor, padded_tensor};
 use crate::transformer::{DecoderCache, Transformer};
 use burn::tensor::Device;

@@ -1,7 +1,7 @@
 //! Translating many sources: length-grouped batches beam-searched (or exactly searched) on a pool of threads.
 
-use crate::host_decoder::HostDecoder;
-use crate::scorer::ModelScorer;
+use crate::decode::host_decoder::HostDecoder;
+use crate::decode::scorer::ModelScorer;
 use crate::transformer::Transformer;
 use burn::tensor::Device;
 use seqls_data::tokenizer::PAD;

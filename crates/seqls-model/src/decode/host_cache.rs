@@ -14,7 +14,7 @@
 //! Heads are the `dh = d / heads` consecutive columns of a `d`-wide row, as in the tensor model's
 //! `split_heads`.
 
-use crate::log_softmax::exp_nonpositive;
+use crate::ops::log_softmax::exp_nonpositive;
 
 /// The keys and values of every decoder layer, for one batch of sources being decoded.
 #[derive(Clone, Debug)]

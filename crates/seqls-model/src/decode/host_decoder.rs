@@ -9,7 +9,7 @@
 //!
 //! The encoder still runs as the tensor model ([`Transformer::encode`]), once per batch.
 
-use crate::host_cache::HostCache;
+use crate::decode::host_cache::HostCache;
 use crate::positions::position_values;
 use crate::tensors::{f32_vec, on_cpu};
 use crate::transformer::{DecoderLayer, Transformer};
@@ -18,7 +18,7 @@ use burn::tensor::Device;
 use burn::tensor::{Int, Tensor};
 
 /// `LayerNormConfig`'s default epsilon, with which every layer norm of the model is built.
-const LAYER_NORM_EPSILON: f32 = crate::layer_norm::EPSILON as f32;
+const LAYER_NORM_EPSILON: f32 = crate::ops::layer_norm::EPSILON as f32;
 
 /// The decoder of a [`Transformer`] in host memory, for [`HostDecoder::step`].
 #[derive(Clone, Debug)]

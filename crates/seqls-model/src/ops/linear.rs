@@ -9,7 +9,7 @@
 //! matmuls of transposed views and a reduction) allocates each output zero-filled and then copies it
 //! into an aligned buffer. On other backends [`project`] is burn's matmul plus bias.
 
-use crate::host_ops::{View, contiguous, product, product_into, tensor, values};
+use crate::ops::host_ops::{View, contiguous, product, product_into, tensor, values};
 use crate::tensors::on_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

@@ -12,7 +12,7 @@
 //! results do not depend on the number of threads. On other backends the model keeps burn's
 //! `LayerNorm` ([`norm`]).
 
-use crate::host_ops::{contiguous, lane_sum, tensor, values};
+use crate::ops::host_ops::{contiguous, lane_sum, tensor, values};
 use crate::tensors::on_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

@@ -24,7 +24,7 @@ pub fn run(args: CurveArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let (config, search) = args.search.for_run(&run)?;
     let split = config.data.resolve_split(&args.split)?;
-    let curve = seqls_sweep::curve::time_to_bleu(&run, &split, &search, &device, threads)?;
+    let curve = seqls_sweep::per_run::curve::time_to_bleu(&run, &split, &search, &device, threads)?;
     let stem = run
         .root
         .join(format!("curve-{split}-beam{}", search.beam_size));

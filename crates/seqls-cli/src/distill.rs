@@ -1,5 +1,5 @@
 //! `seqls distill-data`: a teacher's translations of its training sources, for sequence-level
-//! knowledge distillation (see [`seqls_sweep::distill`]).
+//! knowledge distillation (see [`seqls_sweep::per_run::distill_data`]).
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,7 +37,7 @@ pub fn run(args: DistillDataArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} sentences, {per_sec}, ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let record = seqls_sweep::distill::distill_data(
+    let record = seqls_sweep::per_run::distill_data::distill_data(
         &teacher,
         &search,
         &args.out,

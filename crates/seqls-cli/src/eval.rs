@@ -1,6 +1,6 @@
 //! `seqls eval`: decode a split, then BLEU, chrF, length ratio, inference calibration and
 //! teacher-forced calibration (before and after temperature scaling) into `eval-<split>-beam<K>.json`,
-//! with reliability diagrams. The work is [`seqls_sweep::evaluate`].
+//! with reliability diagrams. The work is [`seqls_sweep::per_run::evaluate`].
 
 use anyhow::bail;
 use clap::{Args, ValueEnum};

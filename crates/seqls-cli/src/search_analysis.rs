@@ -5,7 +5,7 @@ use anyhow::bail;
 use clap::Args;
 use seqls_decode::LengthPenalty;
 use seqls_run::RunDir;
-use seqls_sweep::search_analysis::{analyse, search_file};
+use seqls_sweep::per_run::search_analysis::{analyse, search_file};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

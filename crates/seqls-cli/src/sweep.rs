@@ -134,27 +134,13 @@ fn print_status(sweep: &Sweep) -> anyhow::Result<()> {
         println!("{i}\t{}\t{}\t{state}", job.alpha, job.seed);
         unfinished += usize::from(*state != seqls_sweep::slurm::State::Done);
     }
-    let students = sweep.students();
+    let students = seqls_sweep::slurm::student_status(sweep);
     let mut students_done = 0;
     if !students.is_empty() {
         println!("student\tseed\tstate");
     }
-    for job in &students {
-        let finished = job.run.metrics().exists()
-            && sweep
-                .student_evaluations(&job.run)
-                .iter()
-                .all(|(_, _, p)| p.exists());
-        let state = if finished {
-            students_done += 1;
-            "done".to_string()
-        } else if let Some(holder) = seqls_run::RunLock::holder(&job.run.root) {
-            format!("running ({holder})")
-        } else if job.run.checkpoint().exists() {
-            "interrupted (has a checkpoint)".into()
-        } else {
-            "not started".into()
-        };
+    for (job, state) in &students {
+        students_done += usize::from(*state == seqls_sweep::slurm::State::Done);
         println!("{}\t{}\t{state}", job.name, job.seed);
     }
     if !students.is_empty() {

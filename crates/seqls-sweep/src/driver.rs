@@ -8,8 +8,8 @@
 //! training followed by its evaluations per line group, so that they can be run anywhere.
 
 use crate::error::{Result, SweepError};
-use crate::evaluate::evaluate;
-use crate::search_analysis::search_file;
+use crate::per_run::evaluate::evaluate;
+use crate::per_run::search_analysis::search_file;
 use seqls_run::error::At;
 
 use burn::tensor::Device;

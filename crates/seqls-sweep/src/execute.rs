@@ -4,7 +4,7 @@
 
 use crate::driver::{Sweep, train_and_evaluate};
 use crate::error::Result;
-use crate::search_analysis::analyse;
+use crate::per_run::search_analysis::analyse;
 use burn::tensor::Device;
 
 impl Sweep {

@@ -1,32 +1,26 @@
-//! seqls-sweep: evaluating trained runs (`seqls eval`) and the α × beam comparison report
-//! (`seqls sweep`, `seqls report`).
+//! seqls-sweep: the work on one trained run (`seqls eval`, `seqls search-analysis`, `seqls curve`,
+//! `seqls distill-data`) in [`per_run`], and the α × seed × beam study built from it (`seqls sweep`,
+//! `seqls report`) in the other modules.
 //!
-//! - [`evaluate`]: decode a split, then BLEU, chrF, length ratio, inference calibration, and the
-//!   teacher-forced calibration of the run (before and after temperature scaling; against the oracle
-//!   on the synthetic corpus), with reliability diagrams.
-//! - [`distill`]: a teacher's translations of its training sources (sequence-level distillation).
-//! - [`driver`]: the jobs of a sweep directory (trainings, evaluations), run or printed as a plan.
-//! - [`penultimate`]: the penultimate-layer picture of Müller et al. (2019), for translation.
-//! - [`report`]: tables, comparisons, figures and the generated Findings assembled from a sweep
-//!   directory, with the Search and distillation sections.
-//! - [`search_analysis`]: beam search at many sizes and rankings against the model's scores and
-//!   against exact search (search errors, empty and short outputs).
+//! - [`per_run`]: evaluate a run on a split (BLEU, chrF, calibration, reliability diagrams), analyse
+//!   its search (beams 1–64, rankings, exact search), its time-to-BLEU curve, a teacher's translations
+//!   for sequence-level distillation, the penultimate-layer picture.
+//! - [`driver`]: the sweep directory and its jobs (trainings, evaluations, search analyses);
+//!   [`students`]: the distillation study's students; running them in order or printing them as a plan.
 //! - [`slurm`]: the sweep as a Slurm job array and a dependent report job; where each job stands.
+//! - [`report`]: tables, comparisons over seeds, figures and the generated Findings assembled from a
+//!   sweep directory, with the Search and distillation sections.
 
-pub mod curve;
-pub mod distill;
 pub mod driver;
 pub mod error;
-pub mod evaluate;
 mod execute;
-pub mod penultimate;
+pub mod per_run;
 pub mod report;
-pub mod search_analysis;
 pub mod slurm;
 pub mod students;
 
 pub use driver::{Sweep, TrainJob, run_name};
 pub use error::{Result, SweepError};
-pub use evaluate::{EvalReport, TeacherForced, TeacherForcedReport, evaluate};
+pub use per_run::evaluate::{EvalReport, TeacherForced, TeacherForcedReport, evaluate};
 pub use report::write_report;
 pub use students::{StudentJob, StudentKind};

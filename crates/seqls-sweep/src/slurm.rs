@@ -13,6 +13,7 @@
 
 use crate::driver::{Sweep, TrainJob};
 use crate::error::{Result, SweepError};
+use crate::students::StudentJob;
 use seqls_run::error::At;
 
 use serde::{Deserialize, Serialize};
@@ -489,6 +490,32 @@ pub fn status(sweep: &Sweep) -> Vec<(TrainJob, State)> {
                         },
                     },
                 }
+            };
+            (job, state)
+        })
+        .collect()
+}
+
+/// Where every student of the distillation study stands, in job order, from its run directory and
+/// its lock (the same states as the teachers' in [`status`], without Slurm's queue).
+pub fn student_status(sweep: &Sweep) -> Vec<(StudentJob, State)> {
+    sweep
+        .students()
+        .into_iter()
+        .map(|job| {
+            let finished = job.run.metrics().exists()
+                && sweep
+                    .student_evaluations(&job.run)
+                    .iter()
+                    .all(|(_, _, p)| p.exists());
+            let state = if finished {
+                State::Done
+            } else if let Some(holder) = seqls_run::RunLock::holder(&job.run.root) {
+                State::Running(holder)
+            } else if job.run.checkpoint().exists() {
+                State::Interrupted
+            } else {
+                State::NotStarted
             };
             (job, state)
         })

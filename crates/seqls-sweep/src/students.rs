@@ -223,7 +223,7 @@ impl Sweep {
                     teacher.root.display()
                 );
             }
-            crate::distill::distill_data(
+            crate::per_run::distill_data::distill_data(
                 teacher,
                 &search_at(&self.config, *beam),
                 data,

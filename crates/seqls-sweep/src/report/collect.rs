@@ -3,7 +3,7 @@
 
 use crate::driver::Sweep;
 use crate::error::Result;
-use crate::evaluate::EvalReport;
+use crate::per_run::evaluate::EvalReport;
 use seqls_eval::calibration::Calibration;
 use seqls_run::{LogLine, RunDir, TrainSummary, ValidMetrics, read_log};
 use serde::Serialize;

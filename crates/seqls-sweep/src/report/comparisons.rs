@@ -4,7 +4,7 @@
 
 use crate::driver::Sweep;
 use crate::error::{Result, SweepError};
-use crate::evaluate::{bleu_stats_file, chrf_stats_file};
+use crate::per_run::evaluate::{bleu_stats_file, chrf_stats_file};
 use crate::report::collect::{RunResult, SplitResult};
 use crate::report::tables::by_alpha;
 use seqls_eval::{

@@ -3,7 +3,7 @@
 
 use crate::driver::Sweep;
 use crate::error::Result;
-use crate::penultimate;
+use crate::per_run::penultimate;
 use crate::report::collect::{EpochResult, RunResult, SplitResult};
 use crate::report::tables::{by_alpha, mean_std};
 use burn::tensor::Device;

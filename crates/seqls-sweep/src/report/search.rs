@@ -1,13 +1,13 @@
 //! The report's Search section (with `[sweep.search]`): per test set, BLEU against beam size under
 //! each ranking, empty and short outputs, search errors against exact search, and the exact-search
 //! table, each as mean ± standard deviation over the seeds of an α. Built from the runs'
-//! `search-<split>.json` alone ([`crate::search_analysis`]), so it needs neither weights nor corpus.
+//! `search-<split>.json` alone ([`crate::per_run::search_analysis`]), so it needs neither weights nor corpus.
 
 use crate::driver::Sweep;
 use crate::error::Result;
+use crate::per_run::search_analysis::{SearchPoint, SearchReport, search_file};
 use crate::report::figures::FigureDir;
 use crate::report::tables::mean_std;
-use crate::search_analysis::{SearchPoint, SearchReport, search_file};
 use seqls_decode::LengthPenalty;
 use seqls_plot::{LineChart, Series};
 use serde::Serialize;
@@ -287,12 +287,12 @@ fn controls_table(
          |---|---|---|---|---|---|---|---|---|---|"
     )?;
     for (alpha, group) in groups {
-        let rows: Vec<&crate::search_analysis::Controls> =
+        let rows: Vec<&crate::per_run::search_analysis::Controls> =
             group.iter().filter_map(|r| r.controls.as_ref()).collect();
         if rows.is_empty() {
             continue;
         }
-        let f = |v: fn(&crate::search_analysis::Controls) -> f64, digits: usize| {
+        let f = |v: fn(&crate::per_run::search_analysis::Controls) -> f64, digits: usize| {
             cell(&rows.iter().map(|c| v(c)).collect::<Vec<_>>(), 1.0, digits)
         };
         let rankings: Vec<String> = rows.iter().map(|c| c.tuned_ranking.label()).collect();
@@ -327,7 +327,7 @@ fn exact_table(md: &mut String, groups: &[(f64, Vec<&SearchReport>)]) -> Result<
     for (alpha, group) in groups {
         let kinds: [(
             &str,
-            fn(&SearchReport) -> Option<&crate::search_analysis::ExactSummary>,
+            fn(&SearchReport) -> Option<&crate::per_run::search_analysis::ExactSummary>,
         ); 2] = [
             ("exact", |r| r.exact.as_ref()),
             ("exact, min length", |r| r.exact_min_len.as_ref()),
@@ -337,14 +337,15 @@ fn exact_table(md: &mut String, groups: &[(f64, Vec<&SearchReport>)]) -> Result<
             if rows.is_empty() {
                 continue;
             }
-            let f =
-                |v: fn(&crate::search_analysis::ExactSummary) -> f64, scale: f64, digits: usize| {
-                    cell(
-                        &rows.iter().map(|e| v(e)).collect::<Vec<_>>(),
-                        scale,
-                        digits,
-                    )
-                };
+            let f = |v: fn(&crate::per_run::search_analysis::ExactSummary) -> f64,
+                     scale: f64,
+                     digits: usize| {
+                cell(
+                    &rows.iter().map(|e| v(e)).collect::<Vec<_>>(),
+                    scale,
+                    digits,
+                )
+            };
             let name = if rows[0].min_len_ratio > 0.0 {
                 format!("{name} (r = {})", rows[0].min_len_ratio)
             } else {

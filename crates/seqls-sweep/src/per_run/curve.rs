@@ -2,7 +2,7 @@
 //! time at which training wrote them, read from the run's own `log.jsonl`; plus the averaged weights.
 
 use crate::error::{Result, SweepError};
-use crate::evaluate::decode_split;
+use crate::per_run::evaluate::decode_split;
 use seqls_run::error::At;
 
 use seqls_decode::SearchConfig;

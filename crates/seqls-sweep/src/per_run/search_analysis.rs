@@ -505,7 +505,8 @@ fn controls(
     let tuned_test = bleu(&first(&test_outputs, 1), text, examples)?;
 
     // Temperature scaling: T* from validation NLL, then decoding at T*.
-    let fitted_temperature = crate::evaluate::fit_temperature(model, &val.examples, device);
+    let fitted_temperature =
+        crate::per_run::evaluate::fit_temperature(model, &val.examples, device);
     let at_fitted = SearchConfig {
         temperature: fitted_temperature as f32,
         ..at_beam.clone()

@@ -35,7 +35,7 @@ pub fn run(args: AverageArgs) -> anyhow::Result<()> {
         .map(|(_, p)| p.clone())
         .collect();
     let bytes = seqls_run::run::average_weights(&files)?;
-    seqls_data::read::write_atomic(&run.average_model(), &bytes)?;
+    seqls_data::write::write_atomic(&run.average_model(), &bytes)?;
     let names: Vec<String> = files
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))

@@ -198,7 +198,7 @@ fn synth(args: SynthArgs) -> anyhow::Result<()> {
         ));
         counts.push(format!("{split}: {} pairs", pairs.len()));
     }
-    seqls_data::read::write_all_atomic(&files)?;
+    seqls_data::write::write_all_atomic(&files)?;
     for line in counts {
         println!("{line}");
     }

@@ -14,7 +14,8 @@ pub enum DecodeFormat {
     Jsonl,
 }
 use indicatif::{ProgressBar, ProgressStyle};
-use seqls_data::read::{read_lines, split_lines, write_atomic};
+use seqls_data::read::{read_lines, split_lines};
+use seqls_data::write::write_atomic;
 use seqls_data::{Batch, Example};
 use seqls_model::decode::output::{exact_output_line, output_line};
 use seqls_model::{Translator, teacher_forced_scores};

@@ -9,6 +9,7 @@ pub mod read;
 pub mod stats;
 pub mod synth;
 pub mod tokenizer;
+pub mod write;
 
 pub use batch::{Batch, Example, make_batch, plan_batches};
 pub use corpus::{

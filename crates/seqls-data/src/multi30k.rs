@@ -7,7 +7,8 @@
 //! verifies each against the SHA-256 sums recorded in `corpora/multi30k.sha256`, and writes atomically.
 
 use crate::error::{DataError, Result};
-use crate::read::{ParallelText, read_parallel, write_atomic};
+use crate::read::{ParallelText, read_parallel};
+use crate::write::write_atomic;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 

@@ -94,7 +94,7 @@ impl SubwordTokenizer {
     /// Saves `tokenizer.json` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = self.inner.to_string(true).map_err(tok_err)?;
-        crate::read::write_atomic(path, json.as_bytes())
+        crate::write::write_atomic(path, json.as_bytes())
     }
 
     fn check_specials(&self) -> Result<()> {

@@ -51,7 +51,7 @@ pub fn save(
         bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
         bytes.extend_from_slice(section);
     }
-    seqls_data::read::write_atomic(path, &bytes).map_err(|e| std::io::Error::other(e.to_string()))
+    seqls_data::write::write_atomic(path, &bytes).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Reads a checkpoint: `(state, model bytes, optimiser bytes)`.

@@ -175,7 +175,7 @@ pub fn export_safetensors(
         ),
     ];
     for (path, bytes) in &files {
-        seqls_data::read::write_atomic(path, bytes)?;
+        seqls_data::write::write_atomic(path, bytes)?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }

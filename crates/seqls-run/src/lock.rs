@@ -110,7 +110,9 @@ impl RunLock {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
                 return Err(match Holder::parse(&text) {
-                    Some(h) if h.host == host_name() && !seqls_data::read::process_alive(h.pid) => {
+                    Some(h)
+                        if h.host == host_name() && !seqls_data::write::process_alive(h.pid) =>
+                    {
                         LockError::Stale {
                             dir: dir.to_path_buf(),
                             holder: h.describe(),

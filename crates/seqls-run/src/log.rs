@@ -86,7 +86,7 @@ pub fn truncate_log(path: &Path, state: &TrainState) -> Result<(), crate::error:
         out.push('\n');
     }
     if out.len() != text.len() {
-        seqls_data::read::write_atomic(path, out.as_bytes())?;
+        seqls_data::write::write_atomic(path, out.as_bytes())?;
     }
     Ok(())
 }

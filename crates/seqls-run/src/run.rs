@@ -390,5 +390,5 @@ fn mismatch(model: &Transformer, found: &[(String, Vec<usize>)], origin: &str) -
 
 /// Writes `text` to `path` atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<(), crate::error::RunError> {
-    seqls_data::read::write_atomic(path, text.as_bytes()).map_err(Into::into)
+    seqls_data::write::write_atomic(path, text.as_bytes()).map_err(Into::into)
 }

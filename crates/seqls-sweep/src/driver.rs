@@ -47,14 +47,14 @@ impl Sweep {
     pub fn create(dir: &Path, config: ExperimentConfig) -> Result<Sweep> {
         let sweep = Sweep::with_config(dir, config, true)?;
         std::fs::create_dir_all(dir).at(dir.display())?;
-        seqls_data::read::write_atomic(&sweep.config_file(), sweep.config.to_toml().as_bytes())?;
+        seqls_data::write::write_atomic(&sweep.config_file(), sweep.config.to_toml().as_bytes())?;
         let students = sweep.students();
         if !students.is_empty() {
             let dir = sweep.dir.join("students");
             std::fs::create_dir_all(&dir).at(dir.display())?;
         }
         for student in &students {
-            seqls_data::read::write_atomic(
+            seqls_data::write::write_atomic(
                 &student.config_file,
                 student.config.to_toml().as_bytes(),
             )?;

@@ -253,12 +253,12 @@ pub fn write_scripts(
         student_tasks: student_tasks.to_vec(),
     };
     if !tasks.is_empty() {
-        seqls_data::read::write_atomic(&scripts.array, array.as_bytes())?;
+        seqls_data::write::write_atomic(&scripts.array, array.as_bytes())?;
     }
     if let (Some(path), Some(text)) = (&scripts.students, &students_script) {
-        seqls_data::read::write_atomic(path, text.as_bytes())?;
+        seqls_data::write::write_atomic(path, text.as_bytes())?;
     }
-    seqls_data::read::write_atomic(&scripts.report, report.as_bytes())?;
+    seqls_data::write::write_atomic(&scripts.report, report.as_bytes())?;
     Ok(scripts)
 }
 
@@ -363,7 +363,7 @@ pub fn submit(sweep: &Sweep, scripts: &Scripts) -> Result<Submission> {
     };
     let mut all = submissions(sweep);
     all.push(submission.clone());
-    seqls_data::read::write_atomic(
+    seqls_data::write::write_atomic(
         &slurm_dir(sweep).join("submitted.json"),
         serde_json::to_string_pretty(&all)?.as_bytes(),
     )?;

@@ -19,7 +19,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
-use seqls_data::read::write_atomic;
+use seqls_data::write::write_atomic;
 use seqls_data::{Batch, make_batch, plan_batches};
 use seqls_model::Transformer;
 use seqls_run::checkpoint::{self, TrainState};
@@ -96,7 +96,7 @@ pub fn train(
     if run.checkpoint().exists() != resuming {
         return Err(TrainError::StartRace(run.root.clone()));
     }
-    let stale = seqls_data::read::remove_stale_temporaries(&run.root, None);
+    let stale = seqls_data::write::remove_stale_temporaries(&run.root, None);
     if stale > 0 {
         eprintln!(
             "removed {stale} temporary files left in {} by a killed process",

@@ -147,11 +147,11 @@ impl Curve {
     /// Writes `<stem>.json`, `<stem>.md` and the figure `<stem>.png/.svg`.
     pub fn write(&self, stem: &Path) -> Result<()> {
         let with = |ext: &str| stem.with_extension(ext);
-        seqls_data::read::write_atomic(
+        seqls_data::write::write_atomic(
             &with("json"),
             serde_json::to_string_pretty(self)?.as_bytes(),
         )?;
-        seqls_data::read::write_atomic(&with("md"), self.markdown().as_bytes())?;
+        seqls_data::write::write_atomic(&with("md"), self.markdown().as_bytes())?;
         let (epochs, average): (Vec<&CurvePoint>, Vec<&CurvePoint>) = self
             .points
             .iter()

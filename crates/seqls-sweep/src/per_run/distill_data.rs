@@ -77,7 +77,7 @@ pub fn distill_data(
         }
     }
     std::fs::create_dir_all(out).at(out.display())?;
-    seqls_data::read::write_atomic(
+    seqls_data::write::write_atomic(
         &record_path,
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;
@@ -130,14 +130,14 @@ pub fn distill_data(
     let translations = seqls_data::read::read_lines(&partial)?;
     record.empty_translations = translations.iter().filter(|l| l.trim().is_empty()).count();
     let sources: Vec<&str> = text.pairs.iter().map(|p| p.src.as_str()).collect();
-    seqls_data::read::write_lines(&out.join("train.src"), sources.iter().copied())?;
-    seqls_data::read::write_lines(
+    seqls_data::write::write_lines(&out.join("train.src"), sources.iter().copied())?;
+    seqls_data::write::write_lines(
         &out.join("train.tgt"),
         translations.iter().map(String::as_str),
     )?;
     std::fs::remove_file(&partial).at(partial.display())?;
     record.finished = true;
-    seqls_data::read::write_atomic(
+    seqls_data::write::write_atomic(
         &record_path,
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;

@@ -265,7 +265,7 @@ fn teacher_forced_report(
         oracle_skipped_sentences,
         erasure: erasure.finish(),
     };
-    seqls_data::read::write_atomic(&cache, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    seqls_data::write::write_atomic(&cache, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(report)
 }
 
@@ -346,14 +346,14 @@ pub fn evaluate(
     } = decode_split(&model, &tokenizer, &text, search, device, threads)?;
     let (chrf, chrf_signature) = corpus_chrf(&all_hyps, &refs)?;
     let hyp_path = output.with_extension("hyp.txt");
-    seqls_data::read::write_lines(&hyp_path, all_hyps.iter().map(String::as_str))?;
+    seqls_data::write::write_lines(&hyp_path, all_hyps.iter().map(String::as_str))?;
     let stats = sentence_stats(&all_hyps, &refs, &BleuOptions::default())?;
-    seqls_data::read::write_atomic(
+    seqls_data::write::write_atomic(
         &bleu_stats_file(output),
         serde_json::to_string(&stats)?.as_bytes(),
     )?;
     let stats = chrf_sentence_stats(&all_hyps, &refs)?;
-    seqls_data::read::write_atomic(
+    seqls_data::write::write_atomic(
         &chrf_stats_file(output),
         serde_json::to_string(&stats)?.as_bytes(),
     )?;
@@ -431,7 +431,7 @@ pub fn evaluate(
         figures,
         bleu,
     };
-    seqls_data::read::write_atomic(output, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    seqls_data::write::write_atomic(output, serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(report)
 }
 

@@ -328,7 +328,7 @@ pub fn analyse(
             let best: Vec<Option<&Hypothesis>> = outputs[b].iter().map(|per| per.get(r)).collect();
             let hyps = texts(&tokenizer, text.pairs.len(), examples, &best)?;
             let file = format!("b{beam}-{}.hyp.txt", ranking.label());
-            seqls_data::read::write_lines(&dir.join(&file), hyps.iter().map(String::as_str))?;
+            seqls_data::write::write_lines(&dir.join(&file), hyps.iter().map(String::as_str))?;
             let bleu = corpus_bleu(&hyps, &reference_stream, &BleuOptions::default())?;
             let (chrf, _) = corpus_chrf(&hyps, &reference_stream)?;
             let stats = output_stats(&best, &refs);
@@ -375,7 +375,7 @@ pub fn analyse(
         } else {
             format!("exact-min-len-{ratio}.hyp.txt")
         };
-        seqls_data::read::write_lines(&dir.join(&file), hyps.iter().map(String::as_str))?;
+        seqls_data::write::write_lines(&dir.join(&file), hyps.iter().map(String::as_str))?;
         let subset_refs = vec![
             subset_pairs
                 .iter()
@@ -437,7 +437,7 @@ pub fn analyse(
         beam_seconds,
         exact_seconds,
     };
-    seqls_data::read::write_atomic(
+    seqls_data::write::write_atomic(
         &search_file(run, &split),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;

@@ -63,7 +63,7 @@ fn cached_stats<S: Serialize + serde::de::DeserializeOwned>(
         serde_json::from_str(&text).at(cache.display())?
     } else {
         let stats = compute()?;
-        seqls_data::read::write_atomic(cache, serde_json::to_string(&stats)?.as_bytes())?;
+        seqls_data::write::write_atomic(cache, serde_json::to_string(&stats)?.as_bytes())?;
         stats
     };
     let all: Vec<usize> = (0..stats.len()).collect();

@@ -312,7 +312,7 @@ fn penultimate(
     let cache = figures.dir.join("penultimate.json");
     let scatter = match penultimate_figure(sweep, first_seed, device) {
         Ok(Some(figure)) => {
-            seqls_data::read::write_atomic(&cache, serde_json::to_string(&figure)?.as_bytes())?;
+            seqls_data::write::write_atomic(&cache, serde_json::to_string(&figure)?.as_bytes())?;
             Some(figure)
         }
         Ok(None) => None,

@@ -105,7 +105,7 @@ pub(crate) fn update_readme_findings(readme: &Path, findings: &str) -> Result<()
         &text[end..]
     );
     if updated != text {
-        seqls_data::read::write_atomic(readme, updated.as_bytes())?;
+        seqls_data::write::write_atomic(readme, updated.as_bytes())?;
     }
     Ok(())
 }

@@ -224,10 +224,10 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     let figures = figure_dir.written;
     figure_list(&mut md, &figures)?;
     reproduce(&mut md, dir)?;
-    seqls_data::read::write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    seqls_data::write::write_atomic(&dir.join("report.md"), md.as_bytes())?;
     findings::update_readme_findings(&dir.join("README.md"), &findings)?;
-    seqls_data::read::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
-    seqls_data::read::write_atomic(
+    seqls_data::write::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
+    seqls_data::write::write_atomic(
         &dir.join("report.json"),
         serde_json::to_string_pretty(&serde_json::json!({
             "config": sweep.config.name,

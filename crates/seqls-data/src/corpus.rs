@@ -86,32 +86,37 @@ impl DataConfig {
     /// Checks values that would otherwise fail later.
     pub fn validate(&self) -> Result<()> {
         if self.corpus == Corpus::Synth && self.synth_pairs == 0 {
-            return Err(DataError::Invalid(
-                "data.synth_pairs must be positive".into(),
-            ));
+            return Err(DataError::OutOfRange {
+                key: "data.synth_pairs",
+                low: 1,
+                high: 10_000_000,
+                value: 0,
+            });
         }
         if self.corpus == Corpus::Multi30k {
             self.pair.parse::<LanguagePair>()?;
         }
         if self.corpus != Corpus::Files && self.train.len() > 2 {
-            return Err(DataError::Invalid(
-                "data.train must be empty, [source, target] or [tsv]".into(),
-            ));
+            return Err(DataError::FileList {
+                key: "train",
+                allowed: "empty, [source, target] or [tsv]",
+            });
         }
         if self.corpus == Corpus::Files {
             for (name, paths) in [("train", &self.train), ("val", &self.val)] {
                 if !(1..=2).contains(&paths.len()) {
-                    return Err(DataError::Invalid(format!(
-                        "data.{name} must be [source, target] or [tsv] for corpus \"files\""
-                    )));
+                    return Err(DataError::FileList {
+                        key: name,
+                        allowed: "[source, target] or [tsv] for corpus \"files\"",
+                    });
                 }
             }
         }
         if self.max_tokens < self.max_len + 1 {
-            return Err(DataError::Invalid(format!(
-                "data.max_tokens ({}) must exceed data.max_len ({})",
-                self.max_tokens, self.max_len
-            )));
+            return Err(DataError::MaxTokens {
+                max_tokens: self.max_tokens,
+                max_len: self.max_len,
+            });
         }
         for (key, value, low, high) in [
             ("data.vocab_size", self.vocab_size, 8, 1 << 20),
@@ -120,9 +125,12 @@ impl DataConfig {
             ("data.synth_pairs", self.synth_pairs, 1, 10_000_000),
         ] {
             if !(low..=high).contains(&value) {
-                return Err(DataError::Invalid(format!(
-                    "{key} must be between {low} and {high}, got {value}"
-                )));
+                return Err(DataError::OutOfRange {
+                    key,
+                    low,
+                    high,
+                    value,
+                });
             }
         }
         Ok(())
@@ -133,11 +141,7 @@ impl DataConfig {
         self.data_dir
             .clone()
             .or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from))
-            .ok_or_else(|| {
-                DataError::Invalid(format!(
-                    "corpus multi30k needs --data-dir DIR or {DATA_DIR_ENV} (see `seqls corpus fetch multi30k`)"
-                ))
-            })
+            .ok_or(DataError::NoDataDir)
     }
 
     /// Short name of the corpus for run names: `synth`, `multi30k-de-en`, `files`.
@@ -173,9 +177,10 @@ impl DataConfig {
             (Corpus::Multi30k, Some("test")) => Ok(multi30k::DEFAULT_TEST.to_string()),
             (Corpus::Multi30k, None) => Ok(split.to_string()),
             (_, Some(b)) => Ok(b.to_string()),
-            (corpus, None) => Err(DataError::Invalid(format!(
-                "unknown split {split:?}: corpus {corpus} has train, val and test"
-            ))),
+            (corpus, None) => Err(DataError::UnknownSplit {
+                split: split.to_string(),
+                corpus: corpus.to_string(),
+            }),
         }
     }
 
@@ -218,7 +223,7 @@ impl DataConfig {
                 match paths.as_slice() {
                     [tsv] => read_tsv(tsv),
                     [src, tgt] => read_parallel(src, tgt),
-                    _ => Err(DataError::Invalid(format!("data.{split} is not set"))),
+                    _ => Err(DataError::SplitNotSet(split.to_string())),
                 }
             }
         }

@@ -39,9 +39,47 @@ pub enum DataError {
     /// The tokenizer could not be trained, saved or loaded.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// A configuration value or request is invalid.
-    #[error("{0}")]
-    Invalid(String),
+    #[error("language pair must look like de-en, got {0:?}")]
+    LanguagePair(String),
+    #[error("multi30k has no language {lang:?}; it has {}", crate::multi30k::LANGUAGES.join(", "))]
+    UnknownLanguage { lang: String },
+    #[error("source and target are both {0}")]
+    SameLanguage(String),
+    /// A Multi30k split that is not in the data directory; `available` lists those that are.
+    #[error("multi30k {pair} has no split {split:?} in {}{hint}; available: {available}", .dir.display())]
+    NoSplit {
+        pair: String,
+        split: String,
+        dir: PathBuf,
+        /// Where the name is not one of Multi30k's splits at all, which ones are.
+        hint: &'static str,
+        available: String,
+    },
+    #[error("unknown split {split:?}: corpus {corpus} has train, val and test")]
+    UnknownSplit { split: String, corpus: String },
+    #[error("data.{0} is not set")]
+    SplitNotSet(String),
+    #[error(
+        "corpus multi30k needs --data-dir DIR or {} (see `seqls corpus fetch multi30k`)",
+        crate::multi30k::DATA_DIR_ENV
+    )]
+    NoDataDir,
+    #[error("{key} must be between {low} and {high}, got {value}")]
+    OutOfRange {
+        key: &'static str,
+        low: usize,
+        high: usize,
+        value: usize,
+    },
+    #[error("data.{key} must be {allowed}")]
+    FileList {
+        key: &'static str,
+        allowed: &'static str,
+    },
+    #[error("data.max_tokens ({max_tokens}) must exceed data.max_len ({max_len})")]
+    MaxTokens { max_tokens: usize, max_len: usize },
+    #[error("vocab_size must be at least 16, got {0}")]
+    VocabSize(usize),
 }
 
 impl DataError {

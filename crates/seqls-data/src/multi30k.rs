@@ -39,21 +39,18 @@ pub struct LanguagePair {
 impl std::str::FromStr for LanguagePair {
     type Err = DataError;
     fn from_str(s: &str) -> Result<Self> {
-        let (src, tgt) = s.split_once('-').ok_or_else(|| {
-            DataError::Invalid(format!("language pair must look like de-en, got {s:?}"))
-        })?;
+        let (src, tgt) = s
+            .split_once('-')
+            .ok_or_else(|| DataError::LanguagePair(s.to_string()))?;
         for lang in [src, tgt] {
             if !LANGUAGES.contains(&lang) {
-                return Err(DataError::Invalid(format!(
-                    "multi30k has no language {lang:?}; it has {}",
-                    LANGUAGES.join(", ")
-                )));
+                return Err(DataError::UnknownLanguage {
+                    lang: lang.to_string(),
+                });
             }
         }
         if src == tgt {
-            return Err(DataError::Invalid(format!(
-                "source and target are both {src}"
-            )));
+            return Err(DataError::SameLanguage(src.to_string()));
         }
         Ok(LanguagePair {
             src: src.into(),
@@ -90,17 +87,17 @@ pub fn check_split(dir: &Path, pair: &LanguagePair, split: &str) -> Result<()> {
     } else {
         " (Multi30k's test sets are test_2016_flickr, test_2017_flickr, test_2017_mscoco and test_2018_flickr)"
     };
-    Err(DataError::Invalid(format!(
-        "multi30k {}-{} has no split {split:?} in {}{known}; available: {}",
-        pair.src,
-        pair.tgt,
-        dir.display(),
-        if available.is_empty() {
+    Err(DataError::NoSplit {
+        pair: format!("{}-{}", pair.src, pair.tgt),
+        split: split.to_string(),
+        dir: dir.to_path_buf(),
+        hint: known,
+        available: if available.is_empty() {
             "none (see `seqls corpus fetch multi30k`)".to_string()
         } else {
             available.join(", ")
-        }
-    )))
+        },
+    })
 }
 
 /// Path of one file: `DIR/SPLIT.LANG.gz`.

@@ -43,9 +43,7 @@ impl SubwordTokenizer {
         vocab_size: usize,
     ) -> Result<Self> {
         if vocab_size < 16 {
-            return Err(DataError::Invalid(format!(
-                "vocab_size must be at least 16, got {vocab_size}"
-            )));
+            return Err(DataError::VocabSize(vocab_size));
         }
         let specials: Vec<AddedToken> = SPECIAL_TOKENS
             .iter()

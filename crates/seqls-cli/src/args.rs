@@ -15,27 +15,6 @@ pub enum DeviceKind {
     Wgpu,
 }
 
-/// `--ls-variant`: the smoothed target (see `seqls_model::loss`).
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LsVariant {
-    /// α/K on every class
-    Uniform,
-    /// α/(K−1) on every class but the reference
-    Fairseq,
-    /// α/(K−2), nothing on <pad>
-    Annotated,
-}
-
-impl From<LsVariant> for seqls_model::SmoothingVariant {
-    fn from(v: LsVariant) -> Self {
-        match v {
-            LsVariant::Uniform => Self::Uniform,
-            LsVariant::Fairseq => Self::Fairseq,
-            LsVariant::Annotated => Self::Annotated,
-        }
-    }
-}
-
 /// `--normalize`: what the loss is divided by.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LossNormalizer {

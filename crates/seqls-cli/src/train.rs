@@ -13,9 +13,11 @@ pub struct TrainArgs {
     /// Label-smoothing weight α in [0, 1) (config: train.alpha, default 0.1)
     #[arg(long)]
     pub alpha: Option<f64>,
-    /// Smoothed target (config: train.ls_variant, default uniform)
-    #[arg(long, value_enum)]
-    pub ls_variant: Option<crate::args::LsVariant>,
+    /// Smoothed target, a seqls_model::SmoothingVariant: uniform (α/K on every class), fairseq
+    /// (α/(K−1) on every class but the reference) or annotated (α/(K−2), nothing on <pad>) (config:
+    /// train.ls_variant, default uniform)
+    #[arg(long)]
+    pub ls_variant: Option<seqls_model::SmoothingVariant>,
     /// Loss normaliser (config: train.normalize, default token)
     #[arg(long, value_enum)]
     pub normalize: Option<crate::args::LossNormalizer>,
@@ -84,7 +86,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         t.alpha = a;
     }
     if let Some(v) = args.ls_variant {
-        t.ls_variant = v.into();
+        t.ls_variant = v;
     }
     if let Some(n) = args.normalize {
         t.normalize = n.into();

@@ -132,15 +132,15 @@ fn print_status(sweep: &Sweep) -> anyhow::Result<()> {
     println!("task\tα\tseed\tstate");
     for (i, (job, state)) in states.iter().enumerate() {
         println!("{i}\t{}\t{}\t{state}", job.alpha, job.seed);
-        unfinished += usize::from(*state != seqls_sweep::slurm::State::Done);
+        unfinished += usize::from(*state != seqls_sweep::driver::State::Done);
     }
-    let students = seqls_sweep::slurm::student_status(sweep);
+    let students = sweep.student_status();
     let mut students_done = 0;
     if !students.is_empty() {
         println!("student\tseed\tstate");
     }
     for (job, state) in &students {
-        students_done += usize::from(*state == seqls_sweep::slurm::State::Done);
+        students_done += usize::from(*state == seqls_sweep::driver::State::Done);
         println!("{}\t{}\t{state}", job.name, job.seed);
     }
     if !students.is_empty() {

@@ -141,7 +141,7 @@ impl DataConfig {
         self.data_dir
             .clone()
             .or_else(|| std::env::var_os(DATA_DIR_ENV).map(PathBuf::from))
-            .ok_or(DataError::NoDataDir)
+            .ok_or(DataError::NoDataDir(DATA_DIR_ENV))
     }
 
     /// Short name of the corpus for run names: `synth`, `multi30k-de-en`, `files`.

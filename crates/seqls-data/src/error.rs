@@ -41,8 +41,11 @@ pub enum DataError {
     Tokenizer(String),
     #[error("language pair must look like de-en, got {0:?}")]
     LanguagePair(String),
-    #[error("multi30k has no language {lang:?}; it has {}", crate::multi30k::LANGUAGES.join(", "))]
-    UnknownLanguage { lang: String },
+    #[error("multi30k has no language {lang:?}; it has {}", .known.join(", "))]
+    UnknownLanguage {
+        lang: String,
+        known: &'static [&'static str],
+    },
     #[error("source and target are both {0}")]
     SameLanguage(String),
     /// A Multi30k split that is not in the data directory; `available` lists those that are.
@@ -59,11 +62,9 @@ pub enum DataError {
     UnknownSplit { split: String, corpus: String },
     #[error("data.{0} is not set")]
     SplitNotSet(String),
-    #[error(
-        "corpus multi30k needs --data-dir DIR or {} (see `seqls corpus fetch multi30k`)",
-        crate::multi30k::DATA_DIR_ENV
-    )]
-    NoDataDir,
+    /// No data directory given, neither by flag or config nor by the environment variable `.0`.
+    #[error("corpus multi30k needs --data-dir DIR or {0} (see `seqls corpus fetch multi30k`)")]
+    NoDataDir(&'static str),
     #[error("{key} must be between {low} and {high}, got {value}")]
     OutOfRange {
         key: &'static str,

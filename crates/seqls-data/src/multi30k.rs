@@ -46,6 +46,7 @@ impl std::str::FromStr for LanguagePair {
             if !LANGUAGES.contains(&lang) {
                 return Err(DataError::UnknownLanguage {
                     lang: lang.to_string(),
+                    known: &LANGUAGES,
                 });
             }
         }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod exact;
+pub mod ranking;
 pub mod scorer;
 pub mod search;
 

@@ -32,6 +32,36 @@ pub struct TrainJob {
     pub config: ExperimentConfig,
 }
 
+/// Where one job (a training with its evaluations, or a student) stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Trained and every evaluation written.
+    Done,
+    /// Training or evaluating now (Slurm says so, or a process holds the run's lock).
+    Running(String),
+    /// Queued in Slurm (with the reason).
+    Pending(String),
+    /// Its last Slurm task ended without finishing the job.
+    Failed(String),
+    /// Started (a checkpoint exists) but neither running nor queued.
+    Interrupted,
+    /// Nothing done yet and not queued.
+    NotStarted,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            State::Done => write!(f, "done"),
+            State::Running(d) => write!(f, "running ({d})"),
+            State::Pending(d) => write!(f, "pending ({d})"),
+            State::Failed(d) => write!(f, "failed ({d})"),
+            State::Interrupted => write!(f, "interrupted (has a checkpoint)"),
+            State::NotStarted => write!(f, "not started"),
+        }
+    }
+}
+
 /// A sweep directory and its effective config.
 #[derive(Debug, Clone)]
 pub struct Sweep {

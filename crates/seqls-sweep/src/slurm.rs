@@ -11,9 +11,8 @@
 //! `logs/` (one output file per task, appended across requeues), `submitted.json` (the job ids of
 //! every submission, read by [`status`]).
 
-use crate::driver::{Sweep, TrainJob};
+use crate::driver::{State, Sweep, TrainJob};
 use crate::error::{Result, SweepError};
-use crate::students::StudentJob;
 use seqls_run::error::At;
 
 use serde::{Deserialize, Serialize};
@@ -45,36 +44,6 @@ pub struct Submission {
     pub students_job: Option<String>,
     #[serde(default)]
     pub student_tasks: Vec<usize>,
-}
-
-/// Where one training job stands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum State {
-    /// Trained and every evaluation written.
-    Done,
-    /// Training or evaluating now (Slurm says so, or a process holds the run's lock).
-    Running(String),
-    /// Queued in Slurm (with the reason).
-    Pending(String),
-    /// Its last Slurm task ended without finishing the job.
-    Failed(String),
-    /// Started (a checkpoint exists) but neither running nor queued.
-    Interrupted,
-    /// Nothing done yet and not queued.
-    NotStarted,
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            State::Done => write!(f, "done"),
-            State::Running(d) => write!(f, "running ({d})"),
-            State::Pending(d) => write!(f, "pending ({d})"),
-            State::Failed(d) => write!(f, "failed ({d})"),
-            State::Interrupted => write!(f, "interrupted (has a checkpoint)"),
-            State::NotStarted => write!(f, "not started"),
-        }
-    }
 }
 
 fn slurm_dir(sweep: &Sweep) -> PathBuf {
@@ -490,32 +459,6 @@ pub fn status(sweep: &Sweep) -> Vec<(TrainJob, State)> {
                         },
                     },
                 }
-            };
-            (job, state)
-        })
-        .collect()
-}
-
-/// Where every student of the distillation study stands, in job order, from its run directory and
-/// its lock (the same states as the teachers' in [`status`], without Slurm's queue).
-pub fn student_status(sweep: &Sweep) -> Vec<(StudentJob, State)> {
-    sweep
-        .students()
-        .into_iter()
-        .map(|job| {
-            let finished = job.run.metrics().exists()
-                && sweep
-                    .student_evaluations(&job.run)
-                    .iter()
-                    .all(|(_, _, p)| p.exists());
-            let state = if finished {
-                State::Done
-            } else if let Some(holder) = seqls_run::RunLock::holder(&job.run.root) {
-                State::Running(holder)
-            } else if job.run.checkpoint().exists() {
-                State::Interrupted
-            } else {
-                State::NotStarted
             };
             (job, state)
         })

@@ -2,7 +2,7 @@
 //! students at each temperature and a sequence-level student (on the teacher's translations of its
 //! training sources), then the baselines without a teacher; their jobs, commands and evaluations.
 
-use crate::driver::{Sweep, TrainJob, run_name, search_at, train_and_evaluate};
+use crate::driver::{State, Sweep, TrainJob, run_name, search_at, train_and_evaluate};
 use crate::error::Result;
 
 use burn::tensor::Device;
@@ -235,6 +235,33 @@ impl Sweep {
         let label = format!("student {}", job.name);
         let evaluations = self.student_evaluations(&job.run);
         train_and_evaluate(&job.run, &job.config, &label, &evaluations, device, threads)
+    }
+}
+
+impl Sweep {
+    /// Where every student of the distillation study stands, in job order, from its run directory and
+    /// its lock (the same states as the teachers' in [`crate::slurm::status`], without Slurm's queue).
+    pub fn student_status(&self) -> Vec<(StudentJob, State)> {
+        self.students()
+            .into_iter()
+            .map(|job| {
+                let finished = job.run.metrics().exists()
+                    && self
+                        .student_evaluations(&job.run)
+                        .iter()
+                        .all(|(_, _, p)| p.exists());
+                let state = if finished {
+                    State::Done
+                } else if let Some(holder) = seqls_run::RunLock::holder(&job.run.root) {
+                    State::Running(holder)
+                } else if job.run.checkpoint().exists() {
+                    State::Interrupted
+                } else {
+                    State::NotStarted
+                };
+                (job, state)
+            })
+            .collect()
     }
 }
 

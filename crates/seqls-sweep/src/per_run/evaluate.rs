@@ -210,6 +210,47 @@ fn oracle(
     (Some(oracle_calibration(&model_p, &true_p, bins)), skipped)
 }
 
+/// Whether `cache`, a file computed from `run`'s weights, exists and is at least as new as them (a
+/// cache older than the weights, written before training resumed, is stale).
+fn fresh(run: &RunDir, cache: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let weights = [run.best_model(), run.checkpoint()]
+        .into_iter()
+        .filter_map(|p| modified(&p))
+        .max();
+    modified(cache).is_some_and(|c| weights.is_none_or(|w| c >= w))
+}
+
+/// [`fit_temperature`] of `run`'s model, read from a fresh teacher-forced cache of any split when
+/// there is one (every split's cache holds the same fit, on the validation split), else fitted on
+/// `valid` now.
+pub fn run_fitted_temperature(
+    run: &RunDir,
+    model: &Transformer,
+    valid: &[Example],
+    device: &Device,
+) -> f64 {
+    let is_cache = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("teacher-forced-") && n.ends_with(".json"))
+    };
+    std::fs::read_dir(&run.root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|p| is_cache(p) && fresh(run, p))
+        .find_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            serde_json::from_str::<TeacherForcedReport>(&text).ok()
+        })
+        .map_or_else(
+            || fit_temperature(model, valid, device),
+            |report| report.fitted_temperature,
+        )
+}
+
 /// The teacher-forced report of `run`'s loaded model on `split` (encoded as `examples`), from its cache
 /// file or computed (and cached).
 #[allow(clippy::too_many_arguments)]
@@ -226,13 +267,7 @@ fn teacher_forced_report(
     let cache = run
         .root
         .join(format!("teacher-forced-{split}-bins{bins}.json"));
-    // A cache older than the weights (training resumed since) is stale.
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let weights = [run.best_model(), run.checkpoint()]
-        .into_iter()
-        .filter_map(|p| modified(&p))
-        .max();
-    if modified(&cache).is_some_and(|c| weights.is_none_or(|w| c >= w))
+    if fresh(run, &cache)
         && let Ok(text) = std::fs::read_to_string(&cache)
         && let Ok(report) = serde_json::from_str::<TeacherForcedReport>(&text)
         // A cache written before `</s>` calibration was measured is recomputed.

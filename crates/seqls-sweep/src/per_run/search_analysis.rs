@@ -409,6 +409,7 @@ pub fn analyse(
     };
     let controls = if analysis.control_beam > 0 {
         Some(controls(
+            run,
             &config,
             &tokenizer,
             &model,
@@ -460,6 +461,7 @@ fn bleu_of(
 /// examples and sources.
 #[allow(clippy::too_many_arguments)]
 fn controls(
+    run: &RunDir,
     config: &seqls_run::ExperimentConfig,
     tokenizer: &SubwordTokenizer,
     model: &seqls_model::Transformer,
@@ -504,9 +506,10 @@ fn controls(
     let default = bleu(&first(&test_outputs, 0), text, examples)?;
     let tuned_test = bleu(&first(&test_outputs, 1), text, examples)?;
 
-    // Temperature scaling: T* from validation NLL, then decoding at T*.
+    // Temperature scaling: T* from validation NLL (as `seqls eval` fitted and cached it), then
+    // decoding at T*.
     let fitted_temperature =
-        crate::per_run::evaluate::fit_temperature(model, &val.examples, device);
+        crate::per_run::evaluate::run_fitted_temperature(run, model, &val.examples, device);
     let at_fitted = SearchConfig {
         temperature: fitted_temperature as f32,
         ..at_beam.clone()

@@ -7,7 +7,7 @@ use crate::driver::Sweep;
 use crate::error::Result;
 use crate::per_run::search_analysis::{SearchPoint, SearchReport, search_file};
 use crate::report::figures::FigureDir;
-use crate::report::tables::mean_std;
+use crate::report::tables::{group_by_alpha, mean_std};
 use seqls_decode::LengthPenalty;
 use seqls_plot::{LineChart, Series};
 use serde::Serialize;
@@ -58,21 +58,13 @@ fn by_alpha<'a>(
     results: &'a [SearchResult],
     split: &str,
 ) -> Vec<(f64, Vec<&'a SearchReport>)> {
-    sweep
-        .config
-        .sweep
-        .alphas
-        .iter()
-        .map(|&a| {
-            let group: Vec<&SearchReport> = results
-                .iter()
-                .filter(|r| r.alpha == a && r.report.split == split)
-                .map(|r| &r.report)
-                .collect();
-            (a, group)
-        })
-        .filter(|(_, g)| !g.is_empty())
-        .collect()
+    group_by_alpha(
+        &sweep.config.sweep.alphas,
+        results
+            .iter()
+            .filter(|r| r.report.split == split)
+            .map(|r| (r.alpha, &r.report)),
+    )
 }
 
 fn point(report: &SearchReport, beam: usize, ranking: LengthPenalty) -> Option<&SearchPoint> {

@@ -110,24 +110,33 @@ pub(crate) fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// `items` (each with its α) grouped by α in the order of `alphas`, keeping their order within a
+/// group; an α without items is left out.
+pub(crate) fn group_by_alpha<T>(
+    alphas: &[f64],
+    items: impl IntoIterator<Item = (f64, T)>,
+) -> Vec<(f64, Vec<T>)> {
+    let mut groups: Vec<(f64, Vec<T>)> = alphas.iter().map(|&a| (a, Vec::new())).collect();
+    for (alpha, item) in items {
+        if let Some(group) = groups.iter_mut().find(|g| g.0 == alpha) {
+            group.1.push(item);
+        }
+    }
+    groups.retain(|g| !g.1.is_empty());
+    groups
+}
+
 /// The runs of each α (in the sweep's order) that have results on `split`.
 pub(crate) fn by_alpha<'a>(
     alphas: &[f64],
     runs: &'a [RunResult],
     split: &str,
 ) -> Vec<(f64, Vec<(&'a RunResult, &'a SplitResult)>)> {
-    alphas
-        .iter()
-        .map(|&a| {
-            let group = runs
-                .iter()
-                .filter(|r| r.alpha == a)
-                .filter_map(|r| Some((r, r.split(split)?)))
-                .collect();
-            (a, group)
-        })
-        .filter(|(_, g): &(f64, Vec<_>)| !g.is_empty())
-        .collect()
+    group_by_alpha(
+        alphas,
+        runs.iter()
+            .filter_map(|r| Some((r.alpha, (r, r.split(split)?)))),
+    )
 }
 
 /// The tables of one split: mean ± std per α (with several seeds), then one row per run. Appends the

@@ -149,6 +149,7 @@ pub struct Ct2Decoding {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Ct2Rates {
     pub ct2_float32: f64,
+    pub ct2_int8: f64,
 }
 
 /// Times `runs` training steps (after 2 warm-up steps) of `shape` on `batch × src_len → tgt_len`, with

@@ -75,10 +75,14 @@ pub struct DeviceArgs {
     /// CPU threads: training runs its batch shards and decoding its sentence batches on this many threads, and operations use them too (default: all cores; results do not depend on it)
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Operands of the matrix products: f32, or bf16 on AMX tiles with f32 accumulation (f32 where the CPU has no AMX; SEQLS_AMX=off forces that). Training: overrides train.precision; decoding: default f32
+    #[arg(long)]
+    pub precision: Option<seqls_model::Precision>,
 }
 
 impl DeviceArgs {
-    /// Sets the CPU thread count (call before any parallel work starts) and returns the device.
+    /// Sets the CPU thread count (call before any parallel work starts) and the products'
+    /// precision (training sets its own, `train.precision`, while it runs), and returns the device.
     pub fn resolve(&self) -> anyhow::Result<(burn::tensor::Device, usize)> {
         let threads = self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -90,6 +94,11 @@ impl DeviceArgs {
         }
         // SAFETY: called at the start of a command, before any other thread exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+        let precision = self.precision.unwrap_or_default();
+        let engine = seqls_model::use_precision(precision);
+        if precision != seqls_model::Precision::F32 {
+            eprintln!("{engine}");
+        }
         match self.device {
             DeviceKind::Cpu => Ok((burn::tensor::Device::flex(), threads)),
             #[cfg(feature = "wgpu")]

@@ -1,5 +1,6 @@
 //! `seqls train`.
 
+use crate::args::DeviceArgs;
 use anyhow::Context;
 use clap::Args;
 use seqls_run::ExperimentConfig;
@@ -79,7 +80,12 @@ pub fn default_run_dir(config: &ExperimentConfig) -> PathBuf {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let (device, threads) = args.device.resolve()?;
+    // The training sets its own precision (`train.precision`, which `--precision` overrides).
+    let device_args = DeviceArgs {
+        precision: None,
+        ..args.device.clone()
+    };
+    let (device, threads) = device_args.resolve()?;
     let mut config = args.config.load()?;
     let t = &mut config.train;
     if let Some(a) = args.alpha {
@@ -120,6 +126,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = args.shards {
         t.shards = s;
+    }
+    if let Some(p) = args.device.precision {
+        t.precision = p;
     }
     config
         .validate()

@@ -22,5 +22,6 @@ pub use loss::{
     loss_sums, training_objective,
 };
 pub use ops::host_output::{HostObjective, HostOutput};
+pub use ops::precision::{Precision, PrecisionScope, ProductEngine, use_precision};
 pub use teacher_forced::{TokenScore, for_each_distribution, teacher_forced_scores};
 pub use transformer::{DecoderCache, DecoderOutput, ModelConfig, Transformer};

@@ -5,7 +5,7 @@ use crate::duration::WallClock;
 use crate::error::{At, ConfigError};
 use seqls_data::DataConfig;
 use seqls_decode::{LengthPenalty, SearchConfig};
-use seqls_model::{ModelConfig, Normalize, Smoothing, SmoothingVariant};
+use seqls_model::{ModelConfig, Normalize, Precision, Smoothing, SmoothingVariant};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -63,6 +63,9 @@ pub struct TrainConfig {
     pub kd_temperature: f64,
     /// Weight β of the distillation term, in [0, 1] (1 = the teacher alone, 0 = references alone).
     pub kd_weight: f64,
+    /// The operands of training's matrix products: `f32`, or `bf16` (rounded, multiplied on AMX
+    /// tiles, accumulated in f32; everything else stays f32): [`seqls_model::Precision`].
+    pub precision: Precision,
 }
 
 impl TrainConfig {
@@ -103,6 +106,7 @@ impl Default for TrainConfig {
             teacher: None,
             kd_temperature: 1.0,
             kd_weight: 0.5,
+            precision: Precision::F32,
         }
     }
 }

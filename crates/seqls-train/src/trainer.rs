@@ -117,6 +117,10 @@ pub fn train(
     };
     write_text(&run.config(), &config.to_toml())?;
     data.describe(config);
+    let products = seqls_model::PrecisionScope::enter(config.train.precision);
+    if config.train.precision != seqls_model::Precision::F32 {
+        eprintln!("{}", products.engine);
+    }
 
     let (mut trainer, model) = Trainer::new(config, options, run, data, teacher, saved, started)?;
     let model = trainer.epochs(model)?;

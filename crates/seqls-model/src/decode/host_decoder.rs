@@ -10,12 +10,16 @@
 //! The encoder still runs as the tensor model ([`Transformer::encode`]), once per batch.
 
 use crate::decode::host_cache::HostCache;
+use crate::ops::host_ops::View;
+use crate::ops::precision::amx;
 use crate::positions::position_values;
 use crate::tensors::{f32_vec, on_cpu};
 use crate::transformer::{DecoderLayer, Transformer};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Device;
 use burn::tensor::{Int, Tensor};
+use seqls_amx::{Amx, PackedB};
+use std::sync::Arc;
 
 /// `LayerNormConfig`'s default epsilon, with which every layer norm of the model is built.
 const LAYER_NORM_EPSILON: f32 = crate::ops::layer_norm::EPSILON as f32;
@@ -123,12 +127,26 @@ const TILE: usize = 64;
 /// `[k, width]` block of its own, so that a product reads each tile front to back instead of `k`
 /// short pieces of rows far apart (the output layer is `[256, 8000]`, 8 MB). Measured on decoding S:
 /// tiles of 64 columns +3–5% (six alternating runs), of 256 no change.
-#[derive(Clone, Debug)]
+///
+/// When the products run in bf16 ([`crate::use_precision`]) the matrix is also packed once for the
+/// AMX tiles, and the products use that copy.
+#[derive(Clone)]
 struct Tiled {
     k: usize,
     n: usize,
     /// The tiles one after the other; tile `t` starts at `k · t · TILE`.
     values: Vec<f32>,
+    /// The matrix as bf16 tiles, when the products run on them.
+    packed: Option<(Amx, Arc<PackedB>)>,
+}
+
+impl std::fmt::Debug for Tiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tiled")
+            .field("k", &self.k)
+            .field("n", &self.n)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tiled {
@@ -142,7 +160,19 @@ impl Tiled {
                 values.extend_from_slice(&row[start..start + width]);
             }
         }
-        Tiled { k, n, values }
+        // SAFETY: `w` is `[k, n]` row-major (asserted above).
+        let packed = amx().map(|amx| {
+            (
+                amx,
+                Arc::new(unsafe { PackedB::pack(View::rows(w, n), k, n, true) }),
+            )
+        });
+        Tiled {
+            k,
+            n,
+            values,
+            packed,
+        }
     }
 }
 
@@ -153,6 +183,21 @@ fn product(x: &[f32], w: &Tiled) -> Vec<f32> {
     assert!(x.len() == m * k && w.values.len() == k * n);
     // Written by the products without being read (`read_dst` false): no zero-filling first.
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    if let Some((amx, packed)) = &w.packed {
+        // SAFETY: `x` is `[m, k]`, `packed` `[k, n]`, `out` has room for `[m, n]`, all written.
+        unsafe {
+            amx.packed_product_into(
+                m,
+                (out.as_mut_ptr(), n),
+                false,
+                View::rows(x, k),
+                packed,
+                true,
+            );
+            out.set_len(m * n);
+        }
+        return out;
+    }
     for start in (0..n).step_by(TILE) {
         let width = TILE.min(n - start);
         let tile = &w.values[k * start..k * (start + width)];

@@ -1,53 +1,20 @@
 //! What the CPU operations written by hand share: matrix products over host buffers (the `gemm`
-//! crate, whose kernels burn-flex calls) and burn-flex tensors read and built as `f32` buffers.
+//! crate's f32 kernels, which burn-flex calls, or bf16 on AMX tiles: [`super::precision`]) and
+//! burn-flex tensors read and built as `f32` buffers.
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, TensorData};
 
+use super::precision::amx;
+
 /// burn-flex's size (`m·n·k`) from which a product runs on the thread pool.
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
-/// A matrix operand: element `(i, j)` at `ptr + i·row_stride + j·col_stride`, inside a buffer of
-/// `len` elements from `ptr`.
-#[derive(Clone, Copy)]
-pub(crate) struct View {
-    ptr: *const f32,
-    len: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl View {
-    /// `x` as a row-major `[_, cols]` matrix.
-    pub(crate) fn rows(x: &[f32], cols: usize) -> Self {
-        View {
-            ptr: x.as_ptr(),
-            len: x.len(),
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of `x`, a row-major `[_, cols]` matrix.
-    pub(crate) fn transposed(x: &[f32], cols: usize) -> Self {
-        View {
-            ptr: x.as_ptr(),
-            len: x.len(),
-            row_stride: 1,
-            col_stride: cols,
-        }
-    }
-
-    /// Whether every element of a `[rows, cols]` matrix lies inside the buffer.
-    pub(crate) fn holds(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.len
-    }
-}
+pub(crate) use seqls_amx::View;
 
 /// `a·b` (`a` `[m, k]`, `b` `[k, n]`) added to `out` `[m, n]` (row stride `out_row_stride`) when
-/// `accumulate`, else written over it without reading it; on the thread pool from burn-flex's size on.
+/// `accumulate`, else written over it without reading it; on the thread pool from burn-flex's size on;
+/// in the precision of [`super::precision::use_precision`].
 ///
 /// # Safety
 /// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers, and `out` the
@@ -61,7 +28,13 @@ pub(crate) unsafe fn product_into(
     a: View,
     b: View,
 ) {
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+    let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD;
+    if let Some(amx) = amx() {
+        // SAFETY: the caller's promise.
+        unsafe { amx.product_into(m, n, k, (out, out_row_stride), accumulate, a, b, parallel) };
+        return;
+    }
+    let parallelism = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
@@ -76,12 +49,12 @@ pub(crate) unsafe fn product_into(
             1,
             out_row_stride as isize,
             accumulate,
-            a.ptr,
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.ptr,
-            b.col_stride as isize,
-            b.row_stride as isize,
+            a.ptr(),
+            a.col_stride() as isize,
+            a.row_stride() as isize,
+            b.ptr(),
+            b.col_stride() as isize,
+            b.row_stride() as isize,
             1.0,
             1.0,
             false,

@@ -10,3 +10,4 @@ pub(crate) mod host_output;
 pub mod layer_norm;
 pub mod linear;
 pub mod log_softmax;
+pub mod precision;

@@ -128,6 +128,32 @@ unsafe fn pack_a_tile(
                     *d = to_bf16(x);
                 }
             }
+        } else if a.row_stride() == 1 && rows == BLOCK && cols == TILE_K {
+            // Columns are contiguous: pair columns 2p and 2p + 1 into words (one per row), then
+            // transpose the two 16 × 16 blocks of words, rows 0–15 and 16–31.
+            let mut halves = [[[0u32; 16]; 16]; 2];
+            for p in 0..TILE_ROWS {
+                // SAFETY: 32 contiguous values of columns `j0 + 2p` and `j0 + 2p + 1`; the
+                // features (the caller's promise).
+                unsafe {
+                    let (even, odd) = (
+                        a.run(r0, j0 + 2 * p, BLOCK, true),
+                        a.run(r0, j0 + 2 * p + 1, BLOCK, true),
+                    );
+                    for (h, half) in halves.iter_mut().enumerate() {
+                        let at = h * TILE_ROWS;
+                        half[p] = simd::as_words(simd::pairs(even[at..].as_ptr(), odd[at..].as_ptr()));
+                    }
+                }
+            }
+            for (h, half) in halves.iter_mut().enumerate() {
+                // SAFETY: the features (the caller's promise).
+                unsafe { simd::transpose16(half) };
+                for (i, words) in half.iter().enumerate() {
+                    out[(h * TILE_ROWS + i) * lines_per_row + kt].write(simd::from_words(*words));
+                }
+            }
+            return;
         } else if a.row_stride() == 1 {
             // Columns are contiguous: read them, then transpose in registers.
             let mut columns = [[0u16; BLOCK]; TILE_K];
@@ -256,6 +282,19 @@ unsafe fn pack_b_tile(
             };
             // SAFETY: as above.
             line.write(unsafe { simd::pairs(even.as_ptr(), odd.as_ptr()) });
+        }
+        return;
+    } else if b.row_stride() == 1 && rows == TILE_K && cols == TILE_ROWS {
+        // Columns are contiguous: each is one row of 16 pairs (words); transpose them.
+        let mut words = [[0u32; 16]; TILE_ROWS];
+        for (c, w) in words.iter_mut().enumerate() {
+            // SAFETY: 32 contiguous values of column `c0 + c`; the features (the caller's promise).
+            *w = simd::as_words(unsafe { simd::round32(b.run(k0, c0 + c, TILE_K, true).as_ptr()) });
+        }
+        // SAFETY: the features (the caller's promise).
+        unsafe { simd::transpose16(&mut words) };
+        for (line, w) in out.iter_mut().zip(words) {
+            line.write(simd::from_words(w));
         }
         return;
     } else if b.row_stride() == 1 {

@@ -52,6 +52,75 @@ pub(crate) unsafe fn pairs(even: *const f32, odd: *const f32) -> Line {
     line
 }
 
+/// The 16 × 16 matrix of 32-bit words `rows` (16 bf16 pairs a row), transposed in place: four
+/// rounds of swapping the off-diagonal blocks of every 2h × 2h block (h = 8, 4, 2, 1), each round
+/// one `vpermt2d` per row.
+///
+/// # Safety
+/// On x86-64 the CPU must have AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn transpose16(rows: &mut [[u32; 16]; 16]) {
+    use std::arch::x86_64::*;
+    // SAFETY: every load and store is of one 64-byte row of `rows` or of an index array.
+    unsafe {
+        let mut r: [__m512i; 16] =
+            std::array::from_fn(|i| _mm512_loadu_si512(rows[i].as_ptr().cast()));
+        for h in [8usize, 4, 2, 1] {
+            // Row i (bit h clear) keeps the first h words of each 2h-word group and takes row
+            // i + h's first h; row i + h gets the second halves of both.
+            let upper: [u32; 16] = std::array::from_fn(|c| {
+                if c % (2 * h) < h {
+                    c as u32
+                } else {
+                    (16 + c - h) as u32
+                }
+            });
+            let lower: [u32; 16] = std::array::from_fn(|c| {
+                if c % (2 * h) < h {
+                    (c + h) as u32
+                } else {
+                    (16 + c) as u32
+                }
+            });
+            let (upper, lower) = (
+                _mm512_loadu_si512(upper.as_ptr().cast()),
+                _mm512_loadu_si512(lower.as_ptr().cast()),
+            );
+            for i in (0..16).filter(|i| i & h == 0) {
+                let (a, b) = (r[i], r[i + h]);
+                r[i] = _mm512_permutex2var_epi32(a, upper, b);
+                r[i + h] = _mm512_permutex2var_epi32(a, lower, b);
+            }
+        }
+        for (row, v) in rows.iter_mut().zip(r) {
+            _mm512_storeu_si512(row.as_mut_ptr().cast(), v);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) unsafe fn transpose16(rows: &mut [[u32; 16]; 16]) {
+    for i in 0..16 {
+        for j in 0..i {
+            let t = rows[i][j];
+            rows[i][j] = rows[j][i];
+            rows[j][i] = t;
+        }
+    }
+}
+
+/// A tile row's 16 pairs as 32-bit words (`even | odd << 16`), and back.
+pub(crate) fn as_words(line: Line) -> [u32; 16] {
+    std::array::from_fn(|c| line.0[2 * c] as u32 | (line.0[2 * c + 1] as u32) << 16)
+}
+
+pub(crate) fn from_words(words: [u32; 16]) -> Line {
+    Line(std::array::from_fn(|v| {
+        (words[v / 2] >> (16 * (v % 2))) as u16
+    }))
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) unsafe fn round32(src: *const f32) -> Line {
     // SAFETY: the caller's promise.
@@ -89,6 +158,24 @@ mod tests {
         for c in 0..16 {
             assert_eq!(paired.0[2 * c], to_bf16(x[c]));
             assert_eq!(paired.0[2 * c + 1], to_bf16(x[32 + c]));
+        }
+        assert_eq!(from_words(as_words(paired)).0, paired.0);
+    }
+
+    #[test]
+    fn transposes() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: no AVX-512");
+            return;
+        }
+        let mut m: [[u32; 16]; 16] =
+            std::array::from_fn(|i| std::array::from_fn(|j| (i * 100 + j) as u32));
+        // SAFETY: the CPU has AVX-512 F (checked above).
+        unsafe { transpose16(&mut m) };
+        for (i, row) in m.iter().enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                assert_eq!(x, (j * 100 + i) as u32);
+            }
         }
     }
 }

@@ -11,7 +11,6 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::bf16::to_bf16;
 use crate::layout::{BLOCK, Line, TILE_K, TILE_ROWS};
 use crate::simd;
 use crate::view::View;
@@ -103,87 +102,48 @@ unsafe fn pack_a_tile(
 ) {
     let lines_per_row = out.len() / BLOCK;
     let rows = BLOCK.min(m - r0);
-    {
-        let j0 = kt * TILE_K;
-        let cols = TILE_K.min(k - j0);
-        // `block[i][j]` = A[r0 + i][j0 + j], rounded; zero outside the matrix.
-        let mut block = [[0u16; TILE_K]; BLOCK];
-        if a.col_stride() == 1 && cols == TILE_K {
-            for i in 0..BLOCK {
-                let line = if i < rows {
-                    // SAFETY: 32 contiguous values of row `r0 + i`; the features (the caller's
-                    // promise).
-                    unsafe { simd::round32(a.run(r0 + i, j0, TILE_K, false).as_ptr()) }
-                } else {
-                    Line([0; TILE_K])
-                };
-                out[i * lines_per_row + kt].write(line);
-            }
-            return;
-        } else if a.col_stride() == 1 {
-            for (i, row) in block.iter_mut().enumerate().take(rows) {
-                // SAFETY: `cols` contiguous values of row `r0 + i` (the caller's promise).
-                let src = unsafe { a.run(r0 + i, j0, cols, false) };
-                for (d, &x) in row.iter_mut().zip(src) {
-                    *d = to_bf16(x);
-                }
-            }
-        } else if a.row_stride() == 1 && rows == BLOCK && cols == TILE_K {
-            // Columns are contiguous: pair columns 2p and 2p + 1 into words (one per row), then
-            // transpose the two 16 × 16 blocks of words, rows 0–15 and 16–31.
-            let mut halves = [[[0u32; 16]; 16]; 2];
-            for p in 0..TILE_ROWS {
-                // SAFETY: 32 contiguous values of columns `j0 + 2p` and `j0 + 2p + 1`; the
-                // features (the caller's promise).
-                unsafe {
-                    let (even, odd) = (
-                        a.run(r0, j0 + 2 * p, BLOCK, true),
-                        a.run(r0, j0 + 2 * p + 1, BLOCK, true),
-                    );
-                    for (h, half) in halves.iter_mut().enumerate() {
-                        let at = h * TILE_ROWS;
-                        half[p] = simd::as_words(simd::pairs(even[at..].as_ptr(), odd[at..].as_ptr()));
-                    }
-                }
-            }
+    let j0 = kt * TILE_K;
+    let cols = TILE_K.min(k - j0);
+    let mut write = |i: usize, line: Line| {
+        out[i * lines_per_row + kt].write(line);
+    };
+    if a.col_stride() == 1 {
+        for i in 0..BLOCK {
+            let line = if i < rows {
+                // SAFETY: `cols` contiguous values of row `r0 + i`; the features (the caller's
+                // promise).
+                unsafe { simd::round(a.run(r0 + i, j0, cols, false).as_ptr(), cols) }
+            } else {
+                Line([0; TILE_K])
+            };
+            write(i, line);
+        }
+    } else {
+        // Transposed (a `View` is row-major or transposed): columns are contiguous. Pair columns
+        // 2p and 2p + 1 into words (one per row), then
+        // transpose the two 16 × 16 blocks of words, rows 0–15 and 16–31.
+        let column = |j: usize| {
+            // SAFETY: `rows` contiguous values of column `j0 + j < k` (the caller's promise).
+            (j < cols).then(|| unsafe { a.run(r0, j0 + j, rows, true) }.as_ptr())
+        };
+        let mut halves = [[[0u32; 16]; 16]; 2];
+        for p in 0..TILE_ROWS {
+            let (even, odd) = (column(2 * p), column(2 * p + 1));
             for (h, half) in halves.iter_mut().enumerate() {
-                // SAFETY: the features (the caller's promise).
-                unsafe { simd::transpose16(half) };
-                for (i, words) in half.iter().enumerate() {
-                    out[(h * TILE_ROWS + i) * lines_per_row + kt].write(simd::from_words(*words));
-                }
-            }
-            return;
-        } else if a.row_stride() == 1 {
-            // Columns are contiguous: read them, then transpose in registers.
-            let mut columns = [[0u16; BLOCK]; TILE_K];
-            for (j, column) in columns.iter_mut().enumerate().take(cols) {
-                // SAFETY: `rows` contiguous values of column `j0 + j` (the caller's promise).
-                let src = unsafe { a.run(r0, j0 + j, rows, true) };
-                if rows == BLOCK {
-                    // SAFETY: 32 values; the features (the caller's promise).
-                    *column = unsafe { simd::round32(src.as_ptr()) }.0;
-                    continue;
-                }
-                for (d, &x) in column.iter_mut().zip(src) {
-                    *d = to_bf16(x);
-                }
-            }
-            for (i, row) in block.iter_mut().enumerate() {
-                for (j, d) in row.iter_mut().enumerate() {
-                    *d = columns[j][i];
-                }
-            }
-        } else {
-            for (i, row) in block.iter_mut().enumerate().take(rows) {
-                for (j, d) in row.iter_mut().enumerate().take(cols) {
-                    // SAFETY: `(r0 + i, j0 + j)` lies inside `[m, k]` (the caller's promise).
-                    *d = to_bf16(unsafe { a.at(r0 + i, j0 + j) });
-                }
+                let at = h * TILE_ROWS;
+                let from = |c: Option<*const f32>| c.map(|c| c.wrapping_add(at));
+                let len = rows.saturating_sub(at).min(TILE_ROWS);
+                // SAFETY: `len` values of each column from row `r0 + at` on; the features (the
+                // caller's promise).
+                half[p] = simd::as_words(unsafe { simd::pairs(from(even), from(odd), len) });
             }
         }
-        for (i, row) in block.into_iter().enumerate() {
-            out[i * lines_per_row + kt].write(Line(row));
+        for (h, half) in halves.iter_mut().enumerate() {
+            // SAFETY: the features (the caller's promise).
+            unsafe { simd::transpose16(half) };
+            for (i, words) in half.iter().enumerate() {
+                write(h * TILE_ROWS + i, simd::from_words(*words));
+            }
         }
     }
 }
@@ -266,72 +226,32 @@ unsafe fn pack_b_tile(
     (k0, c0): (usize, usize),
     out: &mut [MaybeUninit<Line>],
 ) {
-    let rows = TILE_K.min(k.saturating_sub(k0));
+    let rows = TILE_K.min(k - k0);
     let cols = TILE_ROWS.min(n.saturating_sub(c0));
-    // `columns[c][kk]` = B[k0 + kk][c0 + c], rounded; zero outside the matrix.
-    let mut columns = [[0u16; TILE_K]; TILE_ROWS];
-    if b.col_stride() == 1 && rows == TILE_K && cols == TILE_ROWS {
+    if b.col_stride() == 1 {
+        let row = |kk: usize| {
+            // SAFETY: `cols` contiguous values of row `k0 + kk < k` (the caller's promise).
+            (kk < rows && cols > 0).then(|| unsafe { b.run(k0 + kk, c0, cols, false) }.as_ptr())
+        };
         for (r, line) in out.iter_mut().enumerate() {
-            // SAFETY: rows `k0 + 2r` and `k0 + 2r + 1` hold 16 contiguous values from `c0`; the
-            // features (the caller's promise).
-            let (even, odd) = unsafe {
-                (
-                    b.run(k0 + 2 * r, c0, TILE_ROWS, false),
-                    b.run(k0 + 2 * r + 1, c0, TILE_ROWS, false),
-                )
-            };
-            // SAFETY: as above.
-            line.write(unsafe { simd::pairs(even.as_ptr(), odd.as_ptr()) });
+            // SAFETY: `cols` values of each row; the features (the caller's promise).
+            line.write(unsafe { simd::pairs(row(2 * r), row(2 * r + 1), cols) });
         }
-        return;
-    } else if b.row_stride() == 1 && rows == TILE_K && cols == TILE_ROWS {
-        // Columns are contiguous: each is one row of 16 pairs (words); transpose them.
+    } else {
+        // Transposed (a `View` is row-major or transposed): columns are contiguous, each one
+        // row of 16 pairs (words); transpose them.
         let mut words = [[0u32; 16]; TILE_ROWS];
-        for (c, w) in words.iter_mut().enumerate() {
-            // SAFETY: 32 contiguous values of column `c0 + c`; the features (the caller's promise).
-            *w = simd::as_words(unsafe { simd::round32(b.run(k0, c0 + c, TILE_K, true).as_ptr()) });
+        for (c, w) in words.iter_mut().enumerate().take(cols) {
+            // SAFETY: `rows` contiguous values of column `c0 + c`; the features (the caller's
+            // promise).
+            *w = simd::as_words(unsafe {
+                simd::round(b.run(k0, c0 + c, rows, true).as_ptr(), rows)
+            });
         }
         // SAFETY: the features (the caller's promise).
         unsafe { simd::transpose16(&mut words) };
         for (line, w) in out.iter_mut().zip(words) {
             line.write(simd::from_words(w));
         }
-        return;
-    } else if b.row_stride() == 1 {
-        for (c, column) in columns.iter_mut().enumerate().take(cols) {
-            // SAFETY: `rows` contiguous values of column `c0 + c` (the caller's promise).
-            let src = unsafe { b.run(k0, c0 + c, rows, true) };
-            if rows == TILE_K {
-                // SAFETY: 32 values; the features (the caller's promise).
-                *column = unsafe { simd::round32(src.as_ptr()) }.0;
-                continue;
-            }
-            for (d, &x) in column.iter_mut().zip(src) {
-                *d = to_bf16(x);
-            }
-        }
-    } else if b.col_stride() == 1 {
-        for kk in 0..rows {
-            // SAFETY: `cols` contiguous values of row `k0 + kk` (the caller's promise).
-            let src = unsafe { b.run(k0 + kk, c0, cols, false) };
-            for (column, &x) in columns.iter_mut().zip(src) {
-                column[kk] = to_bf16(x);
-            }
-        }
-    } else {
-        for (c, column) in columns.iter_mut().enumerate().take(cols) {
-            for (kk, d) in column.iter_mut().enumerate().take(rows) {
-                // SAFETY: `(k0 + kk, c0 + c)` lies inside `[k, n]` (the caller's promise).
-                *d = to_bf16(unsafe { b.at(k0 + kk, c0 + c) });
-            }
-        }
-    }
-    for (r, line) in out.iter_mut().enumerate() {
-        let mut values = [0u16; TILE_K];
-        for (c, column) in columns.iter().enumerate() {
-            values[2 * c] = column[2 * r];
-            values[2 * c + 1] = column[2 * r + 1];
-        }
-        line.write(Line(values));
     }
 }

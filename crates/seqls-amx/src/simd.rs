@@ -6,43 +6,47 @@
 use crate::bf16::to_bf16;
 use crate::layout::{Line, TILE_K, TILE_ROWS};
 
-/// `src[0..32]` rounded to bf16.
+/// `src[0..len]` rounded to bf16, zero after (`len ≤ 32`; nothing past `len` is read).
 ///
 /// # Safety
-/// `src` must point at 32 readable f32; on x86-64 the CPU must have AVX-512 F, BW and BF16.
+/// `src` must point at `len` readable f32; on x86-64 the CPU must have AVX-512 F, BW and BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-pub(crate) unsafe fn round32(src: *const f32) -> Line {
+pub(crate) unsafe fn round(src: *const f32, len: usize) -> Line {
     use std::arch::x86_64::*;
     let mut line = Line([0; TILE_K]);
-    // SAFETY: the caller's promise; `line` is 64 writable bytes.
+    // SAFETY: the masked loads read `src[0..len]` only (the caller's promise); `line` is 64
+    // writable bytes.
     unsafe {
-        let low = _mm512_loadu_ps(src);
-        let high = _mm512_loadu_ps(src.add(16));
+        let low = _mm512_maskz_loadu_ps(mask(len), src);
+        let high = _mm512_maskz_loadu_ps(mask(len.saturating_sub(16)), src.wrapping_add(16));
         let rounded: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(high, low));
         _mm512_storeu_si512(line.0.as_mut_ptr().cast(), rounded);
     }
     line
 }
 
-/// `even[c], odd[c]` for `c < 16`, each rounded to bf16, interleaved: one tile row of `B`.
+/// `even[c], odd[c]` for `c < len`, each rounded to bf16, interleaved, zero after (`len ≤ 16`): one
+/// tile row of `B`. A missing row (`None`, past the matrix) counts as zeros.
 ///
 /// # Safety
-/// `even` and `odd` must point at 16 readable f32 each; on x86-64 the CPU must have AVX-512 F, BW
-/// and BF16.
+/// `even` and `odd` must point at `len` readable f32 each; on x86-64 the CPU must have AVX-512 F,
+/// BW and BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-pub(crate) unsafe fn pairs(even: *const f32, odd: *const f32) -> Line {
+pub(crate) unsafe fn pairs(even: Option<*const f32>, odd: Option<*const f32>, len: usize) -> Line {
     use std::arch::x86_64::*;
     let mut line = Line([0; TILE_K]);
     // Word `2c` from `even[c]` (word `c` of the rounded vector), `2c + 1` from `odd[c]` (`16 + c`).
     let order: [u16; TILE_K] = std::array::from_fn(|w| (w / 2 + (w % 2) * TILE_ROWS) as u16);
-    // SAFETY: the caller's promise; `order` and `line` are 64 bytes each.
+    // SAFETY: the masked loads read `len` values of each row (the caller's promise); `order` and
+    // `line` are 64 bytes each.
     unsafe {
-        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(
-            _mm512_loadu_ps(odd),
-            _mm512_loadu_ps(even),
-        ));
+        let load = |row: Option<*const f32>| match row {
+            Some(p) => _mm512_maskz_loadu_ps(mask(len), p),
+            None => _mm512_setzero_ps(),
+        };
+        let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(load(odd), load(even)));
         let order = _mm512_loadu_si512(order.as_ptr().cast());
         _mm512_storeu_si512(
             line.0.as_mut_ptr().cast(),
@@ -50,6 +54,16 @@ pub(crate) unsafe fn pairs(even: *const f32, odd: *const f32) -> Line {
         );
     }
     line
+}
+
+/// The lanes `0..len` of 16 (`len` clamped to 16).
+#[cfg(target_arch = "x86_64")]
+fn mask(len: usize) -> u16 {
+    if len >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << len) - 1
+    }
 }
 
 /// The 16 × 16 matrix of 32-bit words `rows` (16 bf16 pairs a row), transposed in place: four
@@ -122,16 +136,26 @@ pub(crate) fn from_words(words: [u32; 16]) -> Line {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(crate) unsafe fn round32(src: *const f32) -> Line {
+pub(crate) unsafe fn round(src: *const f32, len: usize) -> Line {
     // SAFETY: the caller's promise.
-    Line(std::array::from_fn(|i| to_bf16(unsafe { *src.add(i) })))
+    Line(std::array::from_fn(|i| {
+        if i < len {
+            to_bf16(unsafe { *src.add(i) })
+        } else {
+            0
+        }
+    }))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(crate) unsafe fn pairs(even: *const f32, odd: *const f32) -> Line {
-    // SAFETY: the caller's promise.
+pub(crate) unsafe fn pairs(even: Option<*const f32>, odd: Option<*const f32>, len: usize) -> Line {
     Line(std::array::from_fn(|w| {
-        to_bf16(unsafe { *(if w % 2 == 0 { even } else { odd }).add(w / 2) })
+        let row = if w % 2 == 0 { even } else { odd };
+        match row {
+            // SAFETY: the caller's promise.
+            Some(p) if w / 2 < len => to_bf16(unsafe { *p.add(w / 2) }),
+            _ => 0,
+        }
     }))
 }
 
@@ -149,17 +173,33 @@ mod tests {
         let x: Vec<f32> = (0..64)
             .map(|i| (i as f32 - 20.3) * 1.7e-3 * (1.0 + i as f32))
             .collect();
-        // SAFETY: 64 values; the CPU has the features (checked above).
-        let (line, paired) =
-            unsafe { (round32(x.as_ptr()), pairs(x.as_ptr(), x.as_ptr().add(32))) };
-        for (&rounded, &value) in line.0.iter().zip(&x) {
-            assert_eq!(rounded, to_bf16(value));
+        for len in [0, 1, 15, 16, 17, 31, 32] {
+            // SAFETY: 64 values; the CPU has the features (checked above).
+            let (rounded, paired) = unsafe {
+                let pair_len = len.min(16);
+                (
+                    round(x.as_ptr(), len),
+                    pairs(Some(x.as_ptr()), Some(x.as_ptr().add(32)), pair_len),
+                )
+            };
+            for (i, &r) in rounded.0.iter().enumerate() {
+                assert_eq!(r, if i < len { to_bf16(x[i]) } else { 0 }, "len {len}");
+            }
+            for c in 0..16 {
+                let inside = c < len.min(16);
+                assert_eq!(paired.0[2 * c], if inside { to_bf16(x[c]) } else { 0 });
+                assert_eq!(
+                    paired.0[2 * c + 1],
+                    if inside { to_bf16(x[32 + c]) } else { 0 }
+                );
+            }
+            assert_eq!(from_words(as_words(paired)).0, paired.0);
         }
+        // SAFETY: as above.
+        let half = unsafe { pairs(None, Some(x.as_ptr()), 16) };
         for c in 0..16 {
-            assert_eq!(paired.0[2 * c], to_bf16(x[c]));
-            assert_eq!(paired.0[2 * c + 1], to_bf16(x[32 + c]));
+            assert_eq!((half.0[2 * c], half.0[2 * c + 1]), (0, to_bf16(x[c])));
         }
-        assert_eq!(from_words(as_words(paired)).0, paired.0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A strided matrix operand over a host buffer.
 
 /// A matrix operand: element `(i, j)` at `ptr + i·row_stride + j·col_stride`, inside a buffer of
-/// `len` elements from `ptr`.
+/// `len` elements from `ptr`; row-major or transposed, so its rows or its columns are contiguous.
 #[derive(Clone, Copy)]
 pub struct View {
     ptr: *const f32,
@@ -69,16 +69,6 @@ impl View {
         unsafe {
             std::slice::from_raw_parts(self.ptr.add(i * self.row_stride + j * self.col_stride), len)
         }
-    }
-
-    /// Element `(i, j)`.
-    ///
-    /// # Safety
-    /// `(i, j)` must lie inside the buffer (see [`View::holds`]), which must be alive.
-    #[inline(always)]
-    pub(crate) unsafe fn at(&self, i: usize, j: usize) -> f32 {
-        // SAFETY: the caller's promise.
-        unsafe { *self.ptr.add(i * self.row_stride + j * self.col_stride) }
     }
 }
 

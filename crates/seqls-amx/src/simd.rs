@@ -124,15 +124,16 @@ pub(crate) unsafe fn transpose16(rows: &mut [[u32; 16]; 16]) {
     }
 }
 
-/// A tile row's 16 pairs as 32-bit words (`even | odd << 16`), and back.
+/// A tile row's 16 pairs as 32-bit words, and back: the same 64 bytes (a transposition of words
+/// moves pairs whole, whatever the byte order).
 pub(crate) fn as_words(line: Line) -> [u32; 16] {
-    std::array::from_fn(|c| line.0[2 * c] as u32 | (line.0[2 * c + 1] as u32) << 16)
+    // SAFETY: both are 64 bytes of plain integers; every bit pattern is valid for either.
+    unsafe { std::mem::transmute::<[u16; TILE_K], [u32; 16]>(line.0) }
 }
 
 pub(crate) fn from_words(words: [u32; 16]) -> Line {
-    Line(std::array::from_fn(|v| {
-        (words[v / 2] >> (16 * (v % 2))) as u16
-    }))
+    // SAFETY: as in `as_words`.
+    Line(unsafe { std::mem::transmute::<[u32; 16], [u16; TILE_K]>(words) })
 }
 
 #[cfg(not(target_arch = "x86_64"))]

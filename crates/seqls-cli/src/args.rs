@@ -95,6 +95,11 @@ impl DeviceArgs {
         // SAFETY: called at the start of a command, before any other thread exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
         let precision = self.precision.unwrap_or_default();
+        if precision != seqls_model::Precision::F32 && !matches!(self.device, DeviceKind::Cpu) {
+            anyhow::bail!(
+                "--precision {precision} runs on the CPU only (AMX tiles); drop it for --device wgpu"
+            );
+        }
         let engine = seqls_model::use_precision(precision);
         if precision != seqls_model::Precision::F32 {
             eprintln!("{engine}");

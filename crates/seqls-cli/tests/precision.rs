@@ -117,42 +117,27 @@ fn bf16_training_and_decoding() {
     }
 
     // Decoding the bf16-trained weights in both precisions: mostly the same beam-4 outputs.
-    let corpus = dir.path().join("corpus");
-    ok(seqls(
-        &[
-            "corpus",
-            "synth",
-            "--pairs",
-            "300",
-            "--seed",
-            "1",
-            "--out",
-            corpus.to_str().unwrap(),
-        ],
-        false,
-    ));
-    let test = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_str().unwrap().ends_with("test.src"))
-        .expect("the synthetic corpus has test.src");
-    let decode = |precision: &str| {
+    let hypotheses = |precision: &str| {
         let args = [
-            "decode",
+            "eval",
             "--model",
             &bf16_run,
-            "--input",
-            test.to_str().unwrap(),
+            "--split",
+            "test",
             "--beam",
             "4",
+            "--threads",
+            "2",
+            "--force",
         ];
-        let (out, stderr) = ok(seqls(
-            &[&args[..], &["--precision", precision, "--threads", "2"]].concat(),
+        let (_, stderr) = ok(seqls(
+            &[&args[..], &["--precision", precision]].concat(),
             false,
         ));
-        (out, stderr)
+        let hyp = Path::new(&bf16_run).join("eval-test-beam4.hyp.txt");
+        (std::fs::read_to_string(hyp).unwrap(), stderr)
     };
-    let ((f32_out, _), (bf16_out, stderr)) = (decode("f32"), decode("bf16"));
+    let ((f32_out, _), (bf16_out, stderr)) = (hypotheses("f32"), hypotheses("bf16"));
     assert!(stderr.contains("bf16 on AMX tiles"), "{stderr}");
     let (f32_lines, bf16_lines): (Vec<_>, Vec<_>) =
         (f32_out.lines().collect(), bf16_out.lines().collect());

@@ -8,30 +8,17 @@
 //! Its own test binary: the precision is a setting of the whole process. Skipped with a notice
 //! without AMX, unless `SEQLS_REQUIRE_AMX=1`.
 
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
+use common::gradients;
 use seqls_data::tokenizer::PAD;
-use seqls_model::tensors::{f32_vec, int_tensor};
+use seqls_model::tensors::int_tensor;
 use seqls_model::{
     HostOutput, ModelConfig, Precision, ProductEngine, Smoothing, SmoothingVariant, Transformer,
     use_precision,
 };
-
-struct Collect<'a> {
-    grads: &'a GradientsParams,
-    out: Vec<Vec<f32>>,
-}
-
-impl ModuleVisitor for Collect<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let g = self
-            .grads
-            .get::<D>(param.id)
-            .expect("every parameter has a gradient");
-        self.out.push(f32_vec(g));
-    }
-}
 
 /// The smoothed loss sum and every parameter's gradient of one batch, in the current precision.
 fn step(model: &Transformer, device: &Device) -> (f64, Vec<Vec<f32>>) {
@@ -59,12 +46,7 @@ fn step(model: &Transformer, device: &Device) -> (f64, Vec<Vec<f32>>) {
     let host = output.objective(hidden, &tgt_out, smoothing, None, (b * t) as f64);
     let mut grads = GradientsParams::from_grads(host.surrogate.backward(), model);
     output.add_gradient(&mut grads, host.weight_gradient);
-    let mut collect = Collect {
-        grads: &grads,
-        out: vec![],
-    };
-    model.visit(&mut collect);
-    (host.sums.smoothed, collect.out)
+    (host.sums.smoothed, gradients(model, &grads))
 }
 
 /// The L2 norm below which a gradient counts as vanishing (the others here are 0.01–1.6).

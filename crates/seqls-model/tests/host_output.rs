@@ -3,38 +3,18 @@
 //! (the logits as a burn tensor, [`training_objective`] on them, autodiff through the projection),
 //! with tied and untied output layers, padded targets, and with and without a teacher.
 
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
+use common::gradients;
 use seqls_data::tokenizer::PAD;
-use seqls_model::tensors::{f32_vec, int_tensor};
+use seqls_model::tensors::int_tensor;
 use seqls_model::{
-    Distillation, HostOutput, ModelConfig, Smoothing, SmoothingVariant, Transformer,
-    training_objective,
+    Distillation, HostOutput, ModelConfig, Smoothing, SmoothingVariant, training_objective,
 };
 
 /// Every parameter's gradient in `grads`, in the model's parameter order.
-struct Collect<'a> {
-    grads: &'a GradientsParams,
-    out: Vec<Vec<f32>>,
-}
-
-impl ModuleVisitor for Collect<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let g = self
-            .grads
-            .get::<D>(param.id)
-            .expect("every parameter has a gradient");
-        self.out.push(f32_vec(g));
-    }
-}
-
-fn gradients(model: &Transformer, grads: &GradientsParams) -> Vec<Vec<f32>> {
-    let mut collect = Collect { grads, out: vec![] };
-    model.visit(&mut collect);
-    collect.out
-}
-
 #[test]
 fn host_objective_equals_the_tensor_path() {
     let device = Device::flex().autodiff();

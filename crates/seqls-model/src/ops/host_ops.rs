@@ -12,13 +12,12 @@ const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
 pub(crate) use seqls_amx::View;
 
-/// `a·b` (`a` `[m, k]`, `b` `[k, n]`) added to `out` `[m, n]` (row stride `out_row_stride`) when
-/// `accumulate`, else written over it without reading it; on the thread pool from burn-flex's size on;
-/// in the precision of [`super::precision::use_precision`].
+/// The contract of [`seqls_amx::Amx::product_into`] (`out (+)= a·b`), in the precision of
+/// [`super::precision::use_precision`]: the AMX tiles, or the `gemm` crate in f32; on the thread pool
+/// from burn-flex's size on.
 ///
 /// # Safety
-/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers, and `out` the
-/// `[m, n]` elements at row stride `out_row_stride` (initialised when `accumulate`).
+/// As [`seqls_amx::Amx::product_into`].
 pub(crate) unsafe fn product_into(
     m: usize,
     n: usize,

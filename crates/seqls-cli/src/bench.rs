@@ -16,17 +16,21 @@ pub enum BenchCommand {
 }
 
 impl ReferenceArgs {
-    /// The reference scripts' directory: `--reference-dir`, `./bench`, or the build checkout's.
     fn reference_dir(&self) -> PathBuf {
-        self.reference_dir.clone().unwrap_or_else(|| {
-            let here = PathBuf::from("bench");
-            if here.join("ref_bench.py").exists() {
-                here
-            } else {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench")
-            }
-        })
+        bench_dir(self.reference_dir.clone())
     }
+}
+
+/// The Python scripts' directory (`bench/`): `explicit`, `./bench`, or the build checkout's.
+pub fn bench_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        let here = PathBuf::from("bench");
+        if here.join("ref_bench.py").exists() {
+            here
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench")
+        }
+    })
 }
 
 #[derive(Args)]

@@ -3,65 +3,10 @@
 //! clear error with exit code 2.
 
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
 
-fn seqls(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqls"))
-        .args(args)
-        .output()
-        .expect("run seqls")
-}
+mod common;
 
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// Trains the tiny synthetic model into `dir/run` and writes its first 40 test sources.
-fn trained(dir: &Path) -> (String, String) {
-    let run = dir.join("run");
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny-sweep.toml");
-    let corpus = dir.join("corpus");
-    ok(seqls(&[
-        "corpus",
-        "synth",
-        "--pairs",
-        "300",
-        "--seed",
-        "1",
-        "--out",
-        corpus.to_str().unwrap(),
-    ]));
-    ok(seqls(&[
-        "train",
-        "--config",
-        config,
-        "--alpha",
-        "0.1",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--threads",
-        "1",
-    ]));
-    let test = std::fs::read_dir(&corpus)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_str().unwrap().ends_with("test.src"))
-        .expect("the synthetic corpus has test.src");
-    let lines: Vec<String> = std::fs::read_to_string(test)
-        .unwrap()
-        .lines()
-        .take(40)
-        .map(String::from)
-        .collect();
-    let src = dir.join("src.txt");
-    std::fs::write(&src, lines.join("\n") + "\n").unwrap();
-    (
-        run.to_str().unwrap().to_string(),
-        src.to_str().unwrap().to_string(),
-    )
-}
+use common::{ok, seqls, trained};
 
 fn jsonl(text: &str) -> Vec<Value> {
     text.lines()
@@ -81,7 +26,7 @@ fn length(line: &Value) -> usize {
 #[test]
 fn exact_optima_outscore_every_beam_output_and_rescore_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let (run, src) = trained(dir.path());
+    let (run, src) = trained(dir.path(), "tiny-sweep.toml");
     let common = [
         "decode",
         "--model",
@@ -183,7 +128,7 @@ fn exact_optima_outscore_every_beam_output_and_rescore_the_same() {
 #[test]
 fn exact_options_out_of_range_are_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (run, src) = trained(dir.path());
+    let (run, src) = trained(dir.path(), "tiny-sweep.toml");
     for (flags, message) in [
         (&["--exact", "--nbest", "2"][..], "nbest must be 1"),
         (&["--exact", "--min-len-ratio", "-1"], "min-len-ratio"),

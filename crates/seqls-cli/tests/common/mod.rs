@@ -1,0 +1,66 @@
+//! What the CLI tests that train the tiny synthetic model share.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn seqls(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqls"))
+        .args(args)
+        .output()
+        .expect("run seqls")
+}
+
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Trains `tests/<config>` (a synthetic corpus) into `dir/run` and writes its first 40 test sources.
+pub fn trained(dir: &Path, config: &str) -> (String, String) {
+    let run = dir.join("run");
+    let config = format!("{}/tests/{config}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    let pairs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("synth_pairs = "))
+        .expect("the config sets data.synth_pairs");
+    let corpus = dir.join("corpus");
+    ok(seqls(&[
+        "corpus",
+        "synth",
+        "--pairs",
+        pairs,
+        "--seed",
+        "1",
+        "--out",
+        corpus.to_str().unwrap(),
+    ]));
+    ok(seqls(&[
+        "train",
+        "--config",
+        &config,
+        "--alpha",
+        "0.1",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]));
+    let test = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_str().unwrap().ends_with("test.src"))
+        .expect("the synthetic corpus has test.src");
+    let lines: Vec<String> = std::fs::read_to_string(test)
+        .unwrap()
+        .lines()
+        .take(40)
+        .map(String::from)
+        .collect();
+    let src = dir.join("src.txt");
+    std::fs::write(&src, lines.join("\n") + "\n").unwrap();
+    (
+        run.to_str().unwrap().to_string(),
+        src.to_str().unwrap().to_string(),
+    )
+}

@@ -259,6 +259,22 @@ pub fn time_decoding(
     })
 }
 
+/// Times `runs` translations (after 1 warm-up) of `sources` with `search`, in batches of `batch`
+/// sentences on `threads` workers → sentences/s: a trained model on real sentences, each stopping
+/// by the search's own rule.
+pub fn time_translation(
+    translator: &Translator,
+    sources: &[Vec<u32>],
+    search: &SearchConfig,
+    batch: usize,
+    runs: usize,
+    threads: usize,
+) -> Timing {
+    time_steps(1, runs, sources.len() as f64, || {
+        translator.translate(sources, search, batch, threads, |_| {});
+    })
+}
+
 /// Runs a Python reference script and returns its last stdout line parsed as JSON.
 pub fn run_reference<T: serde::de::DeserializeOwned>(
     python: &Path,

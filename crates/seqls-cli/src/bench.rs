@@ -86,6 +86,16 @@ pub struct DecodeBenchArgs {
     steps: usize,
     #[arg(long, default_value_t = 4)]
     beam: usize,
+    /// A trained run instead of random weights: decode --input with it, at --beams, against
+    /// CTranslate2 (float32 and int8) on the same weights exported (needs --python with ctranslate2)
+    #[arg(long, requires = "input")]
+    model: Option<PathBuf>,
+    /// Source sentences, one per line (with --model)
+    #[arg(long, requires = "model")]
+    input: Option<PathBuf>,
+    /// Beam sizes (with --model)
+    #[arg(long, value_delimiter = ',', default_value = "1,4,64")]
+    beams: Vec<usize>,
     #[command(flatten)]
     reference: ReferenceArgs,
 }
@@ -271,6 +281,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        BenchCommand::Decode(a) if a.model.is_some() => real_model(&a)?,
         BenchCommand::Decode(a) => {
             let r = &a.reference;
             let (device, threads) = r.device.resolve()?;
@@ -351,6 +362,87 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
                 report(&title, &ours, &[hf, ct2]);
             }
         }
+    }
+    Ok(())
+}
+
+/// `bench decode --model RUN --input FILE`: the run's model on real sentences at each of `--beams`,
+/// seqls (its own stopping rule) against CTranslate2 float32 and int8 on the same weights, exported
+/// once (`seqls export --format ctranslate2`), timed back to back in each round
+/// (`bench/ref_ct2_model.py`: one call in batches of 64, CTranslate2's own stopping).
+fn real_model(a: &DecodeBenchArgs) -> anyhow::Result<()> {
+    let r = &a.reference;
+    let (run, input) = (a.model.as_ref().unwrap(), a.input.as_ref().unwrap());
+    let Some(python) = &r.python else {
+        anyhow::bail!(
+            "--model compares with CTranslate2: pass --python (with ctranslate2, tokenizers, safetensors, numpy)"
+        );
+    };
+    let (device, threads) = r.device.resolve()?;
+    let (config, tokenizer, model) = seqls_run::RunDir::new(run).load_model(&device)?;
+    let sources: Vec<Vec<u32>> = seqls_data::read::read_lines(input)?
+        .iter()
+        .map(|l| seqls_data::encode_source(&tokenizer, l.trim(), config.model.max_len))
+        .collect::<Result<_, _>>()?;
+    let exported = tempfile::tempdir()?;
+    let ct2_model = exported.path().join("ct2");
+    crate::export::ctranslate2(run, &ct2_model, python, r.reference_dir.clone())?;
+    let translator = seqls_model::Translator::new(&model, &device);
+    let decode = &config.decode;
+    let (lenpen, max_len_a, max_len_b) = match decode.length_penalty {
+        seqls_decode::LengthPenalty::Power(a) => (a, decode.max_len_a, decode.max_len_b),
+        other => anyhow::bail!(
+            "CTranslate2 ranks by score / length^A; this run decodes with {}",
+            other.label()
+        ),
+    };
+    for &beam in &a.beams {
+        let search = seqls_decode::SearchConfig {
+            beam_size: beam,
+            ..decode.clone()
+        };
+        let series = |name| Series {
+            name,
+            unit: "sent/s",
+            values: vec![],
+        };
+        let (mut ours, mut f32s, mut int8s) = (
+            series("seqls"),
+            series("CTranslate2 fp32"),
+            series("CTranslate2 int8"),
+        );
+        for _ in 0..r.rounds {
+            let timing =
+                seqls_bench::time_translation(&translator, &sources, &search, 64, r.runs, threads);
+            ours.values.push(timing.per_second);
+            let args = [
+                ct2_model.display().to_string(),
+                "--input".into(),
+                input.display().to_string(),
+                "--beam".into(),
+                beam.to_string(),
+                "--threads".into(),
+                threads.to_string(),
+                "--runs".into(),
+                r.runs.to_string(),
+                "--lenpen".into(),
+                lenpen.to_string(),
+                "--max-len-a".into(),
+                max_len_a.to_string(),
+                "--max-len-b".into(),
+                max_len_b.to_string(),
+            ];
+            let v: seqls_bench::Ct2Decoding =
+                run_reference(python, &r.reference_dir().join("ref_ct2_model.py"), &args)?;
+            f32s.values.push(v.sent_per_s.ct2_float32);
+            int8s.values.push(v.sent_per_s.ct2_int8);
+        }
+        let title = format!(
+            "decode {} ({} sentences) beam {beam} threads {threads}",
+            run.display(),
+            sources.len()
+        );
+        report(&title, &ours, &[f32s, int8s]);
     }
     Ok(())
 }

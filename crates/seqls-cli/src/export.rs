@@ -55,30 +55,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
             let out = args
                 .out
                 .unwrap_or_else(|| run.root.join("export-ctranslate2"));
-            if out.exists() {
-                bail!("{} exists: remove it or pass another --out", out.display());
-            }
-            let parent = match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            std::fs::create_dir_all(&parent).with_context(|| parent.display().to_string())?;
-            let staging = |what: &str| {
-                tempfile::Builder::new()
-                    .prefix(&format!(".{what}-"))
-                    .tempdir_in(&parent)
-                    .with_context(|| format!("a temporary directory in {}", parent.display()))
-            };
-            let (weights, model) = (
-                staging("export-safetensors")?,
-                staging("export-ctranslate2")?,
-            );
-            seqls_run::export::export_safetensors(&run, weights.path(), &device)?;
-            let script = crate::bench::bench_dir(args.reference_dir).join("export_ct2.py");
-            convert(&args.python, &script, weights.path(), model.path())?;
-            let staged = model.keep();
-            std::fs::rename(&staged, &out)
-                .with_context(|| format!("moving {} to {}", staged.display(), out.display()))?;
+            ctranslate2(&args.run, &out, &args.python, args.reference_dir)?;
             println!(
                 "wrote {} (CTranslate2 model and tokenizer.json)",
                 out.display()
@@ -86,6 +63,41 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CTranslate2 model directory of `run` at `out` (which must not exist), through the
+/// safetensors export and `export_ct2.py` (in `reference_dir` or `bench/`) under `python`.
+pub fn ctranslate2(
+    run: &Path,
+    out: &Path,
+    python: &Path,
+    reference_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if out.exists() {
+        bail!("{} exists: remove it or pass another --out", out.display());
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| parent.display().to_string())?;
+    let staging = |what: &str| {
+        tempfile::Builder::new()
+            .prefix(&format!(".{what}-"))
+            .tempdir_in(&parent)
+            .with_context(|| format!("a temporary directory in {}", parent.display()))
+    };
+    let (weights, model) = (
+        staging("export-safetensors")?,
+        staging("export-ctranslate2")?,
+    );
+    let device = burn::tensor::Device::flex();
+    seqls_run::export::export_safetensors(&RunDir::new(run), weights.path(), &device)?;
+    let script = crate::bench::bench_dir(reference_dir).join("export_ct2.py");
+    convert(python, &script, weights.path(), model.path())?;
+    let staged = model.keep();
+    std::fs::rename(&staged, out)
+        .with_context(|| format!("moving {} to {}", staged.display(), out.display()))
 }
 
 /// Runs `script EXPORT OUT` under `python`, one clear error if it fails.

@@ -3,7 +3,8 @@
 //! by construction — seqls then allows only `</s>`, CTranslate2 stops without it): CTranslate2 (float32, beam 4, the
 //! same length penalty and limits, `bench/ct2_translate.py`) gives the same translations as
 //! `seqls decode` for the test sentences, and scores them as `seqls score` does (sentence
-//! log-probabilities within 1e-3 nats); an existing output directory is refused.
+//! log-probabilities within 1e-3 nats); an existing output directory is refused; `seqls bench
+//! decode --model` times both engines on it.
 //!
 //! Needs a Python with ctranslate2, tokenizers, safetensors and numpy: `SEQLS_PYTHON` (default
 //! `python3`). Without one the test is skipped with a notice, unless `SEQLS_REQUIRE_CT2=1` (CI

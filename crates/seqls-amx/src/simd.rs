@@ -198,8 +198,8 @@ mod tests {
         }
         // SAFETY: as above.
         let half = unsafe { pairs(None, Some(x.as_ptr()), 16) };
-        for c in 0..16 {
-            assert_eq!((half.0[2 * c], half.0[2 * c + 1]), (0, to_bf16(x[c])));
+        for (pair, &value) in half.0.chunks_exact(2).zip(&x) {
+            assert_eq!((pair[0], pair[1]), (0, to_bf16(value)));
         }
     }
 

@@ -230,3 +230,15 @@ impl ExactArgs {
         Ok(Some(exact))
     }
 }
+
+/// The Python scripts' directory (`bench/`): `explicit`, `./bench`, or the build checkout's.
+pub fn bench_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        let here = PathBuf::from("bench");
+        if here.join("ref_bench.py").exists() {
+            here
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench")
+        }
+    })
+}

@@ -17,20 +17,8 @@ pub enum BenchCommand {
 
 impl ReferenceArgs {
     fn reference_dir(&self) -> PathBuf {
-        bench_dir(self.reference_dir.clone())
+        crate::args::bench_dir(self.reference_dir.clone())
     }
-}
-
-/// The Python scripts' directory (`bench/`): `explicit`, `./bench`, or the build checkout's.
-pub fn bench_dir(explicit: Option<PathBuf>) -> PathBuf {
-    explicit.unwrap_or_else(|| {
-        let here = PathBuf::from("bench");
-        if here.join("ref_bench.py").exists() {
-            here
-        } else {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench")
-        }
-    })
 }
 
 #[derive(Args)]

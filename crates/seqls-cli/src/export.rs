@@ -93,7 +93,7 @@ pub fn ctranslate2(
     );
     let device = burn::tensor::Device::flex();
     seqls_run::export::export_safetensors(&RunDir::new(run), weights.path(), &device)?;
-    let script = crate::bench::bench_dir(reference_dir).join("export_ct2.py");
+    let script = crate::args::bench_dir(reference_dir).join("export_ct2.py");
     convert(python, &script, weights.path(), model.path())?;
     let staged = model.keep();
     std::fs::rename(&staged, out)

@@ -2,30 +2,20 @@
 
 Usage: export_ct2.py EXPORT_DIR OUT_DIR
 
-Written through the `ctranslate2` package's own spec API and its fairseq converter's layer setters
-(the export already uses fairseq's parameter names), rather than writing CTranslate2's binary format
-by hand: the format is versioned by that package, and its `validate()` checks every shape. What the
-fairseq converter assumes and seqls differs in is set here: positions are sinusoidal with sin at even
-and cos at odd columns (Vaswani et al.; fairseq concatenates them) starting at position 0, the
-decoder starts from `<s>`, the source ends with `</s>`, and layer norms use ε = 1e-5 (burn's default).
+Written through the `ctranslate2` package's own spec API, rather than writing CTranslate2's binary
+format by hand: the format is versioned by that package, and its `validate()` checks every shape. The
+weights go where CTranslate2's fairseq converter puts fairseq's (the export uses fairseq's names; that
+converter itself imports torch, so its few setters are written out here). Where seqls differs from
+fairseq it is set explicitly: positions are sinusoidal with sin at even and cos at odd columns (Vaswani
+et al.; fairseq concatenates them) starting at position 0, the decoder starts from `<s>`, the source
+ends with `</s>`, and layer norms use ε = 1e-5 (burn's default).
 Needs: pip install ctranslate2 safetensors tokenizers numpy
 """
-import json, math, os, shutil, sys, types
+import json, math, os, shutil, sys
 
 import numpy as np
 from safetensors.numpy import load_file
-from ctranslate2.converters import fairseq as fairseq_converter
 from ctranslate2.specs import common_spec, transformer_spec
-
-
-class Array:
-    """A weight as the converter's setters read it (`.numpy()`)."""
-
-    def __init__(self, values):
-        self.values = values
-
-    def numpy(self):
-        return self.values
 
 
 def positions(max_positions, d):
@@ -39,42 +29,41 @@ def positions(max_positions, d):
     return table
 
 
-def module_tree(weights, config, side):
-    """The fairseq module attributes the converter's setters read, for `side` ("encoder"/"decoder")."""
-    def linear(prefix):
-        bias = weights.get(prefix + ".bias")
-        return types.SimpleNamespace(weight=Array(weights[prefix + ".weight"]),
-                                     bias=None if bias is None else Array(bias))
+def set_side(spec, weights, config, side):
+    """The encoder's or decoder's spec from the fairseq-named `weights` (the layout CTranslate2's
+    fairseq converter reads, set here directly: that converter imports torch)."""
+    def linear(target, *prefixes):
+        # Several projections side by side (Q, K, V) are one linear layer in CTranslate2.
+        target.weight = np.concatenate([weights[p + ".weight"] for p in prefixes])
+        if prefixes[0] + ".bias" in weights:
+            target.bias = np.concatenate([weights[p + ".bias"] for p in prefixes])
 
-    def norm(prefix):
-        return types.SimpleNamespace(weight=Array(weights[prefix + ".weight"]), bias=Array(weights[prefix + ".bias"]))
+    def norm(target, prefix):
+        target.gamma, target.beta = weights[prefix + ".weight"], weights[prefix + ".bias"]
 
-    def attention(prefix):
-        return types.SimpleNamespace(**{p: linear(f"{prefix}.{p}") for p in ("q_proj", "k_proj", "v_proj", "out_proj")})
-
-    d = config["d_model"]
     embedding = weights.get(f"{side}.embed_tokens.weight", weights["encoder.embed_tokens.weight"])
-    layers = []
-    for i in range(config[f"{side}_layers"]):
+    embeddings = spec.embeddings[0] if isinstance(spec.embeddings, list) else spec.embeddings
+    embeddings.weight = embedding
+    spec.scale_embeddings = config["embed_scale"]
+    spec.position_encodings.encodings = positions(config["max_positions"], config["d_model"])
+    for i, layer in enumerate(spec.layer):
         p = f"{side}.layers.{i}"
-        layer = types.SimpleNamespace(self_attn=attention(p + ".self_attn"), self_attn_layer_norm=norm(p + ".self_attn_layer_norm"),
-                                      final_layer_norm=norm(p + ".final_layer_norm"), fc1=linear(p + ".fc1"), fc2=linear(p + ".fc2"))
+        linear(layer.self_attention.linear[0], p + ".self_attn.q_proj", p + ".self_attn.k_proj", p + ".self_attn.v_proj")
+        linear(layer.self_attention.linear[1], p + ".self_attn.out_proj")
+        norm(layer.self_attention.layer_norm, p + ".self_attn_layer_norm")
         if side == "decoder":
-            layer.encoder_attn = attention(p + ".encoder_attn")
-            layer.encoder_attn_layer_norm = norm(p + ".encoder_attn_layer_norm")
-        layers.append(layer)
-    tree = types.SimpleNamespace(
-        embed_tokens=types.SimpleNamespace(weight=Array(embedding)),
-        # The setter drops rows up to `padding_idx` (fairseq's positions start after it); seqls's at 0.
-        embed_positions=types.SimpleNamespace(weights=Array(positions(config["max_positions"], d)), padding_idx=-1),
-        embed_scale=config["embed_scale"], layers=layers,
-        layer_norm=norm(f"{side}.layer_norm") if config["normalize_before"] else None, layernorm_embedding=None)
+            linear(layer.attention.linear[0], p + ".encoder_attn.q_proj")
+            linear(layer.attention.linear[1], p + ".encoder_attn.k_proj", p + ".encoder_attn.v_proj")
+            linear(layer.attention.linear[2], p + ".encoder_attn.out_proj")
+            norm(layer.attention.layer_norm, p + ".encoder_attn_layer_norm")
+        linear(layer.ffn.linear_0, p + ".fc1")
+        linear(layer.ffn.linear_1, p + ".fc2")
+        norm(layer.ffn.layer_norm, p + ".final_layer_norm")
+    if config["normalize_before"]:
+        norm(spec.layer_norm, f"{side}.layer_norm")
     if side == "decoder":
         tied = config["share_decoder_input_output_embed"]
-        tree.output_projection = types.SimpleNamespace(
-            weight=Array(embedding if tied else weights["decoder.output_projection.weight"]), bias=None)
-        tree.project_in_dim = tree.project_out_dim = None
-    return tree
+        spec.projection.weight = embedding if tied else weights["decoder.output_projection.weight"]
 
 
 def main(export_dir, out_dir):
@@ -85,8 +74,8 @@ def main(export_dir, out_dir):
     spec = transformer_spec.TransformerSpec.from_config(
         (config["encoder_layers"], config["decoder_layers"]), config["attention_heads"],
         pre_norm=config["normalize_before"], activation=common_spec.Activation.RELU)
-    fairseq_converter.set_transformer_encoder(spec.encoder, module_tree(weights, config, "encoder"))
-    fairseq_converter.set_transformer_decoder(spec.decoder, module_tree(weights, config, "decoder"))
+    set_side(spec.encoder, weights, config, "encoder")
+    set_side(spec.decoder, weights, config, "decoder")
     tokenizer = json.load(open(os.path.join(export_dir, "tokenizer.json")))
     vocab = sorted(tokenizer["model"]["vocab"].items(), key=lambda kv: kv[1])
     tokens = [token for token, _ in vocab]

@@ -151,6 +151,9 @@ pub struct SearchArgs {
     /// Subtract this from log p(<unk>) when ranking (nats)
     #[arg(long)]
     pub unk_penalty: Option<f64>,
+    /// End a sentence once it has beam-size finished hypotheses (fairseq's and CTranslate2's default) instead of when no unfinished one can still win (decode.early_stop)
+    #[arg(long)]
+    pub early_stop: bool,
 }
 
 impl SearchArgs {
@@ -189,6 +192,7 @@ impl SearchArgs {
         c.no_repeat_ngram = self.no_repeat_ngram.unwrap_or(c.no_repeat_ngram);
         c.temperature = self.temperature.unwrap_or(c.temperature);
         c.unk_penalty = self.unk_penalty.unwrap_or(c.unk_penalty);
+        c.early_stop |= self.early_stop;
         c.validate_for(max_output_len)?;
         Ok(c)
     }

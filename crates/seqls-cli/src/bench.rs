@@ -84,6 +84,10 @@ pub struct DecodeBenchArgs {
     /// Beam sizes (with --model)
     #[arg(long, value_delimiter = ',', default_value = "1,4,64")]
     beams: Vec<usize>,
+    /// With --model: seqls ends a sentence at beam-size finished hypotheses, as CTranslate2 does
+    /// (decode --early-stop), so that both engines do the same search
+    #[arg(long, requires = "model")]
+    early_stop: bool,
     #[command(flatten)]
     reference: ReferenceArgs,
 }

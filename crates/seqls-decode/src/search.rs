@@ -14,7 +14,8 @@
 //! never rises, so its best reachable normalised score is `max(score/lp(n+1), score/lp(L))` over the
 //! lengths still allowed (`lp` is monotone), and the sentence stops when that bound is below the worst
 //! finished normalised score for every active hypothesis. With `K = 1` the search is greedy: the first
-//! finished hypothesis ends the sentence. A sentence also ends when its hypotheses reach the maximum
+//! finished hypothesis ends the sentence. With `early_stop` (`--early-stop`) a sentence ends as soon as it
+//! has `K` finished hypotheses, as fairseq and CTranslate2 do by default. A sentence also ends when its hypotheses reach the maximum
 //! length `L = a · source_len + b` (tokens before `</s>`), where only `</s>` is allowed.
 //!
 //! **Constraints.** `<pad>` and `<s>` are never produced; `</s>` is forbidden before `min_len` tokens;
@@ -58,6 +59,12 @@ pub struct SearchConfig {
     pub temperature: f32,
     /// Subtracted from the log-probability of `<unk>` when ranking (nats).
     pub unk_penalty: f64,
+    /// End a sentence as soon as it has `K` finished hypotheses (fairseq's and CTranslate2's
+    /// default, Hugging Face's `early_stopping=True`) instead of by the exact stopping rule: faster
+    /// at large beams, and a longer hypothesis that would have won is not waited for. Written only
+    /// when set, so that configs and reports from before it existed read and rebuild unchanged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub early_stop: bool,
 }
 
 impl Default for SearchConfig {
@@ -72,6 +79,7 @@ impl Default for SearchConfig {
             no_repeat_ngram: 0,
             temperature: 1.0,
             unk_penalty: 0.0,
+            early_stop: false,
         }
     }
 }
@@ -349,7 +357,7 @@ impl SentenceSearch {
         self.active = next;
         self.done = rankings
             .iter()
-            .all(|&lp| self.is_done(config.beam_size, lp));
+            .all(|&lp| self.is_done(config.beam_size, lp, config.early_stop));
         if self.done {
             self.active.clear();
             parents.clear();
@@ -358,14 +366,14 @@ impl SentenceSearch {
     }
 
     /// Whether no active hypothesis can still beat the worst finished one under ranking `lp`.
-    fn is_done(&self, k: usize, lp: LengthPenalty) -> bool {
+    fn is_done(&self, k: usize, lp: LengthPenalty, early_stop: bool) -> bool {
         if self.active.is_empty() {
             return true;
         }
         if self.finished.len() < k {
             return false;
         }
-        if k == 1 {
+        if k == 1 || early_stop {
             return true;
         }
         let worst = self

@@ -238,3 +238,47 @@ fn one_search_for_several_rankings_gives_each_ranking_its_own_search_result() {
         }
     }
 }
+
+#[test]
+fn early_stop_never_beats_the_exact_rule_and_sometimes_stops_short() {
+    let mut shorter = 0;
+    for lp in [LengthPenalty::Power(1.0), LengthPenalty::Power(0.0)] {
+        for source in 0..200u64 {
+            let cfg = SearchConfig {
+                max_len_b: 6,
+                ..config(3, lp)
+            };
+            let early = SearchConfig {
+                early_stop: true,
+                ..cfg.clone()
+            };
+            let mut scorer = HashScorer::new(5, &[source]);
+            let full = &beam_search(&mut scorer, &[3], &cfg, SPECIAL)[0][0];
+            let mut scorer = HashScorer::new(5, &[source]);
+            let quick = &beam_search(&mut scorer, &[3], &early, SPECIAL)[0][0];
+            // The exact rule continues the same beams past the early stop: it can only do better.
+            assert!(
+                quick.normalized_score <= full.normalized_score + 1e-12,
+                "{lp:?} source {source}"
+            );
+            if quick.normalized_score < full.normalized_score {
+                shorter += 1;
+            }
+        }
+    }
+    assert!(
+        shorter > 0,
+        "early stop never changed the output: did it run?"
+    );
+    // Greedy search stops at its first finished hypothesis either way.
+    for source in 0..20u64 {
+        let greedy = config(1, LengthPenalty::Power(1.0));
+        let early = SearchConfig {
+            early_stop: true,
+            ..greedy.clone()
+        };
+        let a = &beam_search(&mut HashScorer::new(5, &[source]), &[3], &greedy, SPECIAL)[0][0];
+        let b = &beam_search(&mut HashScorer::new(5, &[source]), &[3], &early, SPECIAL)[0][0];
+        assert_eq!(a.tokens, b.tokens);
+    }
+}

@@ -6,6 +6,7 @@ mod average;
 mod bench;
 mod bleu;
 mod block_cache;
+mod compare;
 mod corpus;
 mod curve;
 mod decode;
@@ -44,6 +45,8 @@ enum Command {
     Score(decode::ScoreArgs),
     /// Corpus BLEU / chrF like the sacrebleu command line
     Bleu(bleu::BleuArgs),
+    /// What changed between systems: compare-mt's analyses, word confidence, and an HTML page
+    Compare(compare::CompareArgs),
     /// Average the weights of a run's last kept checkpoints into model-average.bpk
     Average(average::AverageArgs),
     /// Write a run's weights for other tools (safetensors with PyTorch parameter names)
@@ -124,6 +127,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Score(args) => decode::run_score(args),
         Command::Bleu(args) => bleu::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Average(args) => average::run(args),
         Command::Export(args) => export::run(args),

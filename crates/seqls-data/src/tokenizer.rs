@@ -131,6 +131,26 @@ impl SubwordTokenizer {
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }
+
+    /// The log-probability of each whitespace word of `decode(ids)`: the sum of `log_probs` over the
+    /// word's subword tokens (a word starts at a token beginning with `▁`; special tokens, `</s>`
+    /// included, are left out). `None` when the grouping does not give one entry per word of the
+    /// decoded text (e.g. a lone `▁` token).
+    pub fn word_log_probs(&self, ids: &[u32], log_probs: &[f32]) -> Result<Option<Vec<f64>>> {
+        let mut words: Vec<f64> = Vec::new();
+        for (&id, &lp) in ids.iter().zip(log_probs) {
+            if id <= EOS {
+                continue;
+            }
+            let token = self.inner.id_to_token(id).unwrap_or_default();
+            match words.last_mut() {
+                Some(last) if !token.starts_with('\u{2581}') => *last += lp as f64,
+                _ => words.push(lp as f64),
+            }
+        }
+        let text = self.decode(ids)?;
+        Ok((text.split_whitespace().count() == words.len()).then_some(words))
+    }
 }
 
 #[cfg(test)]
@@ -165,5 +185,27 @@ mod tests {
             tok.encode(SENTENCES[0]).unwrap()
         );
         assert_eq!(back.vocab_size(), tok.vocab_size());
+    }
+
+    #[test]
+    fn word_log_probs_sum_each_words_subwords() {
+        let texts: Vec<&str> = SENTENCES.iter().cycle().take(60).copied().collect();
+        let tok = SubwordTokenizer::train(texts.into_iter(), 300).unwrap();
+        for s in SENTENCES {
+            let mut ids = tok.encode(s).unwrap();
+            ids.push(EOS);
+            let lps: Vec<f32> = (0..ids.len()).map(|i| -(i as f32 + 1.0)).collect();
+            let words = tok.word_log_probs(&ids, &lps).unwrap().expect(s);
+            assert_eq!(words.len(), s.split_whitespace().count(), "{s}");
+            // Every token but </s> counts once.
+            let total: f64 = lps[..lps.len() - 1].iter().map(|&x| x as f64).sum();
+            assert!((words.iter().sum::<f64>() - total).abs() < 1e-9, "{s}");
+        }
+        // "(fast)" is one word of several subword tokens.
+        let ids = tok.encode("runs (fast) through").unwrap();
+        let lps = vec![-0.5f32; ids.len()];
+        let words = tok.word_log_probs(&ids, &lps).unwrap().unwrap();
+        assert_eq!(words.len(), 3);
+        assert!(words[1] < -1.0, "{words:?}");
     }
 }

@@ -169,6 +169,24 @@ fn sentence_scores(metric: &Bleu, hyps: &[String], refs: &[Vec<String>]) -> Vec<
         .collect()
 }
 
+/// Sentence BLEU (0–100) as sacreBLEU's `sentence_bleu` computes it from one sentence's statistics:
+/// `exp` smoothing with the effective order (n-gram orders the sentence has no n-grams of are left
+/// out of the geometric mean).
+pub fn sentence_bleu(stats: &SentenceStats) -> f64 {
+    let order = stats.counts.len();
+    compute_bleu(
+        stats.counts.clone(),
+        stats.totals.clone(),
+        stats.sys_len,
+        stats.ref_len,
+        "exp",
+        None,
+        true,
+        order,
+    )
+    .score
+}
+
 /// Corpus BLEU of the sentences `idx` (repeats allowed) from their statistics, with the smoothing of
 /// `options`.
 pub fn bleu_from_stats(

@@ -12,7 +12,7 @@ pub mod seeds;
 
 pub use bleu::{
     BleuOptions, BleuReport, SentenceStats, bleu_from_stats, corpus_bleu, corpus_chrf,
-    paired_bootstrap, sentence_stats,
+    paired_bootstrap, sentence_bleu, sentence_stats,
 };
 pub use calibration::{Calibration, calibration};
 pub use chrf::{ChrfStats, chrf_of, chrf_sentence_stats};

@@ -11,6 +11,10 @@ pub enum SweepError {
     #[error(transparent)]
     Eval(#[from] seqls_eval::EvalError),
     #[error(transparent)]
+    Compare(#[from] seqls_compare::CompareError),
+    #[error(transparent)]
+    Probs(#[from] seqls_compare::probs::ProbsError),
+    #[error(transparent)]
     Run(#[from] seqls_run::RunError),
     #[error(transparent)]
     Train(#[from] seqls_train::TrainError),

@@ -1,4 +1,5 @@
 //! What the CLI tests that train the tiny synthetic model share.
+#![allow(dead_code)] // each test binary uses its part
 
 use std::path::Path;
 use std::process::{Command, Output};

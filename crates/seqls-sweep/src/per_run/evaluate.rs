@@ -12,8 +12,8 @@
 //!   model probability (the product of its subword probabilities) against its true probability.
 //!
 //! Next to the JSON: the hypotheses (`.hyp.txt`), their per-sentence BLEU and chrF statistics
-//! (`.bleu-stats.json`, `.chrf-stats.json`, for bootstraps without the references) and the
-//! reliability diagrams.
+//! (`.bleu-stats.json`, `.chrf-stats.json`, for bootstraps without the references), the probability
+//! of each hypothesis word (`.word-probs.txt`, for the report page) and the reliability diagrams.
 //!
 //! The teacher-forced part does not depend on the search, so it is computed once per run, split and
 //! bin count and kept in `RUN/teacher-forced-<split>-bins<M>.json` (recomputed when the run's weights
@@ -393,6 +393,18 @@ pub fn evaluate(
         serde_json::to_string(&stats)?.as_bytes(),
     )?;
 
+    let mut word_probs: Vec<Option<Vec<f64>>> = vec![None; all_hyps.len()];
+    for (example, nbest) in encoded.examples.iter().zip(&nbests) {
+        let best = &nbest[0];
+        word_probs[example.index] = tokenizer
+            .word_log_probs(&best.tokens, &best.token_log_probs)?
+            .map(|words| words.iter().map(|lp| lp.exp()).collect());
+    }
+    seqls_data::write::write_atomic(
+        &word_probs_file(output),
+        seqls_compare::probs::format_word_probs(&word_probs).as_bytes(),
+    )?;
+
     let (mut conf, mut correct) = (Vec::new(), Vec::new());
     for (example, nbest) in encoded.examples.iter().zip(&nbests) {
         let best = &nbest[0];
@@ -474,6 +486,12 @@ pub fn evaluate(
 /// [`seqls_eval::SentenceStats`]): what the report's bootstrap needs, without the references.
 pub fn bleu_stats_file(eval_file: &Path) -> std::path::PathBuf {
     eval_file.with_extension("bleu-stats.json")
+}
+
+/// The probability of each word of each hypothesis of an evaluation
+/// (`eval-<split>-beam<K>.word-probs.txt`, see [`seqls_compare::probs`]), for the report page.
+pub fn word_probs_file(eval_file: &Path) -> std::path::PathBuf {
+    eval_file.with_extension("word-probs.txt")
 }
 
 /// The per-sentence chrF statistics of an evaluation (`eval-<split>-beam<K>.chrf-stats.json`, a list

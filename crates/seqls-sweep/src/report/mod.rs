@@ -16,6 +16,7 @@ mod comparisons;
 mod distill;
 mod figures;
 pub mod findings;
+mod page;
 mod search;
 mod tables;
 
@@ -225,6 +226,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     figure_list(&mut md, &figures)?;
     reproduce(&mut md, dir)?;
     seqls_data::write::write_atomic(&dir.join("report.md"), md.as_bytes())?;
+    page::write_page(&sweep, &runs, &md, dir)?;
     findings::update_readme_findings(&dir.join("README.md"), &findings)?;
     seqls_data::write::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
     seqls_data::write::write_atomic(

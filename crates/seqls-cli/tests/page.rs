@@ -11,18 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn chromium() -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect())
+        .unwrap_or_default();
     let found = ["chromium", "chromium-browser", "google-chrome"]
         .iter()
-        .map(|name| {
-            std::env::var_os("PATH")
-                .map(|paths| {
-                    std::env::split_paths(&paths)
-                        .map(|p| p.join(name))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .flatten()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
         .find(|p| p.is_file());
     if found.is_none() {
         assert!(
@@ -86,7 +80,14 @@ fn tiny_sweep_page_opens_in_chromium_and_its_filter_works() {
     let page = dir.path().join("report.html");
     let html = std::fs::read_to_string(&page).unwrap();
     // Self-contained: no external script, style, image or link to fetch (the SVG namespace is a name).
-    for external in ["<script src", "<link", "src=\"http", "href=\"http", "url(http", "import "] {
+    for external in [
+        "<script src",
+        "<link",
+        "src=\"http",
+        "href=\"http",
+        "url(http",
+        "import ",
+    ] {
         assert!(!html.contains(external), "{external} in the page");
     }
     assert!(

@@ -1,6 +1,7 @@
 //! The committed studies: `seqls report` rebuilds each report (and the Findings block of its README)
 //! byte for byte from the committed files, without weights or corpus, and no README quotes a decimal
-//! number that its report does not contain.
+//! number that its report does not contain (`report.md`, or the tables of `report.html`). With the
+//! corpus (`SEQLS_DATA_DIR`) it also rebuilds `report.html` and `compare.json` byte for byte.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -128,7 +129,11 @@ fn committed_reports_rebuild_byte_for_byte_and_readmes_quote_only_their_numbers(
             );
         }
         let report = std::fs::read_to_string(study.join("report.md")).unwrap();
-        let known: std::collections::HashSet<String> = decimals(&report).into_iter().collect();
+        let page = std::fs::read_to_string(study.join("report.html")).unwrap();
+        let known: std::collections::HashSet<String> = decimals(&report)
+            .into_iter()
+            .chain(decimals(&page_text(&page)))
+            .collect();
         let readme = std::fs::read_to_string(study.join("README.md")).unwrap();
         let missing: Vec<String> = decimals(&prose(&readme))
             .into_iter()
@@ -140,6 +145,74 @@ fn committed_reports_rebuild_byte_for_byte_and_readmes_quote_only_their_numbers(
             study.display()
         );
     }
+}
+
+/// A page's text without its figures (`<svg>…</svg>`) and scripts (`<script>…</script>`, where the
+/// explorer's data lives): the numbers of its tables and prose.
+fn page_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut rest = html;
+    loop {
+        let next = ["<svg", "<script"]
+            .iter()
+            .filter_map(|open| rest.find(open).map(|at| (at, *open)))
+            .min();
+        let Some((at, open)) = next else {
+            text.push_str(rest);
+            return text;
+        };
+        text.push_str(&rest[..at]);
+        let close = if open == "<svg" {
+            "</svg>"
+        } else {
+            "</script>"
+        };
+        rest = match rest[at..].find(close) {
+            Some(end) => &rest[at + end + close.len()..],
+            None => "",
+        };
+    }
+}
+
+#[test]
+fn committed_pages_rebuild_byte_for_byte_with_the_corpus() {
+    let Some(data) = seqls_data::multi30k::test_data_dir(&root()) else {
+        return;
+    };
+    for study in studies() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("eval/{}", study.file_name().unwrap().to_str().unwrap());
+        let copy = dir.path().join(&name);
+        copy_dir(&study, &copy);
+        let out = Command::new(env!("CARGO_BIN_EXE_seqls"))
+            .args(["report", &name, "--threads", "1"])
+            .current_dir(dir.path())
+            .env("SEQLS_DATA_DIR", &data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            study.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for file in ["report.html", "compare.json"] {
+            let committed = std::fs::read(study.join(file)).unwrap();
+            let rebuilt = std::fs::read(copy.join(file)).unwrap();
+            assert!(
+                committed == rebuilt,
+                "{}/{file} differs from what `seqls report` writes with the corpus: run it and commit the result",
+                study.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn page_text_leaves_out_figures_and_scripts() {
+    let html =
+        "<p>BLEU 40.58</p><svg><text>320.5</text></svg><td>0.071</td><script>x = 1.5</script>end";
+    assert_eq!(page_text(html), "<p>BLEU 40.58</p><td>0.071</td>end");
 }
 
 #[test]

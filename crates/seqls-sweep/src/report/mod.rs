@@ -1,5 +1,6 @@
-//! The α × beam report of a sweep directory: `report.md`, `report.json`, `table.csv` and the figures
-//! under `figures/` (PNG and SVG).
+//! The α × beam report of a sweep directory: `report.md`, `report.json`, `table.csv`, the figures
+//! under `figures/` (PNG and SVG), and the page `report.html` with `compare.json` ([`page`]: what
+//! changed between the α's, which needs the corpus's texts).
 //!
 //! Three steps: [`collect`] reads every finished run (its `metrics.json`, `log.jsonl` and
 //! `eval-<split>-beam<K>.json` files, typed: a missing or malformed field is an error naming the

@@ -467,3 +467,42 @@ pub fn render(page: &Page) -> String {
     );
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_the_five_characters() {
+        assert_eq!(
+            escape(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn report_figures_are_inlined_where_their_svg_exists() {
+        let dir = std::env::temp_dir().join(format!("seqls-page-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("figures")).unwrap();
+        std::fs::write(
+            dir.join("figures/a.svg"),
+            "<?xml version=\"1.0\"?>\n<svg id=\"a\"></svg>",
+        )
+        .unwrap();
+        let html = report_html(
+            "# R\n\n![A](figures/a.png)\n\n![B](figures/b.png)\n\n| x |\n|---|\n| 1 |\n",
+            &dir,
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            html.contains("<figure><svg id=\"a\"></svg></figure>"),
+            "{html}"
+        );
+        assert!(!html.contains("<?xml"), "{html}");
+        assert!(
+            html.contains("<img src=\"figures/b.png\" alt=\"B\""),
+            "{html}"
+        );
+        assert!(html.contains("<table>"), "{html}");
+    }
+}

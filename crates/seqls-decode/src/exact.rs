@@ -245,6 +245,7 @@ pub fn exact_search<S: Scorer + ?Sized>(
         .collect();
     // `rows[r]` = the sentence of scorer row r; rows of one sentence are contiguous.
     let mut rows: Vec<usize> = (0..sentences.len()).collect();
+    let mut log_probs = Vec::new();
     while !rows.is_empty() {
         let last: Vec<u32> = sentences
             .iter()
@@ -253,7 +254,7 @@ pub fn exact_search<S: Scorer + ?Sized>(
             .map(|p| p.tokens.last().copied().unwrap_or(special.bos))
             .collect();
         debug_assert_eq!(last.len(), rows.len());
-        let log_probs = scorer.next_log_probs(&last, search.temperature);
+        scorer.next_log_probs(&last, search.temperature, &mut log_probs);
         // Cannot fail: a Scorer that returns the wrong width is a bug in that scorer, not bad input.
         assert_eq!(
             log_probs.len(),

@@ -152,6 +152,11 @@ pub struct Hypothesis {
     pub normalized_score: f64,
 }
 
+/// How far below a sentence's current 2k-th best score (nats) a token is still gathered: covers the
+/// f32 rounding of comparing `lp` with an f64 bound, so that pruning never drops a candidate the
+/// exact f64 ranking would keep.
+const FLOOR_MARGIN: f32 = 1e-3;
+
 /// A partial hypothesis on the beam.
 #[derive(Debug, Clone)]
 struct Active {
@@ -197,9 +202,20 @@ fn banned_by_ngram(tokens: &[u32], n: usize) -> Vec<u32> {
         .collect()
 }
 
+/// The order of the beam: rank score, highest first; ties by row, then token (so the search does
+/// not depend on how candidates were gathered).
+fn by_rank(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.rank_score
+        .total_cmp(&a.rank_score)
+        .then(a.row.cmp(&b.row))
+        .then(a.token.cmp(&b.token))
+}
+
 impl SentenceSearch {
     /// Appends candidates of row `row` (log-probabilities `log_probs`) to `out`, keeping only the best
-    /// `keep` per row.
+    /// `keep` per row, and none whose `lp − penalty` is below `floor` (a bound under which the
+    /// candidate cannot reach the sentence's best; `−∞` for none).
+    #[allow(clippy::too_many_arguments)]
     fn row_candidates(
         &self,
         row: usize,
@@ -207,6 +223,7 @@ impl SentenceSearch {
         config: &SearchConfig,
         special: SpecialTokens,
         keep: usize,
+        floor: f32,
         out: &mut Vec<Candidate>,
     ) {
         let hyp = &self.active[row];
@@ -225,7 +242,7 @@ impl SentenceSearch {
         // Within a row the order is that of `lp − penalty`: keep the best `keep` with a buffer of
         // `2·keep` that is cut back to `keep` whenever it fills, skipping anything below the cut.
         let mut best: Vec<(f32, u32, f32)> = Vec::with_capacity(2 * keep);
-        let mut cut = f32::NEG_INFINITY;
+        let mut cut = floor;
         let by_value_desc = |a: &(f32, u32, f32), b: &(f32, u32, f32)| b.0.total_cmp(&a.0);
         // A block of tokens whose log-probabilities are all below the cut is skipped in one
         // vectorised test (`<unk>`'s value exceeds its log-probability only with a negative penalty).
@@ -264,6 +281,18 @@ impl SentenceSearch {
                     cut = best[keep - 1].0;
                 }
             }
+        }
+        if best.is_empty() && floor > f32::NEG_INFINITY {
+            // Nothing reached the floor, or everything is forbidden: only the full scan can tell.
+            return self.row_candidates(
+                row,
+                log_probs,
+                config,
+                special,
+                keep,
+                f32::NEG_INFINITY,
+                out,
+            );
         }
         if best.is_empty() {
             // Every token is forbidden (n-gram bans with a tiny vocabulary): end the hypothesis.
@@ -305,12 +334,7 @@ impl SentenceSearch {
         special: SpecialTokens,
     ) -> Vec<usize> {
         let k = config.beam_size;
-        candidates.sort_by(|a, b| {
-            b.rank_score
-                .total_cmp(&a.rank_score)
-                .then(a.row.cmp(&b.row))
-                .then(a.token.cmp(&b.token))
-        });
+        candidates.sort_by(by_rank);
         let mut next = Vec::with_capacity(k);
         let mut parents = Vec::with_capacity(k);
         for (rank, c) in candidates.iter().enumerate() {
@@ -486,21 +510,22 @@ fn search<S: Scorer + ?Sized>(
     // `rows[r]` = the sentence of scorer row r; rows of one sentence are contiguous, in beam order.
     let mut rows: Vec<usize> = (0..sentences.len()).collect();
     let mut candidates = Vec::new();
+    let mut log_probs = Vec::new();
+    let mut last = Vec::new();
     while !rows.is_empty() {
-        let last: Vec<u32> = rows
-            .iter()
-            .enumerate()
-            .map(|(r, &s)| {
-                // Cannot fail: every id in `rows` is a sentence with at least one row: the position exists.
-                let first = rows.iter().position(|&x| x == s).expect("row of sentence");
-                sentences[s].active[r - first]
-                    .tokens
-                    .last()
-                    .copied()
-                    .unwrap_or(special.bos)
-            })
-            .collect();
-        let log_probs = scorer.next_log_probs(&last, config.temperature);
+        // The rows of a sentence are its active hypotheses, in order.
+        last.clear();
+        let mut first = 0;
+        while first < rows.len() {
+            let active = &sentences[rows[first]].active;
+            last.extend(
+                active
+                    .iter()
+                    .map(|a| a.tokens.last().copied().unwrap_or(special.bos)),
+            );
+            first += active.len();
+        }
+        scorer.next_log_probs(&last, config.temperature, &mut log_probs);
         // Cannot fail: a Scorer that returns the wrong width is a bug in that scorer, not bad input.
         assert_eq!(
             log_probs.len(),
@@ -514,9 +539,31 @@ fn search<S: Scorer + ?Sized>(
             let s = rows[first];
             let count = rows[first..].iter().take_while(|&&x| x == s).count();
             candidates.clear();
+            // Only the best 2k candidates of a sentence can matter (at most one per row is `</s>`,
+            // so they hold k others): `cut` is the 2k-th best rank score so far, and a row's tokens
+            // below `cut − its score` are not gathered (less a margin for the f32 comparison).
+            let mut cut = f64::NEG_INFINITY;
             for row in 0..count {
                 let lp = &log_probs[(first + row) * vocab..(first + row + 1) * vocab];
-                sentences[s].row_candidates(row, lp, config, special, 2 * k, &mut candidates);
+                let floor = (cut - sentences[s].active[row].rank_score) as f32 - FLOOR_MARGIN;
+                sentences[s].row_candidates(
+                    row,
+                    lp,
+                    config,
+                    special,
+                    2 * k,
+                    floor,
+                    &mut candidates,
+                );
+                if candidates.len() >= 4 * k {
+                    candidates.select_nth_unstable_by(2 * k - 1, by_rank);
+                    candidates.truncate(2 * k);
+                    cut = candidates[2 * k - 1].rank_score;
+                }
+            }
+            if candidates.len() > 2 * k {
+                candidates.select_nth_unstable_by(2 * k - 1, by_rank);
+                candidates.truncate(2 * k);
             }
             let local =
                 sentences[s].advance(std::mem::take(&mut candidates), config, rankings, special);

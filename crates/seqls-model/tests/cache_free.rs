@@ -23,7 +23,7 @@ impl Scorer for Recompute<'_> {
         self.vocab
     }
 
-    fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32> {
+    fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32, out: &mut Vec<f32>) {
         for (row, &t) in self.rows.iter_mut().zip(last_tokens) {
             row.1.push(t);
         }
@@ -43,10 +43,10 @@ impl Scorer for Recompute<'_> {
             .narrow(1, len - 1, 1)
             .reshape([b, v])
             .div_scalar(temperature);
-        log_softmax(last, 1)
+        *out = log_softmax(last, 1)
             .into_data()
             .try_to_vec::<f32>()
-            .unwrap()
+            .unwrap();
     }
 
     fn reorder(&mut self, parents: &[usize]) {

@@ -53,17 +53,16 @@ impl Scorer for HashScorer {
     fn vocab_size(&self) -> usize {
         self.vocab
     }
-    fn next_log_probs(&mut self, last: &[u32], temperature: f32) -> Vec<f32> {
+    fn next_log_probs(&mut self, last: &[u32], temperature: f32, out: &mut Vec<f32>) {
         assert_eq!(last.len(), self.rows.len());
         self.calls += 1;
-        let mut out = Vec::new();
+        out.clear();
         for (row, &t) in self.rows.iter_mut().zip(last) {
             if t != SPECIAL.bos || !row.1.is_empty() {
                 row.1.push(t);
             }
             out.extend(log_probs_for(self.vocab, row.0, &row.1, temperature));
         }
-        out
     }
     fn reorder(&mut self, parents: &[usize]) {
         self.rows = parents.iter().map(|&p| self.rows[p].clone()).collect();

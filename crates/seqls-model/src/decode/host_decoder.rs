@@ -178,11 +178,19 @@ impl Tiled {
 
 /// `x·w` for `x` `[rows, k]`, as `[rows, n]` row-major: one product per tile of `w`.
 fn product(x: &[f32], w: &Tiled) -> Vec<f32> {
+    let mut out = Vec::new();
+    product_into(x, w, &mut out);
+    out
+}
+
+/// [`product`] into `out` (replacing what it held; its allocation is kept when large enough).
+fn product_into(x: &[f32], w: &Tiled, out: &mut Vec<f32>) {
     let (k, n) = (w.k, w.n);
     let m = x.len() / k;
     assert!(x.len() == m * k && w.values.len() == k * n);
     // Written by the products without being read (`read_dst` false): no zero-filling first.
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    out.clear();
+    out.reserve(m * n);
     if let Some((amx, packed)) = &w.packed {
         // SAFETY: `x` is `[m, k]`, `packed` `[k, n]`, `out` has room for `[m, n]`, all written.
         unsafe {
@@ -196,7 +204,7 @@ fn product(x: &[f32], w: &Tiled) -> Vec<f32> {
             );
             out.set_len(m * n);
         }
-        return out;
+        return;
     }
     for start in (0..n).step_by(TILE) {
         let width = TILE.min(n - start);
@@ -234,7 +242,6 @@ fn product(x: &[f32], w: &Tiled) -> Vec<f32> {
     }
     // SAFETY: the tiles cover the columns `0..n`, so every element of `[m, n]` was written.
     unsafe { out.set_len(m * n) };
-    out
 }
 
 impl HostNorm {
@@ -351,7 +358,8 @@ impl HostDecoder {
 
     /// One incremental step: `tokens` are the last tokens of the cache's rows, at position
     /// `cache.positions()`. Returns the logits `[rows, V]`.
-    pub(crate) fn step(&self, tokens: &[u32], cache: &mut HostCache) -> Vec<f32> {
+    /// One decoding step: the output logits `[rows, vocab]` of `tokens` into `out`.
+    pub(crate) fn step(&self, tokens: &[u32], cache: &mut HostCache, out: &mut Vec<f32>) {
         let d = self.d;
         let position = cache.positions();
         let scale = (d as f32).sqrt();
@@ -382,7 +390,7 @@ impl HostDecoder {
         if let Some(norm) = &self.final_norm {
             norm.apply(&mut x);
         }
-        product(&x, &self.output)
+        product_into(&x, &self.output, out);
     }
 
     /// A residual sub-layer around `f`: pre-norm `x + f(LN(x))`, post-norm `LN(x + f(x))`.

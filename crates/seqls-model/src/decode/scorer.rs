@@ -79,16 +79,15 @@ impl Scorer for ModelScorer<'_> {
         self.model.max_output_len()
     }
 
-    fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32) -> Vec<f32> {
-        let mut scores = match &mut self.step {
-            Step::Host { decoder, cache } => decoder.step(last_tokens, cache),
+    fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32, out: &mut Vec<f32>) {
+        match &mut self.step {
+            Step::Host { decoder, cache } => decoder.step(last_tokens, cache, out),
             Step::Tensors { cache, .. } => {
                 let tokens = int_tensor(last_tokens, [last_tokens.len()], &self.device);
-                f32_vec(self.model.decode_step(tokens, cache).0)
+                *out = f32_vec(self.model.decode_step(tokens, cache).0);
             }
-        };
-        log_softmax_rows(&mut scores, self.vocab_size, temperature);
-        scores
+        }
+        log_softmax_rows(out, self.vocab_size, temperature);
     }
 
     fn reorder(&mut self, parents: &[usize]) {
@@ -190,8 +189,9 @@ mod tests {
             let mut rows = sources.len();
             for step in 0..6 {
                 let last: Vec<u32> = (0..rows as u32).map(|r| 3 + (r * 5 + step) % 19).collect();
-                let a = host.next_log_probs(&last, 1.0);
-                let b = tensors.next_log_probs(&last, 1.0);
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                host.next_log_probs(&last, 1.0, &mut a);
+                tensors.next_log_probs(&last, 1.0, &mut b);
                 assert_eq!(a.len(), rows * 23);
                 for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                     assert!(

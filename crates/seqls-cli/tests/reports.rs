@@ -97,28 +97,37 @@ fn prose(readme: &str) -> String {
     out
 }
 
+/// `seqls report` run on a copy of `study` (as `eval/<name>`, the name the report gives itself), with
+/// the corpus at `data` or without any: the temporary directory and the copy.
+fn rebuilt(study: &Path, data: Option<&Path>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("eval/{}", study.file_name().unwrap().to_str().unwrap());
+    let copy = dir.path().join(&name);
+    copy_dir(study, &copy);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_seqls"));
+    command
+        .args(["report", &name, "--threads", "1"])
+        .current_dir(dir.path());
+    match data {
+        Some(data) => command.env("SEQLS_DATA_DIR", data),
+        None => command.env_remove("SEQLS_DATA_DIR"),
+    };
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        study.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, copy)
+}
+
 #[test]
 fn committed_reports_rebuild_byte_for_byte_and_readmes_quote_only_their_numbers() {
     let studies = studies();
     assert!(studies.len() >= 3, "{studies:?}");
     for study in studies {
-        let dir = tempfile::tempdir().unwrap();
-        // The report names its directory as given: rebuild it as `eval/<name>`, as committed.
-        let name = format!("eval/{}", study.file_name().unwrap().to_str().unwrap());
-        let copy = dir.path().join(&name);
-        copy_dir(&study, &copy);
-        let out = Command::new(env!("CARGO_BIN_EXE_seqls"))
-            .args(["report", &name, "--threads", "1"])
-            .current_dir(dir.path())
-            .env_remove("SEQLS_DATA_DIR")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            study.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_dir, copy) = rebuilt(&study, None);
         for file in ["report.md", "README.md"] {
             let committed = std::fs::read_to_string(study.join(file)).unwrap();
             let rebuilt = std::fs::read_to_string(copy.join(file)).unwrap();
@@ -180,22 +189,7 @@ fn committed_pages_rebuild_byte_for_byte_with_the_corpus() {
         return;
     };
     for study in studies() {
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("eval/{}", study.file_name().unwrap().to_str().unwrap());
-        let copy = dir.path().join(&name);
-        copy_dir(&study, &copy);
-        let out = Command::new(env!("CARGO_BIN_EXE_seqls"))
-            .args(["report", &name, "--threads", "1"])
-            .current_dir(dir.path())
-            .env("SEQLS_DATA_DIR", &data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            study.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_dir, copy) = rebuilt(&study, Some(&data));
         for file in ["report.html", "compare.json"] {
             let committed = std::fs::read(study.join(file)).unwrap();
             let rebuilt = std::fs::read(copy.join(file)).unwrap();

@@ -80,25 +80,24 @@ pub fn salient_ngrams(
             }
         })
         .collect();
-    let total = |n: &SalientNgram| n.baseline + n.system;
-    all.sort_by(|a, b| {
-        b.salience
-            .total_cmp(&a.salience)
-            .then(total(b).cmp(&total(a)))
-            .then(a.ngram.cmp(&b.ngram))
-    });
+    // Most salient first (`sign` 1) or least salient first (`sign` −1); ties by total count, then
+    // alphabetically.
+    let ranked = |all: &mut Vec<SalientNgram>, sign: f64| {
+        all.sort_by(|a, b| {
+            (sign * b.salience)
+                .total_cmp(&(sign * a.salience))
+                .then((b.baseline + b.system).cmp(&(a.baseline + a.system)))
+                .then(a.ngram.cmp(&b.ngram))
+        });
+    };
+    ranked(&mut all, 1.0);
     let more = all
         .iter()
         .filter(|n| n.salience > 0.5)
         .take(k)
         .cloned()
         .collect();
-    all.sort_by(|a, b| {
-        a.salience
-            .total_cmp(&b.salience)
-            .then(total(b).cmp(&total(a)))
-            .then(a.ngram.cmp(&b.ngram))
-    });
+    ranked(&mut all, -1.0);
     let fewer = all
         .iter()
         .filter(|n| n.salience < 0.5)

@@ -15,9 +15,9 @@ use crate::schedule::learning_rate;
 use crate::step::{StepOutcome, UpdateRule, step_seed, update};
 use crate::teacher::Teacher;
 use crate::validation::{greedy_bleu, validate};
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::ModuleOptimizer;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqls_data::write::write_atomic;
 use seqls_data::{Batch, make_batch, plan_batches};
@@ -200,8 +200,22 @@ impl<'a> Trainer<'a> {
     ) -> Result<(Trainer<'a>, Transformer), crate::error::TrainError> {
         let t = &config.train;
         let device = options.device.clone().autodiff();
+        // The initial weights are drawn on the CPU whatever the device (each backend has a random
+        // generator of its own), so that a seed gives the same model on the GPU, then moved there.
+        let host = Device::flex().autodiff();
+        host.seed(t.seed);
+        let model = config.model.init(data.tokenizer.vocab_size(), &host);
+        // burn initialises a parameter lazily, on the device it has when first read: read them all
+        // here, on the CPU, before the move.
+        struct Materialize;
+        impl ModuleVisitor for Materialize {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        model.visit(&mut Materialize);
+        let mut model = model.fork(&device);
         device.seed(t.seed);
-        let mut model = config.model.init(data.tokenizer.vocab_size(), &device);
         let mut optimizer = crate::adam::optimizer(t, &device);
         let mut state = TrainState {
             step: 0,

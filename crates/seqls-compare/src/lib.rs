@@ -241,13 +241,10 @@ pub fn compare(inputs: &Inputs, options: Options) -> Result<Comparison, CompareE
                 (0..f_buckets).map(|b| c.f_measure(b)).collect()
             });
             let length_bleu = bucket_deltas(n, sentences::length_labels().len(), |which, idx| {
-                length_buckets(
-                    &resampled(&stats[pair[which]], idx),
-                    &resampled(&lengths, idx),
-                )
-                .iter()
-                .map(|b| b.bleu)
-                .collect()
+                length_buckets(&stats[pair[which]], &lengths, idx)
+                    .iter()
+                    .map(|b| b.bleu)
+                    .collect()
             });
             let (most_improved, most_degraded) =
                 largest_differences(&sentence_bleu[0], &sentence_bleu[s], options.examples);
@@ -298,7 +295,10 @@ pub fn compare(inputs: &Inputs, options: Options) -> Result<Comparison, CompareE
             })
             .collect(),
         length_buckets: sentences::length_labels(),
-        length: stats.iter().map(|s| length_buckets(s, &lengths)).collect(),
+        length: stats
+            .iter()
+            .map(|s| length_buckets(s, &lengths, &all))
+            .collect(),
         sentence_bleu,
         search: inputs
             .systems
@@ -316,8 +316,4 @@ pub fn compare(inputs: &Inputs, options: Options) -> Result<Comparison, CompareE
             .collect(),
         contrasts,
     })
-}
-
-fn resampled<T: Clone>(all: &[T], idx: &[usize]) -> Vec<T> {
-    idx.iter().map(|&i| all[i].clone()).collect()
 }

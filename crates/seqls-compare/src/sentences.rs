@@ -60,11 +60,20 @@ pub fn bleu_of(stats: &[SentenceStats], idx: &[usize]) -> f64 {
     bleu_from_stats(stats, idx, &BleuOptions::default()).unwrap_or(f64::NAN)
 }
 
-/// Per length bucket (`buckets[i]`: the bucket of sentence `i`), BLEU and length ratio of a system.
-pub fn length_buckets(stats: &[SentenceStats], buckets: &[usize]) -> Vec<LengthBucket> {
+/// Per length bucket (`buckets[i]`: the bucket of sentence `i`), BLEU and length ratio of a system
+/// over the sentences `sample` (repeats allowed: a bootstrap resample).
+pub fn length_buckets(
+    stats: &[SentenceStats],
+    buckets: &[usize],
+    sample: &[usize],
+) -> Vec<LengthBucket> {
     (0..=LENGTH_CUTOFFS.len())
         .map(|b| {
-            let idx: Vec<usize> = (0..stats.len()).filter(|&i| buckets[i] == b).collect();
+            let idx: Vec<usize> = sample
+                .iter()
+                .copied()
+                .filter(|&i| buckets[i] == b)
+                .collect();
             let (out, reference) = idx.iter().fold((0, 0), |(o, r), &i| {
                 (o + stats[i].sys_len, r + stats[i].ref_len)
             });

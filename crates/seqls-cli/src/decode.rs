@@ -42,7 +42,7 @@ pub struct DecodeArgs {
     /// What to write
     #[arg(long, value_enum, default_value_t = DecodeFormat::Text)]
     format: DecodeFormat,
-    /// Sentences per model batch (1–100000)
+    /// Sentences per model batch (1–100000); a beam search takes at most 512 / beam size of them at a time
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch_size: u32,
     #[command(flatten)]

@@ -3,7 +3,8 @@
 //! by construction — seqls then allows only `</s>`, CTranslate2 stops without it): CTranslate2 (float32, beam 4, the
 //! same length penalty and limits, `bench/ct2_translate.py`) gives the same translations as
 //! `seqls decode` for the test sentences, and scores them as `seqls score` does (sentence
-//! log-probabilities within 1e-3 nats); an existing output directory is refused; `seqls bench
+//! log-probabilities within 1e-3 nats); at CTranslate2's own stopping (patience 1) it gives
+//! `seqls decode --early-stop`'s translations; an existing output directory is refused; `seqls bench
 //! decode --model` times both engines on it.
 //!
 //! Needs a Python with ctranslate2, tokenizers, safetensors and numpy: `SEQLS_PYTHON` (default
@@ -105,6 +106,56 @@ fn ctranslate2_translates_and_scores_as_seqls() {
         "only {same} of {} identical",
         ours.len()
     );
+
+    // CTranslate2's own stopping (patience 1) is seqls's --early-stop: the search the bench times.
+    let early = ok(seqls(&[
+        "decode",
+        "--model",
+        &run,
+        "--input",
+        &src,
+        "--beam",
+        "8",
+        "--early-stop",
+    ]));
+    let theirs = ct2(&python, &model, &["--beam", "8", "--patience", "1"], &src);
+    let (early, theirs): (Vec<_>, Vec<_>) = (early.lines().collect(), theirs.lines().collect());
+    assert_eq!(early.len(), theirs.len());
+    let same = early.iter().zip(&theirs).filter(|(a, b)| a == b).count();
+    eprintln!(
+        "beam 8, early stop: {same} of {} translations identical",
+        early.len()
+    );
+    assert!(
+        same * 20 >= early.len() * 19,
+        "only {same} of {} identical",
+        early.len()
+    );
+
+    // The real-model benchmark times both engines on the same search, and seqls's default apart.
+    let bench = ok(seqls(&[
+        "bench", "decode", "--model", &run, "--input", &src, "--beams", "1,8", "--rounds", "1",
+        "--runs", "1", "--python", &python,
+    ]));
+    for beam in [1, 8] {
+        let summary = bench
+            .lines()
+            .find(|l| l.contains(&format!("beam {beam} ")) && l.contains("median of 1 rounds"))
+            .unwrap_or_else(|| panic!("no beam {beam} summary in:\n{bench}"));
+        assert!(
+            summary.contains("CTranslate2 fp32") && summary.contains("CTranslate2 int8"),
+            "{summary}"
+        );
+        // Timed apart beyond beam 1 only: at beam 1 both rules are the same search.
+        assert_eq!(
+            bench
+                .lines()
+                .any(|l| l.contains(&format!("beam {beam} "))
+                    && l.contains("the exact stopping rule")),
+            beam > 1,
+            "the exact-rule line for beam {beam} in:\n{bench}"
+        );
+    }
 
     // Both engines score seqls's translations.
     let hyp = dir.path().join("hyp.txt");

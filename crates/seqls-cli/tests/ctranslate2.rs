@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{ok, seqls, trained};
+use common::{assert_mostly_identical, ok, seqls, trained};
 use std::process::{Command, Stdio};
 
 const BENCH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench");
@@ -97,15 +97,7 @@ fn ctranslate2_translates_and_scores_as_seqls() {
         "decode", "--model", &run, "--input", &src, "--beam", "4",
     ]));
     let theirs = ct2(&python, &model, &["--beam", "4"], &src);
-    let (ours, theirs): (Vec<_>, Vec<_>) = (ours.lines().collect(), theirs.lines().collect());
-    assert_eq!(ours.len(), theirs.len());
-    let same = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
-    eprintln!("beam 4: {same} of {} translations identical", ours.len());
-    assert!(
-        same * 20 >= ours.len() * 19,
-        "only {same} of {} identical",
-        ours.len()
-    );
+    assert_mostly_identical(&ours, &theirs, 95, "beam 4, seqls against CTranslate2");
 
     // CTranslate2's own stopping (patience 1) is seqls's --early-stop: the search the bench times.
     let early = ok(seqls(&[
@@ -119,17 +111,11 @@ fn ctranslate2_translates_and_scores_as_seqls() {
         "--early-stop",
     ]));
     let theirs = ct2(&python, &model, &["--beam", "8", "--patience", "1"], &src);
-    let (early, theirs): (Vec<_>, Vec<_>) = (early.lines().collect(), theirs.lines().collect());
-    assert_eq!(early.len(), theirs.len());
-    let same = early.iter().zip(&theirs).filter(|(a, b)| a == b).count();
-    eprintln!(
-        "beam 8, early stop: {same} of {} translations identical",
-        early.len()
-    );
-    assert!(
-        same * 20 >= early.len() * 19,
-        "only {same} of {} identical",
-        early.len()
+    assert_mostly_identical(
+        &early,
+        &theirs,
+        95,
+        "beam 8, early stop, seqls against CTranslate2",
     );
 
     // The real-model benchmark times both engines on the same search, and seqls's default apart.
@@ -159,7 +145,7 @@ fn ctranslate2_translates_and_scores_as_seqls() {
 
     // Both engines score seqls's translations.
     let hyp = dir.path().join("hyp.txt");
-    std::fs::write(&hyp, ours.join("\n") + "\n").unwrap();
+    std::fs::write(&hyp, &ours).unwrap();
     let hyp = hyp.to_str().unwrap();
     let theirs = ct2(&python, &model, &["--score-targets", hyp], &src);
     let ours = ok(seqls(&[

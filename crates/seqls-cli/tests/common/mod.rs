@@ -65,3 +65,17 @@ pub fn trained(dir: &Path, config: &str) -> (String, String) {
         src.to_str().unwrap().to_string(),
     )
 }
+
+/// Asserts that `a` and `b` have as many lines and that at least `percent`% of them are
+/// identical; prints the count with `what`.
+pub fn assert_mostly_identical(a: &str, b: &str, percent: usize, what: &str) {
+    let (a, b): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
+    assert_eq!(a.len(), b.len(), "{what}: line counts differ");
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    eprintln!("{what}: {same} of {} lines identical", a.len());
+    assert!(
+        same * 100 >= a.len() * percent,
+        "{what}: only {same} of {} identical",
+        a.len()
+    );
+}

@@ -20,6 +20,12 @@
 //! optimum), so a best-first order would not score fewer. Length order keeps every call one batch
 //! and needs no more from a scorer than beam search does.
 //!
+//! **Memory.** A level's log-probabilities are taken a block of [`BLOCK_ROWS`] rows at a time
+//! ([`Scorer::visit_next_log_probs`]), and of each row only `p(</s>)` and the extensions scoring
+//! above the bound the level started with are kept until the level ends: a level of 100,000 prefixes
+//! needs neither 100,000 rows of log-probabilities at once (2.4 GB at 6,000 words) nor its scorer to
+//! compute them at once.
+//!
 //! **Budget.** A sentence stops unproven when scoring its next level would take it past
 //! `max_expansions` scored prefixes, or when its wall-clock time passes `time_limit`; its best
 //! translation is then only a lower bound on the optimum ([`ExactOutcome::Budget`]).
@@ -33,6 +39,9 @@ use crate::scorer::Scorer;
 use crate::search::{Hypothesis, LengthPenalty, SearchConfig, SpecialTokens};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+
+/// Rows of log-probabilities a level is taken in at a time: 4,096 rows of 6,000 words are 98 MB.
+pub const BLOCK_ROWS: usize = 4096;
 
 /// Options of exact search (`seqls decode --exact`).
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +153,19 @@ struct SentenceExact {
     improved: bool,
     expansions: u64,
     outcome: Option<ExactOutcome>,
+    /// During a level: each row's log-probability of `</s>`, in row order.
+    eos: Vec<f32>,
+    /// During a level: the other extensions scoring above the bound the level started with, in
+    /// row order, then token order.
+    extensions: Vec<Extension>,
+}
+
+/// An extension of a prefix (row `row` of its sentence's level) by `token`.
+#[derive(Debug, Clone, Copy)]
+struct Extension {
+    row: u32,
+    token: u32,
+    log_prob: f32,
 }
 
 impl SentenceExact {
@@ -152,23 +174,44 @@ impl SentenceExact {
         self.best.as_ref().map_or(f64::NEG_INFINITY, |h| h.score)
     }
 
-    /// Takes one level's log-probabilities (`rows` = `self.prefixes.len()` rows of `vocab`) and
-    /// returns the parent row (within the sentence) of each surviving prefix of the next level. More
-    /// than `room` survivors end the sentence on its budget (they are not all kept).
-    fn advance(
-        &mut self,
-        log_probs: &[f32],
-        vocab: usize,
-        special: SpecialTokens,
-        room: u64,
-    ) -> Vec<usize> {
-        let rows = log_probs.chunks(vocab);
-        // `</s>` first, for the whole level: the bound rises before any longer prefix is kept.
-        for (prefix, lps) in self.prefixes.iter().zip(rows.clone()) {
+    /// Takes the log-probabilities of row `row` (of `self.prefixes`) during a level, rows in order:
+    /// keeps its `</s>` log-probability and every other extension scoring above `floor`, the bound
+    /// the level started with (the bound only rises, so nothing that can survive the level is left
+    /// out).
+    fn observe(&mut self, row: usize, log_probs: &[f32], special: SpecialTokens, floor: f64) {
+        debug_assert_eq!(row, self.eos.len(), "rows in order");
+        self.eos.push(log_probs[special.eos as usize]);
+        let prefix = &self.prefixes[row];
+        if prefix.tokens.len() >= self.max_len {
+            return;
+        }
+        for (v, &lp) in log_probs.iter().enumerate() {
+            let v = v as u32;
+            if v == special.eos || v == special.pad || v == special.bos {
+                continue;
+            }
+            if prefix.score + lp as f64 > floor {
+                self.extensions.push(Extension {
+                    row: row as u32,
+                    token: v,
+                    log_prob: lp,
+                });
+            }
+        }
+    }
+
+    /// Ends a level whose rows were all [observed](Self::observe) and returns the parent row of
+    /// each surviving prefix of the next level. The `</s>` extensions of the whole level come first,
+    /// so the bound rises before any longer prefix is kept; then every other extension above the
+    /// bound becomes a prefix. More than `room` survivors end the sentence on its budget (they are
+    /// not all kept).
+    fn finish_level(&mut self, special: SpecialTokens, room: u64) -> Vec<usize> {
+        let eos = std::mem::take(&mut self.eos);
+        let extensions = std::mem::take(&mut self.extensions);
+        for (prefix, &lp) in self.prefixes.iter().zip(&eos) {
             if prefix.tokens.len() < self.min_len {
                 continue;
             }
-            let lp = lps[special.eos as usize];
             if prefix.score + lp as f64 > self.bound() {
                 self.best = Some(prefix.extend(special.eos, lp).into_hypothesis());
                 self.improved = true;
@@ -177,24 +220,16 @@ impl SentenceExact {
         let bound = self.bound();
         let mut next = Vec::new();
         let mut parents = Vec::new();
-        for (row, (prefix, lps)) in self.prefixes.iter().zip(rows).enumerate() {
-            if prefix.tokens.len() >= self.max_len {
-                continue;
-            }
-            for (v, &lp) in lps.iter().enumerate() {
-                let v = v as u32;
-                if v == special.eos || v == special.pad || v == special.bos {
-                    continue;
+        for e in extensions {
+            let prefix = &self.prefixes[e.row as usize];
+            if prefix.score + e.log_prob as f64 > bound {
+                if next.len() as u64 == room {
+                    self.prefixes.clear();
+                    self.outcome = Some(ExactOutcome::Budget);
+                    return vec![];
                 }
-                if prefix.score + lp as f64 > bound {
-                    if next.len() as u64 == room {
-                        self.prefixes.clear();
-                        self.outcome = Some(ExactOutcome::Budget);
-                        return vec![];
-                    }
-                    next.push(prefix.extend(v, lp));
-                    parents.push(row);
-                }
+                next.push(prefix.extend(e.token, e.log_prob));
+                parents.push(e.row as usize);
             }
         }
         self.prefixes = next;
@@ -240,12 +275,14 @@ pub fn exact_search<S: Scorer + ?Sized>(
                 improved: false,
                 expansions: 0,
                 outcome: None,
+                eos: Vec::new(),
+                extensions: Vec::new(),
             }
         })
         .collect();
     // `rows[r]` = the sentence of scorer row r; rows of one sentence are contiguous.
     let mut rows: Vec<usize> = (0..sentences.len()).collect();
-    let mut log_probs = Vec::new();
+    let mut block = Vec::new();
     while !rows.is_empty() {
         let last: Vec<u32> = sentences
             .iter()
@@ -254,10 +291,33 @@ pub fn exact_search<S: Scorer + ?Sized>(
             .map(|p| p.tokens.last().copied().unwrap_or(special.bos))
             .collect();
         debug_assert_eq!(last.len(), rows.len());
-        scorer.next_log_probs(&last, search.temperature, &mut log_probs);
+        // Each row's index within its sentence, and the bound each sentence starts the level with.
+        let mut local = Vec::with_capacity(rows.len());
+        for (r, &s) in rows.iter().enumerate() {
+            local.push(if r > 0 && rows[r - 1] == s {
+                local[r - 1] + 1
+            } else {
+                0
+            });
+        }
+        let floors: Vec<f64> = sentences.iter().map(SentenceExact::bound).collect();
+        let mut scored = 0;
+        scorer.visit_next_log_probs(
+            &last,
+            search.temperature,
+            BLOCK_ROWS,
+            &mut block,
+            &mut |first, log_probs| {
+                for (i, row) in log_probs.chunks(vocab).enumerate() {
+                    let s = rows[first + i];
+                    sentences[s].observe(local[first + i], row, special, floors[s]);
+                }
+                scored += log_probs.len();
+            },
+        );
         // Cannot fail: a Scorer that returns the wrong width is a bug in that scorer, not bad input.
         assert_eq!(
-            log_probs.len(),
+            scored,
             rows.len() * vocab,
             "scorer returned the wrong number of scores"
         );
@@ -270,9 +330,8 @@ pub fn exact_search<S: Scorer + ?Sized>(
             let count = rows[first..].iter().take_while(|&&x| x == s).count();
             let sentence = &mut sentences[s];
             sentence.expansions += count as u64;
-            let lps = &log_probs[first * vocab..(first + count) * vocab];
             let room = exact.max_expansions.saturating_sub(sentence.expansions);
-            let local = sentence.advance(lps, vocab, special, room);
+            let local = sentence.finish_level(special, room);
             if sentence.outcome.is_none() && out_of_time {
                 sentence.outcome = Some(ExactOutcome::Budget);
             }

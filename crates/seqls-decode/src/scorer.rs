@@ -21,6 +21,27 @@ pub trait Scorer {
     /// allocation (`rows · vocab` floats: 98 MB at 4,096 rows of 6,000) is made once.
     fn next_log_probs(&mut self, last_tokens: &[u32], temperature: f32, out: &mut Vec<f32>);
 
+    /// The same step as [`next_log_probs`](Self::next_log_probs), handed to `visit` a block of at
+    /// most `block_rows` rows at a time, in row order: `visit(first_row, log_probs)` with
+    /// `log_probs` row-major `[rows in the block, vocab]`, written in `buffer`. A scorer that can
+    /// compute its output a block at a time never holds all `[rows, vocab]` at once (exact search's
+    /// levels can have tens of thousands of rows); the values must equal `next_log_probs`'s bit for
+    /// bit. By default the whole step is computed into `buffer`, then visited in blocks.
+    fn visit_next_log_probs(
+        &mut self,
+        last_tokens: &[u32],
+        temperature: f32,
+        block_rows: usize,
+        buffer: &mut Vec<f32>,
+        visit: &mut dyn FnMut(usize, &[f32]),
+    ) {
+        self.next_log_probs(last_tokens, temperature, buffer);
+        let block = block_rows.max(1) * self.vocab_size();
+        for (b, log_probs) in buffer.chunks(block.max(1)).enumerate() {
+            visit(b * block_rows.max(1), log_probs);
+        }
+    }
+
     /// Keeps row `parents[i]` as the new row `i`. Rows may repeat (a hypothesis with several
     /// continuations) or vanish (pruned hypotheses, finished sentences).
     fn reorder(&mut self, parents: &[usize]);

@@ -4,7 +4,7 @@ mod common;
 
 use common::{HashScorer, SPECIAL, exhaustive};
 use seqls_decode::{
-    ExactConfig, ExactOutcome, LengthPenalty, SearchConfig, SearchConfigError, beam_search,
+    ExactConfig, ExactOutcome, LengthPenalty, Scorer, SearchConfig, SearchConfigError, beam_search,
     exact_search,
 };
 
@@ -168,6 +168,87 @@ fn a_sentence_alone_or_in_a_batch_gives_the_same_result() {
             SPECIAL,
         );
         assert_eq!(alone[0], batched[i], "sentence {i}");
+    }
+}
+
+/// [`HashScorer`] handing its log-probabilities over in blocks of `rows` rows, whatever the search asks.
+struct Blocks {
+    scorer: HashScorer,
+    rows: usize,
+}
+
+impl Scorer for Blocks {
+    fn vocab_size(&self) -> usize {
+        self.scorer.vocab
+    }
+    fn next_log_probs(&mut self, last: &[u32], temperature: f32, out: &mut Vec<f32>) {
+        self.scorer.next_log_probs(last, temperature, out)
+    }
+    fn visit_next_log_probs(
+        &mut self,
+        last: &[u32],
+        temperature: f32,
+        _block_rows: usize,
+        buffer: &mut Vec<f32>,
+        visit: &mut dyn FnMut(usize, &[f32]),
+    ) {
+        let mut all = Vec::new();
+        self.scorer.next_log_probs(last, temperature, &mut all);
+        let width = self.rows * self.scorer.vocab;
+        for (b, block) in all.chunks(width).enumerate() {
+            buffer.clear();
+            buffer.extend_from_slice(block);
+            visit(b * self.rows, buffer);
+        }
+    }
+    fn reorder(&mut self, parents: &[usize]) {
+        self.scorer.reorder(parents)
+    }
+}
+
+/// A level taken a few rows at a time (blocks that cut across sentences) gives what it gives
+/// whole: the same optimum, outcome and number of scored prefixes, with and without a budget and a
+/// minimum length.
+#[test]
+fn levels_taken_in_blocks_of_rows_give_the_same_result() {
+    let cfg = SearchConfig {
+        max_len_a: 1.0,
+        max_len_b: 3,
+        ..search(0, 0.8)
+    };
+    let sources: Vec<u64> = (300..310).collect();
+    let lens: Vec<usize> = (0..10).map(|i| 1 + i % 4).collect();
+    let starts: Vec<_> = sources
+        .iter()
+        .zip(&lens)
+        .map(|(&s, &n)| beam_output(7, s, n, &cfg))
+        .collect();
+    for (max_expansions, min_len_ratio) in [(u64::MAX, 0.0), (40, 0.0), (u64::MAX, 1.0), (25, 1.0)]
+    {
+        let exact = ExactConfig {
+            max_expansions,
+            min_len_ratio,
+            ..ExactConfig::default()
+        };
+        let whole = exact_search(
+            &mut HashScorer::new(7, &sources),
+            &lens,
+            &cfg,
+            &exact,
+            starts.clone(),
+            SPECIAL,
+        );
+        for rows in [1, 2, 3, 7] {
+            let mut blocks = Blocks {
+                scorer: HashScorer::new(7, &sources),
+                rows,
+            };
+            let got = exact_search(&mut blocks, &lens, &cfg, &exact, starts.clone(), SPECIAL);
+            assert_eq!(
+                got, whole,
+                "blocks of {rows} rows, budget {max_expansions}, ratio {min_len_ratio}"
+            );
+        }
     }
 }
 

@@ -356,10 +356,27 @@ impl HostDecoder {
         HostCache::new(d, self.heads, cross, source_len, source_valid)
     }
 
-    /// One incremental step: `tokens` are the last tokens of the cache's rows, at position
-    /// `cache.positions()`. Returns the logits `[rows, V]`.
-    /// One decoding step: the output logits `[rows, vocab]` of `tokens` into `out`.
+    /// One decoding step: the output logits `[rows, vocab]` of `tokens` (the last tokens of the
+    /// cache's rows, at position `cache.positions()`) into `out`.
     pub(crate) fn step(&self, tokens: &[u32], cache: &mut HostCache, out: &mut Vec<f32>) {
+        let hidden = self.hidden(tokens, cache);
+        self.logits_into(&hidden, out);
+    }
+
+    /// Model width `d`: the row length of [`hidden`](Self::hidden)'s states.
+    pub(crate) fn width(&self) -> usize {
+        self.d
+    }
+
+    /// The output logits `[rows, vocab]` of decoder states `hidden` (`[rows, d]`) into `out`. Each
+    /// row's logits are the same bit for bit whatever rows are computed with it.
+    pub(crate) fn logits_into(&self, hidden: &[f32], out: &mut Vec<f32>) {
+        product_into(hidden, &self.output, out);
+    }
+
+    /// The step up to the output layer: the final decoder states `[rows, d]` of `tokens`, written
+    /// into the cache as [`step`](Self::step) does.
+    pub(crate) fn hidden(&self, tokens: &[u32], cache: &mut HostCache) -> Vec<f32> {
         let d = self.d;
         let position = cache.positions();
         let scale = (d as f32).sqrt();
@@ -390,7 +407,7 @@ impl HostDecoder {
         if let Some(norm) = &self.final_norm {
             norm.apply(&mut x);
         }
-        product_into(&x, &self.output, out);
+        x
     }
 
     /// A residual sub-layer around `f`: pre-norm `x + f(LN(x))`, post-norm `LN(x + f(x))`.

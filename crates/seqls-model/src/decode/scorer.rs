@@ -90,6 +90,36 @@ impl Scorer for ModelScorer<'_> {
         log_softmax_rows(out, self.vocab_size, temperature);
     }
 
+    /// On the CPU the decoder layers run for all rows at once and the output layer and the
+    /// log-softmax a block of rows at a time, so that `[rows, vocab]` is never held whole.
+    fn visit_next_log_probs(
+        &mut self,
+        last_tokens: &[u32],
+        temperature: f32,
+        block_rows: usize,
+        buffer: &mut Vec<f32>,
+        visit: &mut dyn FnMut(usize, &[f32]),
+    ) {
+        let block_rows = block_rows.max(1);
+        match &mut self.step {
+            Step::Host { decoder, cache } => {
+                let hidden = decoder.hidden(last_tokens, cache);
+                let d = decoder.width();
+                for (b, rows) in hidden.chunks(block_rows * d).enumerate() {
+                    decoder.logits_into(rows, buffer);
+                    log_softmax_rows(buffer, self.vocab_size, temperature);
+                    visit(b * block_rows, buffer);
+                }
+            }
+            Step::Tensors { .. } => {
+                self.next_log_probs(last_tokens, temperature, buffer);
+                for (b, block) in buffer.chunks(block_rows * self.vocab_size).enumerate() {
+                    visit(b * block_rows, block);
+                }
+            }
+        }
+    }
+
     fn reorder(&mut self, parents: &[usize]) {
         match &mut self.step {
             Step::Host { cache, .. } => cache.reorder(parents),
@@ -204,6 +234,42 @@ mod tests {
                 host.reorder(&order);
                 tensors.reorder(&order);
                 rows = order.len();
+            }
+        }
+    }
+
+    /// Log-probabilities taken a block of rows at a time are those of the whole step, bit for bit.
+    #[test]
+    fn blocks_of_rows_give_the_whole_steps_log_probs() {
+        let (model, device) = tiny(true);
+        let sources = vec![vec![5, 6, 7, 8, 2], vec![9, 10, 2], vec![3, 4, 2]];
+        for block_rows in [1, 2, 5, 64] {
+            let mut whole = ModelScorer::new(&model, &sources, &device);
+            let mut blocked = ModelScorer::new(&model, &sources, &device);
+            let parents = vec![0, 0, 1, 2, 2, 2, 1];
+            for step in 0..4u32 {
+                let rows = if step == 0 { 3 } else { parents.len() };
+                let last: Vec<u32> = (0..rows as u32).map(|r| 3 + (r * 5 + step) % 19).collect();
+                let mut expected = Vec::new();
+                whole.next_log_probs(&last, 0.9, &mut expected);
+                let (mut got, mut buffer) = (vec![f32::NAN; expected.len()], Vec::new());
+                blocked.visit_next_log_probs(
+                    &last,
+                    0.9,
+                    block_rows,
+                    &mut buffer,
+                    &mut |first, lps| {
+                        got[first * 23..first * 23 + lps.len()].copy_from_slice(lps);
+                    },
+                );
+                let same = got
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "block_rows {block_rows} step {step}");
+                let order: Vec<usize> = parents.iter().map(|&p| p % rows).collect();
+                whole.reorder(&order);
+                blocked.reorder(&order);
             }
         }
     }

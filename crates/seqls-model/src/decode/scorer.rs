@@ -246,7 +246,7 @@ mod tests {
         for block_rows in [1, 2, 5, 64] {
             let mut whole = ModelScorer::new(&model, &sources, &device);
             let mut blocked = ModelScorer::new(&model, &sources, &device);
-            let parents = vec![0, 0, 1, 2, 2, 2, 1];
+            let parents = [0usize, 0, 1, 2, 2, 2, 1];
             for step in 0..4u32 {
                 let rows = if step == 0 { 3 } else { parents.len() };
                 let last: Vec<u32> = (0..rows as u32).map(|r| 3 + (r * 5 + step) % 19).collect();

@@ -36,13 +36,24 @@ pub trait Scorer {
         visit: &mut dyn FnMut(usize, &[f32]),
     ) {
         self.next_log_probs(last_tokens, temperature, buffer);
-        let block = block_rows.max(1) * self.vocab_size();
-        for (b, log_probs) in buffer.chunks(block.max(1)).enumerate() {
-            visit(b * block_rows.max(1), log_probs);
-        }
+        visit_in_blocks(buffer, self.vocab_size(), block_rows, visit);
     }
 
     /// Keeps row `parents[i]` as the new row `i`. Rows may repeat (a hypothesis with several
     /// continuations) or vanish (pruned hypotheses, finished sentences).
     fn reorder(&mut self, parents: &[usize]);
+}
+
+/// Visits `log_probs` (`[rows, vocab]`) a block of at most `block_rows` rows at a time, in row order:
+/// `visit(first_row, block)`, as [`Scorer::visit_next_log_probs`] hands them over.
+pub fn visit_in_blocks(
+    log_probs: &[f32],
+    vocab: usize,
+    block_rows: usize,
+    visit: &mut dyn FnMut(usize, &[f32]),
+) {
+    let block_rows = block_rows.max(1);
+    for (b, block) in log_probs.chunks((block_rows * vocab).max(1)).enumerate() {
+        visit(b * block_rows, block);
+    }
 }

@@ -113,9 +113,7 @@ impl Scorer for ModelScorer<'_> {
             }
             Step::Tensors { .. } => {
                 self.next_log_probs(last_tokens, temperature, buffer);
-                for (b, block) in buffer.chunks(block_rows * self.vocab_size).enumerate() {
-                    visit(b * block_rows, block);
-                }
+                seqls_decode::scorer::visit_in_blocks(buffer, self.vocab_size, block_rows, visit);
             }
         }
     }

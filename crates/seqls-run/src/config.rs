@@ -348,6 +348,9 @@ pub struct DistillConfig {
     pub smoothed_baselines: Vec<f64>,
     /// The students' `train.max_epochs` (default: the teachers').
     pub max_epochs: Option<usize>,
+    /// The students' `train.average_last`: how many of their last epochs' weights are averaged
+    /// (default: the teachers'; at most `train.keep_last`).
+    pub average_last: Option<usize>,
 }
 
 impl Default for DistillConfig {
@@ -362,6 +365,7 @@ impl Default for DistillConfig {
             baseline: true,
             smoothed_baselines: Vec::new(),
             max_epochs: None,
+            average_last: None,
         }
     }
 }
@@ -462,6 +466,7 @@ impl ExperimentConfig {
         }
         if t.average_last > t.keep_last {
             return Err(ConfigError::AverageMoreThanKept {
+                key: "train.average_last",
                 average_last: t.average_last,
                 keep_last: t.keep_last,
             }
@@ -471,6 +476,16 @@ impl ExperimentConfig {
             return Err(
                 ConfigError::out_of_range("train.clip_norm", "≥ 0 (0 = off)", t.clip_norm).into(),
             );
+        }
+        if let Some(average_last) = self.distill.average_last {
+            if average_last > t.keep_last {
+                return Err(ConfigError::AverageMoreThanKept {
+                    key: "distill.average_last",
+                    average_last,
+                    keep_last: t.keep_last,
+                }
+                .into());
+            }
         }
         if let Some(search) = &self.sweep.search {
             search.validate()?;
@@ -528,6 +543,17 @@ mod tests {
             }
         }
         assert!(n >= 2);
+    }
+
+    #[test]
+    fn students_average_no_more_epochs_than_are_kept() {
+        let mut config = ExperimentConfig::synth_default();
+        config.train.keep_last = 2;
+        config.distill.average_last = Some(3);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.starts_with("distill.average_last (3)"), "{err}");
+        config.distill.average_last = Some(2);
+        config.validate().unwrap();
     }
 
     #[test]

@@ -88,9 +88,11 @@ pub enum ConfigError {
         max_steps: usize,
     },
     #[error(
-        "train.average_last ({average_last}) needs train.keep_last at least as large (got {keep_last})"
+        "{key} ({average_last}) needs train.keep_last at least as large (got {keep_last})"
     )]
     AverageMoreThanKept {
+        /// `train.average_last` or `distill.average_last`.
+        key: &'static str,
         average_last: usize,
         keep_last: usize,
     },

@@ -78,6 +78,9 @@ impl Sweep {
             if let Some(epochs) = d.max_epochs {
                 config.train.max_epochs = epochs;
             }
+            if let Some(average_last) = d.average_last {
+                config.train.average_last = average_last;
+            }
             config.distill = Default::default();
             let data = match (&kind, teacher) {
                 (StudentKind::Seq { beam }, Some(t)) => Some(
@@ -281,6 +284,8 @@ mod tests {
         config.distill.weights = vec![0.5];
         config.distill.student_alpha = 0.05;
         config.distill.max_epochs = Some(2);
+        config.distill.average_last = Some(1);
+        config.train.keep_last = 2;
         config.distill.smoothed_baselines = vec![0.1];
         let sweep = Sweep::create(dir.path(), config.clone()).unwrap();
         let students = sweep.students();
@@ -305,6 +310,7 @@ mod tests {
             assert_eq!(c.train.alpha, alpha, "{}", s.name);
             assert_eq!(c.train.seed, 3);
             assert_eq!(c.train.max_epochs, 2);
+            assert_eq!(c.train.average_last, 1);
             assert!(c.distill.kinds.is_empty(), "a student is no sweep");
             assert!(s.config_file.exists(), "{}", s.config_file.display());
         }
@@ -334,13 +340,16 @@ mod tests {
         assert!(reference.teacher_run.is_none() && reference.config.data.train.is_empty());
         assert_eq!(students[7].kind, StudentKind::Baseline { alpha: 0.1 });
         assert_eq!(students[7].kind.label(), "references α=0.1");
-        // Without distill.max_epochs the students train as long as the teachers.
+        // Without distill.max_epochs and distill.average_last the students train and average as
+        // the teachers do.
         config.distill.max_epochs = None;
+        config.distill.average_last = None;
         let other = tempfile::tempdir().unwrap();
         let sweep = Sweep::create(other.path(), config.clone()).unwrap();
+        let train = &sweep.students()[0].config.train;
         assert_eq!(
-            sweep.students()[0].config.train.max_epochs,
-            config.train.max_epochs
+            (train.max_epochs, train.average_last),
+            (config.train.max_epochs, config.train.average_last)
         );
     }
 }

@@ -7,7 +7,9 @@
 //! int8 only, and Rust's AMX intrinsics are unstable. oneDNN would do it, through FFI; it was not
 //! chosen because it brings a C++/cmake build into every `cargo build` and a thread pool of its
 //! own beside rayon's, which the products here share with the rest of seqls. What is written here
-//! is small: rounding, two packing layouts, and one 32 × 32 kernel (`tiles.rs`, inline `asm!`).
+//! is small: rounding, two packing layouts, and one 32 × 32 kernel (`tiles.rs`, inline `asm!`);
+//! besides the products, training's output layer taken 32 rows at a time (`output_layer.rs`), which
+//! no library offers with the caller's loss inside it.
 //!
 //! [`Amx::detect`] says once per process whether the tiles can be used: the CPU must have them
 //! (CPUID) and Linux must grant their state (`arch_prctl`); `SEQLS_AMX=off` turns them off, so
@@ -15,6 +17,8 @@
 
 mod bf16;
 mod layout;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod output_layer;
 mod pack;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod product;
@@ -26,6 +30,8 @@ mod view;
 use std::sync::OnceLock;
 
 pub use bf16::{from_bf16, to_bf16};
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub use output_layer::PackedOutput;
 pub use pack::PackedB;
 pub use view::View;
 

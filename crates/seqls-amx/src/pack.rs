@@ -72,8 +72,16 @@ impl PackedA {
                 let mut blocks: Vec<_> = out.chunks_mut(block_lines).collect();
                 for kt in 0..lines_per_row {
                     for (b, block) in blocks.iter_mut().enumerate() {
-                        // SAFETY: the caller's promise.
-                        unsafe { pack_a_tile(a, (m, k), ((task * TASK + b) * BLOCK, kt), block) };
+                        // SAFETY: the caller's promise; `block` holds 32 rows of `lines_per_row`
+                        // lines.
+                        unsafe {
+                            pack_a_tile(
+                                a,
+                                (m, k),
+                                ((task * TASK + b) * BLOCK, kt),
+                                (block.as_mut_ptr().cast(), lines_per_row, kt),
+                            )
+                        };
                     }
                 }
             },
@@ -86,26 +94,26 @@ impl PackedA {
 }
 
 /// Rows `r0..r0 + 32` × columns `32·kt..32·kt + 32` of `a` `[m, k]` (zero outside it) into line
-/// `kt` of each row of `out` (32 rows of `lines_per_row` lines).
+/// `line` of each of the 32 rows at `out` (rows of `lines_per_row` lines).
 ///
 /// # Safety
-/// As [`PackedA::pack`].
+/// As [`PackedA::pack`]; `out` must address 32 rows of `lines_per_row > line` writable lines.
 #[cfg_attr(
     target_arch = "x86_64",
     target_feature(enable = "avx512f,avx512bw,avx512bf16")
 )]
-unsafe fn pack_a_tile(
+pub(crate) unsafe fn pack_a_tile(
     a: View,
     (m, k): (usize, usize),
     (r0, kt): (usize, usize),
-    out: &mut [MaybeUninit<Line>],
+    (out, lines_per_row, line): (*mut Line, usize, usize),
 ) {
-    let lines_per_row = out.len() / BLOCK;
     let rows = BLOCK.min(m - r0);
     let j0 = kt * TILE_K;
     let cols = TILE_K.min(k - j0);
-    let mut write = |i: usize, line: Line| {
-        out[i * lines_per_row + kt].write(line);
+    let write = |i: usize, value: Line| {
+        // SAFETY: row `i < 32` of `out` has line `line` (the caller's promise).
+        unsafe { out.add(i * lines_per_row + line).write(value) };
     };
     if a.col_stride() == 1 {
         for i in 0..BLOCK {
@@ -220,7 +228,7 @@ impl PackedB {
     target_arch = "x86_64",
     target_feature(enable = "avx512f,avx512bw,avx512bf16")
 )]
-unsafe fn pack_b_tile(
+pub(crate) unsafe fn pack_b_tile(
     b: View,
     (k, n): (usize, usize),
     (k0, c0): (usize, usize),

@@ -11,9 +11,9 @@ use crate::view::View;
 
 /// The output, shared by the tasks that write its disjoint blocks.
 #[derive(Clone, Copy)]
-struct Out {
-    ptr: *mut f32,
-    row_stride: usize,
+pub(crate) struct Out {
+    pub(crate) ptr: *mut f32,
+    pub(crate) row_stride: usize,
 }
 
 // SAFETY: the tasks of one product write disjoint blocks of the output.
@@ -85,12 +85,33 @@ impl Amx {
         }
         // SAFETY: the caller's promise.
         let a = unsafe { PackedA::pack(a, m, k, parallel) };
+        // SAFETY: `a` is `[m, k]` packed, the caller's promise for the rest.
+        unsafe { self.packed_operands_product_into(m, out, accumulate, &a, b, parallel) }
+    }
+
+    /// `a·b` for a packed `a` `[m, k]` and a packed `b` `[k, n]`, into `out` as in
+    /// [`Amx::product_into`] (`m, n, k ≥ 1`).
+    ///
+    /// # Safety
+    /// `a` must hold `[m, b.k]` (`a.lines_per_row` = `b.k_tiles`); `out` as in
+    /// [`Amx::product_into`].
+    pub(crate) unsafe fn packed_operands_product_into(
+        &self,
+        m: usize,
+        out: Out,
+        accumulate: bool,
+        a: &PackedA,
+        b: &PackedB,
+        parallel: bool,
+    ) {
+        let n = b.n;
+        debug_assert_eq!(a.lines_per_row, b.k_tiles);
         let (row_blocks, col_blocks) = (m.div_ceil(BLOCK), n.div_ceil(BLOCK));
         // Each task computes whole blocks, so the result does not depend on how they are shared.
         let run = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
             // SAFETY: `detect` granted the tile state; the blocks stay inside the packed operands
             // and the output (the caller's promise), and tasks write disjoint blocks.
-            unsafe { blocks(&a, b, rows, cols, (m, n), out, accumulate) }
+            unsafe { blocks(a, b, rows, cols, (m, n), out, accumulate) }
         };
         if parallel && row_blocks * col_blocks > 1 {
             if col_blocks >= row_blocks {
@@ -114,7 +135,7 @@ impl Amx {
 ///
 /// # Safety
 /// The tile state must be granted; `out` must hold the `[m, n]` output.
-unsafe fn blocks(
+pub(crate) unsafe fn blocks(
     a: &PackedA,
     b: &PackedB,
     rows: std::ops::Range<usize>,

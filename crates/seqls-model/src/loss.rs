@@ -193,38 +193,8 @@ pub fn objective_rows<R: Real>(
     let k = classes;
     let rows = targets.len();
     assert_eq!(logits.len(), rows * k, "logits are [targets, classes]");
-    if let Some(d) = &distill {
-        assert_eq!(d.teacher_logits.len(), logits.len(), "teacher logits");
-    }
-    let weights = TargetWeights::new(smoothing.variant, smoothing.alpha, k);
-    let kernel = RowKernel {
-        classes: k,
-        weights,
-        pad: smoothing.pad_id as usize,
-        distill,
-        scale,
-    };
+    let objective = ObjectiveRows::new(targets, classes, smoothing, distill, scale);
     let mut values = vec![RowValues::default(); rows];
-    let task = |first: usize, out: &mut [RowValues], grad: &mut [R]| {
-        let mut scratch = vec![R::ZERO; if kernel.distill.is_some() { 2 * k } else { 0 }];
-        let mut own = Vec::new();
-        for (i, value) in out.iter_mut().enumerate() {
-            let row = first + i;
-            let g = if grad.is_empty() {
-                own.resize(k, R::ZERO);
-                &mut own[..]
-            } else {
-                &mut grad[i * k..(i + 1) * k]
-            };
-            *value = kernel.run(
-                row,
-                &logits[row * k..(row + 1) * k],
-                targets[row],
-                g,
-                &mut scratch,
-            );
-        }
-    };
     match gradient {
         Some(grad) => {
             assert_eq!(grad.len(), rows * k, "gradient is [targets, classes]");
@@ -232,30 +202,112 @@ pub fn objective_rows<R: Real>(
                 .par_chunks_mut(ROWS_PER_TASK)
                 .zip(grad.par_chunks_mut(ROWS_PER_TASK * k))
                 .enumerate()
-                .for_each(|(t, (out, grad))| task(t * ROWS_PER_TASK, out, grad));
+                .for_each(|(t, (out, grad))| {
+                    let first = t * ROWS_PER_TASK;
+                    objective.rows(first, &logits[first * k..][..out.len() * k], grad, out)
+                });
         }
         None => values
             .par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
-            .for_each(|(t, out)| task(t * ROWS_PER_TASK, out, &mut [])),
+            .for_each(|(t, out)| {
+                // Row by row, into one row's room for the gradient that is not kept.
+                let mut own = vec![R::ZERO; k];
+                for (i, value) in out.iter_mut().enumerate() {
+                    let row = t * ROWS_PER_TASK + i;
+                    let z = &logits[row * k..(row + 1) * k];
+                    objective.rows(row, z, &mut own, std::slice::from_mut(value));
+                }
+            }),
     }
-    let mut sums = LossSums {
-        target_entropy: weights.entropy,
-        ..LossSums::default()
-    };
-    for v in values.iter().filter(|v| v.counted) {
-        sums.smoothed += v.smoothed;
-        sums.nll += v.nll;
-        sums.distill_kl += v.distill_kl;
-        sums.correct += v.correct as usize;
-        sums.tokens += 1;
+    objective.sums(&values)
+}
+
+/// [`objective_rows`] taken a block of rows at a time, by whoever holds the rows' logits (the
+/// output layer on the tiles computes them 32 rows at a time): [`ObjectiveRows::rows`] for each
+/// block, in any order or in parallel, then [`ObjectiveRows::sums`] of every row's values.
+pub(crate) struct ObjectiveRows<'a, R> {
+    kernel: RowKernel<'a, R>,
+    targets: &'a [u32],
+}
+
+impl<'a, R: Real> ObjectiveRows<'a, R> {
+    /// The objective of [`objective_rows`] against `targets` (one per row of the batch).
+    pub(crate) fn new(
+        targets: &'a [u32],
+        classes: usize,
+        smoothing: Smoothing,
+        distill: Option<Distillation<&'a [R]>>,
+        scale: f64,
+    ) -> Self {
+        if let Some(d) = &distill {
+            assert_eq!(
+                d.teacher_logits.len(),
+                targets.len() * classes,
+                "teacher logits"
+            );
+        }
+        let kernel = RowKernel {
+            classes,
+            weights: TargetWeights::new(smoothing.variant, smoothing.alpha, classes),
+            pad: smoothing.pad_id as usize,
+            distill,
+            scale,
+        };
+        ObjectiveRows { kernel, targets }
     }
-    sums
+
+    /// Rows `first..first + values.len()` of the batch: their `logits` (`[rows, K]`) give their
+    /// gradient (written over `gradient`, same shape) and their `values`.
+    pub(crate) fn rows(
+        &self,
+        first: usize,
+        logits: &[R],
+        gradient: &mut [R],
+        values: &mut [RowValues],
+    ) {
+        let k = self.kernel.classes;
+        let mut scratch = vec![
+            R::ZERO;
+            if self.kernel.distill.is_some() {
+                2 * k
+            } else {
+                0
+            }
+        ];
+        for (i, value) in values.iter_mut().enumerate() {
+            let row = first + i;
+            *value = self.kernel.run(
+                row,
+                &logits[i * k..(i + 1) * k],
+                self.targets[row],
+                &mut gradient[i * k..(i + 1) * k],
+                &mut scratch,
+            );
+        }
+    }
+
+    /// The sums of every row's values, in row order (so they do not depend on how the rows were
+    /// shared out).
+    pub(crate) fn sums(&self, values: &[RowValues]) -> LossSums {
+        let mut sums = LossSums {
+            target_entropy: self.kernel.weights.entropy,
+            ..LossSums::default()
+        };
+        for v in values.iter().filter(|v| v.counted) {
+            sums.smoothed += v.smoothed;
+            sums.nll += v.nll;
+            sums.distill_kl += v.distill_kl;
+            sums.correct += v.correct as usize;
+            sums.tokens += 1;
+        }
+        sums
+    }
 }
 
 /// One row's terms, nats.
 #[derive(Debug, Clone, Copy, Default)]
-struct RowValues {
+pub(crate) struct RowValues {
     counted: bool,
     smoothed: f64,
     nll: f64,

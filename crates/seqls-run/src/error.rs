@@ -87,9 +87,7 @@ pub enum ConfigError {
         warmup_steps: usize,
         max_steps: usize,
     },
-    #[error(
-        "{key} ({average_last}) needs train.keep_last at least as large (got {keep_last})"
-    )]
+    #[error("{key} ({average_last}) needs train.keep_last at least as large (got {keep_last})")]
     AverageMoreThanKept {
         /// `train.average_last` or `distill.average_last`.
         key: &'static str,

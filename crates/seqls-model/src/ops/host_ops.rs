@@ -6,6 +6,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, TensorData};
 
 use super::precision::amx;
+use seqls_amx::Amx;
 
 /// burn-flex's size (`m·n·k`) from which a product runs on the thread pool.
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
@@ -22,13 +23,33 @@ pub(crate) unsafe fn product_into(
     m: usize,
     n: usize,
     k: usize,
+    out: (*mut f32, usize),
+    accumulate: bool,
+    a: View,
+    b: View,
+) {
+    // SAFETY: the caller's promise.
+    unsafe { product_into_on(amx(), m, n, k, out, accumulate, a, b) }
+}
+
+/// [`product_into`] on the tiles when `tiles` is given, else in f32, whatever the process's
+/// precision.
+///
+/// # Safety
+/// As [`seqls_amx::Amx::product_into`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product_into_on(
+    tiles: Option<Amx>,
+    m: usize,
+    n: usize,
+    k: usize,
     (out, out_row_stride): (*mut f32, usize),
     accumulate: bool,
     a: View,
     b: View,
 ) {
     let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD;
-    if let Some(amx) = amx() {
+    if let Some(amx) = tiles {
         // SAFETY: the caller's promise.
         unsafe { amx.product_into(m, n, k, (out, out_row_stride), accumulate, a, b, parallel) };
         return;
@@ -69,11 +90,27 @@ pub(crate) unsafe fn product_into(
 /// # Safety
 /// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers.
 pub(crate) unsafe fn product(m: usize, n: usize, k: usize, a: View, b: View) -> Vec<f32> {
+    // SAFETY: the caller's promise.
+    unsafe { product_on(amx(), m, n, k, a, b) }
+}
+
+/// [`product`] on the tiles when `tiles` is given, else in f32 ([`product_into_on`]).
+///
+/// # Safety
+/// As [`product`].
+pub(crate) unsafe fn product_on(
+    tiles: Option<Amx>,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: View,
+) -> Vec<f32> {
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
     // SAFETY: the caller's promise for the operands; `out` has room for `m·n` values, all written
     // (nothing read), after which its length is set.
     unsafe {
-        product_into(m, n, k, (out.as_mut_ptr(), n), false, a, b);
+        product_into_on(tiles, m, n, k, (out.as_mut_ptr(), n), false, a, b);
         out.set_len(m * n);
     }
     out

@@ -17,14 +17,23 @@
 //! the surrogate `Σ Z ⊙ G` and autodiff's gradient of it), each a fresh zero-filled allocation, a copy
 //! and a pass over memory. The tensor path ([`training_objective`](crate::training_objective)) stays
 //! for other devices.
+//!
+//! With bf16 products on the AMX tiles, [`seqls_amx::Amx::output_layer`] runs the same three
+//! products and the loss 32 rows at a time (the same results bit for bit), so that neither the logits
+//! nor `G` is written to memory in f32; `W` is packed for the tiles once per update.
 
-use crate::loss::{Distillation, LossSums, Smoothing, objective_and_gradient};
-use crate::ops::host_ops::{View, product};
-use crate::tensors::{f32_vec, on_cpu};
+use std::sync::OnceLock;
+
+use crate::loss::objective_and_gradient;
+use crate::loss::{Distillation, LossSums, ObjectiveRows, RowValues, Smoothing};
+use crate::ops::host_ops::{View, product_on};
+use crate::ops::precision::amx;
+use crate::tensors::{f32_data, f32_slice, f32_vec, on_cpu};
 use crate::transformer::Transformer;
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
+use seqls_amx::{Amx, PackedOutput};
 
 /// The output matrix of a model in host memory, read once per update and shared by its shards.
 pub struct HostOutput {
@@ -35,6 +44,8 @@ pub struct HostOutput {
     tied: bool,
     /// The parameter whose gradient [`add_gradient`](Self::add_gradient) completes.
     param: ParamId,
+    /// The matrix packed for the tiles, by the first shard that needs it.
+    packed: OnceLock<PackedOutput>,
 }
 
 /// What [`HostOutput::objective`] computed for one shard.
@@ -69,6 +80,7 @@ impl HostOutput {
             vocab,
             tied,
             param: weight.id,
+            packed: OnceLock::new(),
         }
     }
 
@@ -107,33 +119,9 @@ impl HostOutput {
         assert_eq!(targets.len(), n, "one target per position");
         let device = hidden.device();
         let states = f32_vec(hidden.clone());
-        // SAFETY (all three products): every view addresses a buffer of exactly its shape.
-        let logits = unsafe { product(n, v, d, View::rows(&states, d), self.matrix()) };
-        let (sums, gradient) =
-            objective_and_gradient(&logits, targets, v, smoothing, teacher, denominator);
-        drop(logits);
-        let states_gradient =
-            unsafe { product(n, d, v, View::rows(&gradient, v), self.matrix_transposed()) };
-        let weight_gradient = if self.tied {
-            unsafe {
-                product(
-                    v,
-                    d,
-                    n,
-                    View::transposed(&gradient, v),
-                    View::rows(&states, d),
-                )
-            }
-        } else {
-            unsafe {
-                product(
-                    d,
-                    v,
-                    n,
-                    View::transposed(&states, d),
-                    View::rows(&gradient, v),
-                )
-            }
+        let (sums, states_gradient, weight_gradient) = match amx() {
+            Some(amx) => self.on_tiles(amx, &states, targets, smoothing, teacher, denominator),
+            None => self.by_products(None, &states, targets, smoothing, teacher, denominator),
         };
         let shape = if self.tied { [v, d] } else { [d, v] };
         let states_gradient =
@@ -148,6 +136,73 @@ impl HostOutput {
         }
     }
 
+    /// The objective's sums, `∂H` `[N, d]` and the weight gradient by three whole products (on
+    /// `tiles` when given, else f32: [`product_on`]).
+    fn by_products(
+        &self,
+        tiles: Option<Amx>,
+        states: &[f32],
+        targets: &[u32],
+        smoothing: Smoothing,
+        teacher: Option<Distillation<Tensor<3>>>,
+        denominator: f64,
+    ) -> (LossSums, Vec<f32>, Vec<f32>) {
+        let (n, v, d) = (targets.len(), self.vocab, self.d);
+        // SAFETY (all three products): every view addresses a buffer of exactly its shape.
+        let logits = unsafe { product_on(tiles, n, v, d, View::rows(states, d), self.matrix()) };
+        let (sums, gradient) =
+            objective_and_gradient(&logits, targets, v, smoothing, teacher, denominator);
+        drop(logits);
+        let gradient_rows = View::rows(&gradient, v);
+        let states_gradient =
+            unsafe { product_on(tiles, n, d, v, gradient_rows, self.matrix_transposed()) };
+        let weight_gradient = if self.tied {
+            let gradient_transposed = View::transposed(&gradient, v);
+            unsafe { product_on(tiles, v, d, n, gradient_transposed, View::rows(states, d)) }
+        } else {
+            let states_transposed = View::transposed(states, d);
+            unsafe { product_on(tiles, d, v, n, states_transposed, gradient_rows) }
+        };
+        (sums, states_gradient, weight_gradient)
+    }
+
+    /// As [`Self::by_products`], on the tiles 32 rows at a time ([`Amx::output_layer`]): the same
+    /// results bit for bit.
+    fn on_tiles(
+        &self,
+        amx: Amx,
+        states: &[f32],
+        targets: &[u32],
+        smoothing: Smoothing,
+        teacher: Option<Distillation<Tensor<3>>>,
+        denominator: f64,
+    ) -> (LossSums, Vec<f32>, Vec<f32>) {
+        let (n, v, d) = (targets.len(), self.vocab, self.d);
+        // SAFETY: `values` holds `d·V` values; `Amx` proves the features.
+        let packed = self
+            .packed
+            .get_or_init(|| unsafe { PackedOutput::pack(&self.values, d, v, self.tied) });
+        let teacher = teacher.map(|t| (f32_data(t.teacher_logits), t.temperature, t.weight));
+        let distill = teacher
+            .as_ref()
+            .map(|(data, temperature, weight)| Distillation {
+                teacher_logits: f32_slice(data),
+                temperature: *temperature,
+                weight: *weight,
+            });
+        let objective = ObjectiveRows::new(targets, v, smoothing, distill, 1.0 / denominator);
+        let mut values = vec![RowValues::default(); n];
+        let mut states_gradient = vec![0f32; n * d];
+        let weight_gradient = amx.output_layer(
+            packed,
+            states,
+            &mut values,
+            |first, z, g, out| objective.rows(first, z, g, out),
+            &mut states_gradient,
+        );
+        (objective.sums(&values), states_gradient, weight_gradient)
+    }
+
     /// Adds a shard's [`HostObjective::weight_gradient`] to the output matrix's gradient in `grads`
     /// (tied: the embedding's gradient from the lookups, when it has one).
     pub fn add_gradient(&self, grads: &mut GradientsParams, weight_gradient: Tensor<2>) {
@@ -156,5 +211,85 @@ impl HostOutput {
             None => weight_gradient,
         };
         grads.register(self.param, total);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::SmoothingVariant;
+    use burn::module::ParamId;
+
+    /// Deterministic values in about [-2, 2].
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| {
+                let x = (i ^ seed).wrapping_mul(0x9E37_79B9) ^ seed.rotate_left(7);
+                (x >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    /// On the tiles, the output layer taken 32 rows at a time gives what the three products give,
+    /// bit for bit: the loss's sums, `∂H` and the weight gradient, tied and untied, with a teacher
+    /// and pad rows.
+    #[test]
+    fn the_tiles_by_blocks_give_the_products_results() {
+        let Ok(amx) = Amx::detect() else {
+            assert_ne!(
+                std::env::var("SEQLS_REQUIRE_AMX").as_deref(),
+                Ok("1"),
+                "no AMX"
+            );
+            return eprintln!("skipped: no AMX");
+        };
+        let (n, d, vocab) = (70, 40, 101);
+        let states = values(n * d, 1);
+        let targets: Vec<u32> = (0..n as u32).map(|i| (i * 37) % vocab as u32).collect();
+        let smoothing = Smoothing {
+            alpha: 0.1,
+            variant: SmoothingVariant::Uniform,
+            pad_id: 0,
+        };
+        let device = Device::flex();
+        for tied in [false, true] {
+            for with_teacher in [false, true] {
+                let output = HostOutput {
+                    values: values(d * vocab, 2),
+                    d,
+                    vocab,
+                    tied,
+                    param: ParamId::new(),
+                    packed: OnceLock::new(),
+                };
+                let teacher = || {
+                    with_teacher.then(|| Distillation {
+                        teacher_logits: Tensor::<3>::from_data(
+                            TensorData::new(values(n * vocab, 3), [1, n, vocab]),
+                            &device,
+                        ),
+                        temperature: 2.0,
+                        weight: 0.5,
+                    })
+                };
+                let (sums, dh, dw) =
+                    output.by_products(Some(amx), &states, &targets, smoothing, teacher(), 9.0);
+                let (tiles_sums, tiles_dh, tiles_dw) =
+                    output.on_tiles(amx, &states, &targets, smoothing, teacher(), 9.0);
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(sums, tiles_sums, "tied {tied} teacher {with_teacher}");
+                assert_eq!(
+                    bits(&dh),
+                    bits(&tiles_dh),
+                    "tied {tied} teacher {with_teacher}"
+                );
+                assert_eq!(
+                    bits(&dw),
+                    bits(&tiles_dw),
+                    "tied {tied} teacher {with_teacher}"
+                );
+                assert!(sums.tokens < n, "a pad row is left out");
+            }
+        }
     }
 }

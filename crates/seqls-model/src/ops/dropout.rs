@@ -80,8 +80,8 @@ fn mix(mut x: u32) -> u32 {
 
 /// `x ⊙ mask` where the mask value of element `i` is `1/(1−p)` with probability `1 − p`, else 0: it is
 /// dropped when `mix(mix(c ^ key_lo) ^ key_hi) < p·2³²` for its counter `c = start + i` (modulo 2³²).
-/// Compiled for AVX-512 (16 lanes) or AVX2 (8) when the CPU has them (the portable build targets
-/// SSE2, which has no 32-bit lane multiply), same values.
+/// Compiled for AVX2 when the CPU has it (the portable build targets SSE2, which has no 32-bit lane
+/// multiply), same values.
 pub(crate) fn apply(x: &[f32], key: u64, start: u32, p: f64) -> Vec<f32> {
     #[inline(always)]
     fn lanes(x: &[f32], out: &mut [MaybeUninit<f32>], key: u64, start: u32, p: f64) {
@@ -96,14 +96,7 @@ pub(crate) fn apply(x: &[f32], key: u64, start: u32, p: f64) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.len());
     let spare = &mut out.spare_capacity_mut()[..x.len()];
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        #[target_feature(enable = "avx512f")]
-        fn lanes_avx512(x: &[f32], out: &mut [MaybeUninit<f32>], key: u64, start: u32, p: f64) {
-            lanes(x, out, key, start, p)
-        }
-        // SAFETY: the CPU has AVX-512 F (checked above).
-        unsafe { lanes_avx512(x, spare, key, start, p) };
-    } else if std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
         fn lanes_avx2(x: &[f32], out: &mut [MaybeUninit<f32>], key: u64, start: u32, p: f64) {
             lanes(x, out, key, start, p)

@@ -6,20 +6,10 @@
 
 use std::sync::Mutex;
 
-use seqls_amx::{Amx, PackedOutput, View};
+mod common;
 
-fn amx() -> Option<Amx> {
-    match Amx::detect() {
-        Ok(amx) => Some(amx),
-        Err(why) if std::env::var("SEQLS_REQUIRE_AMX").as_deref() == Ok("1") => {
-            panic!("SEQLS_REQUIRE_AMX=1 but {why}")
-        }
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
+use common::amx;
+use seqls_amx::{Amx, PackedOutput, View};
 
 /// Deterministic values in about [-1, 1].
 fn values(len: usize, seed: u64) -> Vec<f32> {

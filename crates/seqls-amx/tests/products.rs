@@ -4,20 +4,10 @@
 //!
 //! Skipped with a notice on a CPU without AMX, unless `SEQLS_REQUIRE_AMX=1` (CI's machines have it).
 
-use seqls_amx::{Amx, PackedB, View, from_bf16, to_bf16};
+mod common;
 
-fn amx() -> Option<Amx> {
-    match Amx::detect() {
-        Ok(amx) => Some(amx),
-        Err(why) if std::env::var("SEQLS_REQUIRE_AMX").as_deref() == Ok("1") => {
-            panic!("SEQLS_REQUIRE_AMX=1 but {why}")
-        }
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
-    }
-}
+use common::amx;
+use seqls_amx::{Amx, PackedB, View, from_bf16, to_bf16};
 
 /// Deterministic values in about [-2, 2] (a small LCG; no test depends on their distribution).
 fn values(len: usize, seed: u64) -> Vec<f32> {

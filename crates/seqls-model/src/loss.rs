@@ -167,6 +167,28 @@ pub struct Distillation<L> {
     pub weight: f64,
 }
 
+impl Distillation<Tensor<3>> {
+    /// The teacher's logits read out as f32 values (see [`Distillation::values`]).
+    pub(crate) fn into_data(self) -> Distillation<TensorData> {
+        Distillation {
+            teacher_logits: f32_data(self.teacher_logits),
+            temperature: self.temperature,
+            weight: self.weight,
+        }
+    }
+}
+
+impl Distillation<TensorData> {
+    /// The teacher's logits as a slice, for [`objective_rows`].
+    pub(crate) fn values(&self) -> Distillation<&[f32]> {
+        Distillation {
+            teacher_logits: f32_slice(&self.teacher_logits),
+            temperature: self.temperature,
+            weight: self.weight,
+        }
+    }
+}
+
 /// Rows per parallel task of [`objective_rows`].
 const ROWS_PER_TASK: usize = 16;
 
@@ -447,14 +469,8 @@ pub(crate) fn objective_and_gradient(
     teacher: Option<Distillation<Tensor<3>>>,
     denominator: f64,
 ) -> (LossSums, Vec<f32>) {
-    let teacher = teacher.map(|t| (f32_data(t.teacher_logits), t.temperature, t.weight));
-    let distill = teacher
-        .as_ref()
-        .map(|(data, temperature, weight)| Distillation {
-            teacher_logits: f32_slice(data),
-            temperature: *temperature,
-            weight: *weight,
-        });
+    let teacher = teacher.map(Distillation::into_data);
+    let distill = teacher.as_ref().map(Distillation::values);
     let mut gradient = vec![0f32; logits.len()];
     let sums = objective_rows(
         logits,

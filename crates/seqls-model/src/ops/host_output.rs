@@ -24,11 +24,12 @@
 
 use std::sync::OnceLock;
 
-use crate::loss::objective_and_gradient;
-use crate::loss::{Distillation, LossSums, ObjectiveRows, RowValues, Smoothing};
+use crate::loss::{
+    Distillation, LossSums, ObjectiveRows, RowValues, Smoothing, objective_and_gradient,
+};
 use crate::ops::host_ops::{View, product_on};
 use crate::ops::precision::amx;
-use crate::tensors::{f32_data, f32_slice, f32_vec, on_cpu};
+use crate::tensors::{f32_vec, on_cpu};
 use crate::transformer::Transformer;
 use burn::module::ParamId;
 use burn::optim::GradientsParams;
@@ -182,14 +183,8 @@ impl HostOutput {
         let packed = self
             .packed
             .get_or_init(|| unsafe { PackedOutput::pack(&self.values, d, v, self.tied) });
-        let teacher = teacher.map(|t| (f32_data(t.teacher_logits), t.temperature, t.weight));
-        let distill = teacher
-            .as_ref()
-            .map(|(data, temperature, weight)| Distillation {
-                teacher_logits: f32_slice(data),
-                temperature: *temperature,
-                weight: *weight,
-            });
+        let teacher = teacher.map(Distillation::into_data);
+        let distill = teacher.as_ref().map(Distillation::values);
         let objective = ObjectiveRows::new(targets, v, smoothing, distill, 1.0 / denominator);
         let mut values = vec![RowValues::default(); n];
         let mut states_gradient = vec![0f32; n * d];

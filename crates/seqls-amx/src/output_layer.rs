@@ -75,12 +75,12 @@ impl PackedOutput {
 #[derive(Default)]
 struct Scratch {
     /// The block's states as the logits' left operand.
-    states: Vec<Line>,
+    states: PackedA,
     /// Its logits and their gradient, `[32, V]` f32.
     logits: Vec<f32>,
     gradient: Vec<f32>,
     /// The gradient as the left operand of the states' gradient.
-    gradient_packed: Vec<Line>,
+    gradient_packed: PackedA,
 }
 
 thread_local! {
@@ -96,9 +96,13 @@ struct SharedLines(*mut Line);
 unsafe impl Send for SharedLines {}
 unsafe impl Sync for SharedLines {}
 
-/// Lines `Line` zeroed, to be overwritten (kept between calls without being read).
-fn resize_lines(lines: &mut Vec<Line>, len: usize) {
-    lines.resize(len, Line([0; TILE_K]));
+/// Room in `packed` for 32 rows of `lines_per_row` lines (kept between blocks; every line is
+/// written before it is read).
+fn make_room(packed: &mut PackedA, lines_per_row: usize) {
+    packed
+        .lines
+        .resize(BLOCK * lines_per_row, Line([0; TILE_K]));
+    packed.lines_per_row = lines_per_row;
 }
 
 impl Amx {
@@ -230,28 +234,24 @@ impl Amx {
         let (d, vocab) = (output.d(), output.vocab());
         let rows = values.len();
         let (d_tiles, v_tiles) = (output.w.k_tiles, output.w_transposed.k_tiles);
-        resize_lines(&mut scratch.states, BLOCK * d_tiles);
-        resize_lines(&mut scratch.gradient_packed, BLOCK * v_tiles);
+        make_room(&mut scratch.states, d_tiles);
+        make_room(&mut scratch.gradient_packed, v_tiles);
         scratch.logits.resize(BLOCK * vocab, 0.0);
         scratch.gradient.resize(BLOCK * vocab, 0.0);
         // SAFETY (the whole block): the caller's promise; each packing writes lines inside the
         // buffers resized just above, and `blocks` reads and writes inside them and the outputs.
         unsafe {
             for kt in 0..d_tiles {
-                let at = (scratch.states.as_mut_ptr(), d_tiles, kt);
+                let at = (scratch.states.lines.as_mut_ptr(), d_tiles, kt);
                 pack_a_tile(states, (n, d), (first, kt), at);
             }
-            let states_packed = PackedA {
-                lines: std::mem::take(&mut scratch.states),
-                lines_per_row: d_tiles,
-            };
             let logits = Out {
                 ptr: scratch.logits.as_mut_ptr(),
                 row_stride: vocab,
             };
             let column_blocks = vocab.div_ceil(BLOCK);
             blocks(
-                &states_packed,
+                &scratch.states,
                 &output.w,
                 0..1,
                 0..column_blocks,
@@ -259,7 +259,6 @@ impl Amx {
                 logits,
                 false,
             );
-            scratch.states = states_packed.lines;
 
             let (z, g) = (
                 &scratch.logits[..rows * vocab],
@@ -269,20 +268,16 @@ impl Amx {
 
             let g = View::rows(&scratch.gradient[..rows * vocab], vocab);
             for kt in 0..v_tiles {
-                let at = (scratch.gradient_packed.as_mut_ptr(), v_tiles, kt);
+                let at = (scratch.gradient_packed.lines.as_mut_ptr(), v_tiles, kt);
                 pack_a_tile(g, (rows, vocab), (0, kt), at);
             }
-            let g_packed = PackedA {
-                lines: std::mem::take(&mut scratch.gradient_packed),
-                lines_per_row: v_tiles,
-            };
             let block_out = Out {
                 ptr: states_out.ptr.add(first * d),
                 row_stride: d,
             };
             let d_blocks = d.div_ceil(BLOCK);
             blocks(
-                &g_packed,
+                &scratch.gradient_packed,
                 &output.w_transposed,
                 0..1,
                 0..d_blocks,
@@ -290,7 +285,6 @@ impl Amx {
                 block_out,
                 false,
             );
-            scratch.gradient_packed = g_packed.lines;
 
             let b = first / BLOCK;
             if output.tied {

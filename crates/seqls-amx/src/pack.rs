@@ -50,6 +50,7 @@ fn pack_lines(
 }
 
 /// `A` `[m, k]` as bf16, row-major `[round_up(m, 32), round_up(k, 32)]`, zero-padded.
+#[derive(Default)]
 pub(crate) struct PackedA {
     pub(crate) lines: Vec<Line>,
     /// Lines per row: `round_up(k, 32) / 32`.

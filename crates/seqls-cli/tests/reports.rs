@@ -1,7 +1,8 @@
 //! The committed studies: `seqls report` rebuilds each report (and the Findings block of its README)
 //! byte for byte from the committed files, without weights or corpus, and no README quotes a decimal
-//! number that its report does not contain (`report.md`, or the tables of `report.html`). With the
-//! corpus (`SEQLS_DATA_DIR`) it also rebuilds `report.html` and `compare.json` byte for byte.
+//! number that its report does not contain (`report.md`, the tables of `report.html`, or the verbatim
+//! report of a study it replaced, kept in a subfolder). With the corpus (`SEQLS_DATA_DIR`) it also
+//! rebuilds `report.html` and `compare.json` byte for byte.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,6 +56,19 @@ fn decimals(text: &str) -> Vec<String> {
             }
         } else {
             i += 1;
+        }
+    }
+    out
+}
+
+/// The reports a study keeps of the studies it replaced, verbatim (`<study>/<folder>/report.md`, e.g.
+/// `first-study/`), which its README may quote when it says what changed.
+fn kept_reports(study: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(study).unwrap() {
+        let path = entry.unwrap().path().join("report.md");
+        if path.is_file() {
+            out.push(std::fs::read_to_string(path).unwrap());
         }
     }
     out
@@ -142,6 +156,7 @@ fn committed_reports_rebuild_byte_for_byte_and_readmes_quote_only_their_numbers(
         let known: std::collections::HashSet<String> = decimals(&report)
             .into_iter()
             .chain(decimals(&page_text(&page)))
+            .chain(kept_reports(&study).iter().flat_map(|r| decimals(r)))
             .collect();
         let readme = std::fs::read_to_string(study.join("README.md")).unwrap();
         let missing: Vec<String> = decimals(&prose(&readme))

@@ -223,10 +223,7 @@ fn word_accuracy_by_frequency_is_compare_mts() {
         p.to_str().unwrap().to_string()
     };
     let (reference, train) = (unzip("test_2016_flickr.en.gz"), unzip("train.en.gz"));
-    let study = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../eval/multi30k-de-en"
-    );
+    let study = concat!(env!("CARGO_MANIFEST_DIR"), "/../../eval/multi30k-de-en");
     let out = dir.path().join("out");
     ok(seqls(&[
         "compare",

@@ -20,6 +20,8 @@ pub struct BeamResult {
     pub length_ratio: f64,
     pub inference_ece: f64,
     pub sentences_per_sec: f64,
+    /// Wall-clock seconds of the decoding: sentences / sentences per second.
+    pub decode_seconds: f64,
     pub hypotheses_file: String,
 }
 
@@ -124,6 +126,7 @@ fn read_split(run: &RunDir, split: &str, beams: &[usize]) -> Result<Option<Split
                 length_ratio: e.length_ratio,
                 inference_ece: e.inference.ece,
                 sentences_per_sec: e.sentences_per_sec,
+                decode_seconds: e.sentences as f64 / e.sentences_per_sec,
                 hypotheses_file: e.hypotheses_file.clone(),
             })
             .collect(),
@@ -161,6 +164,7 @@ fn mean_over_splits(splits: &[SplitResult]) -> Option<SplitResult> {
                 length_ratio: m(|x| x.length_ratio),
                 inference_ece: m(|x| x.inference_ece),
                 sentences_per_sec: m(|x| x.sentences_per_sec),
+                decode_seconds: m(|x| x.decode_seconds),
                 hypotheses_file: String::new(),
             })
         })
@@ -272,6 +276,7 @@ pub(crate) mod tests {
             length_ratio: x,
             inference_ece: x,
             sentences_per_sec: x,
+            decode_seconds: x,
             hypotheses_file: format!("eval-{name}-beam{beam}.hyp.txt"),
         };
         SplitResult {

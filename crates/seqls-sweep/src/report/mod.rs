@@ -14,6 +14,7 @@
 
 mod collect;
 mod comparisons;
+mod cost;
 mod distill;
 mod figures;
 pub mod findings;
@@ -223,6 +224,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     writeln!(md)?;
     let search = search::write_search(&mut md, &sweep, &mut figure_dir)?;
     let distillation = distill::write_distillation(&mut md, &sweep, &runs, &mut figure_dir)?;
+    cost::write_cost(&mut md, &sweep, &runs, &search)?;
     let figures = figure_dir.written;
     figure_list(&mut md, &figures)?;
     reproduce(&mut md, dir)?;

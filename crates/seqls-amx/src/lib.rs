@@ -33,6 +33,7 @@ pub use bf16::{from_bf16, to_bf16};
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use output_layer::PackedOutput;
 pub use pack::PackedB;
+pub use product::Initial;
 pub use view::View;
 
 /// Why the tiles cannot be used in this process.

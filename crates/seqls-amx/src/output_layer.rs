@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use crate::Amx;
 use crate::layout::{BLOCK, Line, TILE_K, TILE_ROWS};
 use crate::pack::{PackedA, PackedB, pack_a_tile, pack_b_tile, round_up};
-use crate::product::{Out, blocks};
+use crate::product::{Initial, Out, blocks};
 use crate::view::View;
 
 /// The output matrix packed for one update's output layers: `W` `[d, V]` (the logits' right
@@ -191,7 +191,14 @@ impl Amx {
                     lines_per_row: row_blocks,
                 };
                 let h = PackedB::pack(states_view, n, d, true);
-                self.packed_operands_product_into(vocab, out, false, &g_transposed, &h, true);
+                self.packed_operands_product_into(
+                    vocab,
+                    out,
+                    Initial::Zero,
+                    &g_transposed,
+                    &h,
+                    true,
+                );
             } else {
                 let g = PackedB {
                     lines: g_lines,
@@ -203,7 +210,7 @@ impl Amx {
                 self.packed_product_into(
                     d,
                     (out.ptr, out.row_stride),
-                    false,
+                    Initial::Zero,
                     h_transposed,
                     &g,
                     true,
@@ -257,7 +264,7 @@ impl Amx {
                 0..column_blocks,
                 (rows, vocab),
                 logits,
-                false,
+                Initial::Zero,
             );
 
             let (z, g) = (
@@ -283,7 +290,7 @@ impl Amx {
                 0..d_blocks,
                 (rows, d),
                 block_out,
-                false,
+                Initial::Zero,
             );
 
             let b = first / BLOCK;

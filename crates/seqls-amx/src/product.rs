@@ -24,14 +24,27 @@ unsafe impl Sync for Out {}
 #[repr(C, align(64))]
 struct EdgeBlock([f32; BLOCK * BLOCK]);
 
+/// What a product's output starts from before `a·b` is added to it.
+#[derive(Clone, Copy, Debug)]
+pub enum Initial<'a> {
+    /// Zero: the output is written over without being read.
+    Zero,
+    /// The output's own values (`out += a·b`).
+    Output,
+    /// The same `[n]` row in every row of the output, e.g. a linear layer's bias (`out = bias + a·b`),
+    /// loaded into the tiles without being written to the output first.
+    Row(&'a [f32]),
+}
+
 impl Amx {
-    /// `bf16(a)·bf16(b)` (`a` `[m, k]`, `b` `[k, n]`) added to `out` `[m, n]` (row stride
-    /// `out_row_stride`) when `accumulate`, else written over it without reading it; packing and
-    /// blocks on the thread pool when `parallel`.
+    /// `bf16(a)·bf16(b)` (`a` `[m, k]`, `b` `[k, n]`) added to what `initial` says into `out`
+    /// `[m, n]` (row stride `out_row_stride`); packing and blocks on the thread pool when
+    /// `parallel`.
     ///
     /// # Safety
     /// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers, and `out` the
-    /// `[m, n]` elements at row stride `out_row_stride` (initialised when `accumulate`).
+    /// `[m, n]` elements at row stride `out_row_stride` (initialised with [`Initial::Output`]); an
+    /// [`Initial::Row`] must hold `n` values.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn product_into(
         &self,
@@ -39,7 +52,7 @@ impl Amx {
         n: usize,
         k: usize,
         (out, out_row_stride): (*mut f32, usize),
-        accumulate: bool,
+        initial: Initial,
         a: View,
         b: View,
         parallel: bool,
@@ -47,7 +60,7 @@ impl Amx {
         // SAFETY: the caller's promise.
         unsafe {
             let b = PackedB::pack(b, k, n, parallel);
-            self.packed_product_into(m, (out, out_row_stride), accumulate, a, &b, parallel);
+            self.packed_product_into(m, (out, out_row_stride), initial, a, &b, parallel);
         }
     }
 
@@ -60,12 +73,19 @@ impl Amx {
         &self,
         m: usize,
         (out, out_row_stride): (*mut f32, usize),
-        accumulate: bool,
+        initial: Initial,
         a: View,
         b: &PackedB,
         parallel: bool,
     ) {
         let (k, n) = (b.k, b.n);
+        if let Initial::Row(row) = initial {
+            assert_eq!(
+                row.len(),
+                n,
+                "the initial row holds one value per output column"
+            );
+        }
         if m == 0 || n == 0 {
             return;
         }
@@ -74,11 +94,14 @@ impl Amx {
             row_stride: out_row_stride,
         };
         if k == 0 {
-            if !accumulate {
-                for i in 0..m {
-                    // SAFETY: row `i < m` of the output, the caller's promise.
-                    unsafe { std::slice::from_raw_parts_mut(out.ptr.add(i * out.row_stride), n) }
-                        .fill(0.0);
+            for i in 0..m {
+                // SAFETY: row `i < m` of the output, the caller's promise.
+                let row =
+                    unsafe { std::slice::from_raw_parts_mut(out.ptr.add(i * out.row_stride), n) };
+                match initial {
+                    Initial::Zero => row.fill(0.0),
+                    Initial::Output => {}
+                    Initial::Row(values) => row.copy_from_slice(values),
                 }
             }
             return;
@@ -86,7 +109,7 @@ impl Amx {
         // SAFETY: the caller's promise.
         let a = unsafe { PackedA::pack(a, m, k, parallel) };
         // SAFETY: `a` is `[m, k]` packed, the caller's promise for the rest.
-        unsafe { self.packed_operands_product_into(m, out, accumulate, &a, b, parallel) }
+        unsafe { self.packed_operands_product_into(m, out, initial, &a, b, parallel) }
     }
 
     /// `a·b` for a packed `a` `[m, k]` and a packed `b` `[k, n]`, into `out` as in
@@ -99,7 +122,7 @@ impl Amx {
         &self,
         m: usize,
         out: Out,
-        accumulate: bool,
+        initial: Initial,
         a: &PackedA,
         b: &PackedB,
         parallel: bool,
@@ -111,7 +134,7 @@ impl Amx {
         let run = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
             // SAFETY: `detect` granted the tile state; the blocks stay inside the packed operands
             // and the output (the caller's promise), and tasks write disjoint blocks.
-            unsafe { blocks(a, b, rows, cols, (m, n), out, accumulate) }
+            unsafe { blocks(a, b, rows, cols, (m, n), out, initial) }
         };
         if parallel && row_blocks * col_blocks > 1 {
             if col_blocks >= row_blocks {
@@ -130,11 +153,12 @@ impl Amx {
 }
 
 /// The output blocks `rows × cols` (in units of 32) of `a·b`, on this thread: a whole block is
-/// accumulated in place in the output; a block cut by the output's edge goes through a 32 × 32
+/// computed in place in the output; a block cut by the output's edge goes through a 32 × 32
 /// scratch block.
 ///
 /// # Safety
-/// The tile state must be granted; `out` must hold the `[m, n]` output.
+/// The tile state must be granted; `out` must hold the `[m, n]` output (initialised with
+/// [`Initial::Output`]); an [`Initial::Row`] must hold `n` values.
 pub(crate) unsafe fn blocks(
     a: &PackedA,
     b: &PackedB,
@@ -142,7 +166,7 @@ pub(crate) unsafe fn blocks(
     cols: std::ops::Range<usize>,
     (m, n): (usize, usize),
     out: Out,
-    accumulate: bool,
+    initial: Initial,
 ) {
     // SAFETY: the caller's promise.
     let tiles = unsafe { Tiles::load() };
@@ -164,38 +188,53 @@ pub(crate) unsafe fn blocks(
                 // SAFETY: row `r0 + r < m`, columns `c0..c0 + width ≤ n` of the output.
                 unsafe { std::slice::from_raw_parts_mut(corner.add(r * out.row_stride), width) }
             };
+            let c_row_bytes = out.row_stride * 4;
             if height == BLOCK && width == BLOCK {
+                let init = match initial {
+                    Initial::Zero => None,
+                    Initial::Output => Some((corner.cast_const(), c_row_bytes)),
+                    // SAFETY: columns `c0..c0 + 32` of the row (`n` values, the caller's promise).
+                    Initial::Row(values) => Some((unsafe { values.as_ptr().add(c0) }, 0)),
+                };
                 // SAFETY: 32 rows of `a` and two strips of `b` exist (both padded to whole
-                // blocks); the 32 × 32 block of the output at `corner` exists.
+                // blocks); the 32 × 32 block of the output at `corner` exists, and so do 32 rows
+                // (or one row read 32 times) of 32 values at `init`.
                 unsafe {
-                    let c_row_bytes = out.row_stride * 4;
                     tiles.block(
                         a_rows,
                         a_row_bytes,
                         b_strips,
                         b.k_tiles,
-                        corner,
-                        c_row_bytes,
-                        accumulate,
+                        (corner, c_row_bytes),
+                        init,
                     )
                 };
             } else {
-                if accumulate {
-                    for r in 0..height {
-                        edge.0[r * BLOCK..][..width].copy_from_slice(row(r));
+                let c = edge.0.as_mut_ptr();
+                let init = match initial {
+                    Initial::Zero => None,
+                    Initial::Output => {
+                        for r in 0..height {
+                            edge.0[r * BLOCK..][..width].copy_from_slice(row(r));
+                        }
+                        Some((c.cast_const(), BLOCK * 4))
                     }
-                }
-                // SAFETY: as above, with the scratch block as `C`.
+                    Initial::Row(values) => {
+                        for r in 0..height {
+                            edge.0[r * BLOCK..][..width].copy_from_slice(&values[c0..c0 + width]);
+                        }
+                        Some((c.cast_const(), BLOCK * 4))
+                    }
+                };
+                // SAFETY: as above, with the scratch block as `C` and its initial values.
                 unsafe {
-                    let c = edge.0.as_mut_ptr();
                     tiles.block(
                         a_rows,
                         a_row_bytes,
                         b_strips,
                         b.k_tiles,
-                        c,
-                        BLOCK * 4,
-                        accumulate,
+                        (c, BLOCK * 4),
+                        init,
                     )
                 };
                 for r in 0..height {

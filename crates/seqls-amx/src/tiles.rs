@@ -43,13 +43,14 @@ impl Tiles {
         Tiles(())
     }
 
-    /// The 32 × 32 block `C (+)= A·B` over `k_tiles` steps of 32 values of `k`: `C` row-major at
-    /// `c`, rows `c_row_bytes` apart, read first when `accumulate` (else not read).
+    /// The 32 × 32 block `C = C₀ + A·B` over `k_tiles` steps of 32 values of `k`: `C` row-major at
+    /// `c`, rows `c_row_bytes` apart; `C₀` read from `init` (its address and row stride in bytes:
+    /// `C` itself to accumulate, or stride 0 for one row repeated), zero when `None`.
     ///
     /// # Safety
     /// `a` must point at 32 rows of `k_tiles` lines, `a_row_bytes` apart; `b0` and `b1` at
-    /// `k_tiles · 16` lines each; `c` at 32 rows of 32 writable f32 (initialised when
-    /// `accumulate`); `k_tiles ≥ 1`.
+    /// `k_tiles · 16` lines each; `c` at 32 rows of 32 writable f32, and `init` at 32 readable rows
+    /// of 32 f32; `k_tiles ≥ 1`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn block(
@@ -58,22 +59,23 @@ impl Tiles {
         a_row_bytes: usize,
         (b0, b1): (*const Line, *const Line),
         k_tiles: usize,
-        c: *mut f32,
-        c_row_bytes: usize,
-        accumulate: bool,
+        (c, c_row_bytes): (*mut f32, usize),
+        init: Option<(*const f32, usize)>,
     ) {
         debug_assert!(k_tiles >= 1);
+        let (init, init_row_bytes) = init.unwrap_or((std::ptr::null(), 0));
         // SAFETY: the caller's promise; every load and store stays inside the operands above.
         unsafe {
             let a16 = (a as *const u8).add(TILE_ROWS * a_row_bytes);
             let c16 = (c as *mut u8).add(TILE_ROWS * c_row_bytes);
+            let init16 = (init as *const u8).wrapping_add(TILE_ROWS * init_row_bytes);
             asm!(
-                "test {accumulate}, {accumulate}",
+                "test {init}, {init}",
                 "jz 3f",
-                "tileloadd tmm0, [{c} + {c_stride}*1]",
-                "tileloadd tmm1, [{c} + {c_stride}*1 + 64]",
-                "tileloadd tmm2, [{c16} + {c_stride}*1]",
-                "tileloadd tmm3, [{c16} + {c_stride}*1 + 64]",
+                "tileloadd tmm0, [{init} + {init_stride}*1]",
+                "tileloadd tmm1, [{init} + {init_stride}*1 + 64]",
+                "tileloadd tmm2, [{init16} + {init_stride}*1]",
+                "tileloadd tmm3, [{init16} + {init_stride}*1 + 64]",
                 "jmp 2f",
                 "3:",
                 "tilezero tmm0",
@@ -99,7 +101,9 @@ impl Tiles {
                 "tilestored [{c} + {c_stride}*1 + 64], tmm1",
                 "tilestored [{c16} + {c_stride}*1], tmm2",
                 "tilestored [{c16} + {c_stride}*1 + 64], tmm3",
-                accumulate = in(reg) accumulate as usize,
+                init = in(reg) init,
+                init16 = in(reg) init16,
+                init_stride = in(reg) init_row_bytes,
                 a = inout(reg) a => _,
                 a16 = inout(reg) a16 => _,
                 a_stride = in(reg) a_row_bytes,

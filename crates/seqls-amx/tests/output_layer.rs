@@ -9,7 +9,7 @@ use std::sync::Mutex;
 mod common;
 
 use common::amx;
-use seqls_amx::{Amx, PackedOutput, View};
+use seqls_amx::{Amx, Initial, PackedOutput, View};
 
 /// Deterministic values in about [-1, 1].
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -39,7 +39,7 @@ fn loss_row(z: &[f32], g: &mut [f32]) -> f32 {
 fn product(amx: Amx, (m, n, k): (usize, usize, usize), a: View, b: View) -> Vec<f32> {
     let mut out = vec![0f32; m * n];
     // SAFETY: the views address `[m, k]` and `[k, n]` values; `out` holds `[m, n]`.
-    unsafe { amx.product_into(m, n, k, (out.as_mut_ptr(), n), false, a, b, true) };
+    unsafe { amx.product_into(m, n, k, (out.as_mut_ptr(), n), Initial::Zero, a, b, true) };
     out
 }
 

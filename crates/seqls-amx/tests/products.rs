@@ -1,13 +1,14 @@
 //! The AMX products against an f64 product of the same bf16-rounded operands, over every shape
 //! class the model meets: tiny, odd sizes, `k` not a multiple of 32, transposed operands, an output
-//! with a row stride wider than it, accumulation, one thread and the pool.
+//! with a row stride wider than it, each start (zero, the output, a row in every row), one thread and
+//! the pool.
 //!
 //! Skipped with a notice on a CPU without AMX, unless `SEQLS_REQUIRE_AMX=1` (CI's machines have it).
 
 mod common;
 
 use common::amx;
-use seqls_amx::{Amx, PackedB, View, from_bf16, to_bf16};
+use seqls_amx::{Amx, Initial, PackedB, View, from_bf16, to_bf16};
 
 /// Deterministic values in about [-2, 2] (a small LCG; no test depends on their distribution).
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -35,8 +36,16 @@ struct Case {
     a_transposed: bool,
     b_transposed: bool,
     out_pad: usize,
-    accumulate: bool,
+    start: Start,
     parallel: bool,
+}
+
+/// What the output starts from ([`Initial`]; the row's values are the test's).
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    Zero,
+    Output,
+    Row,
 }
 
 /// Runs one case and checks every output element within `k · 2⁻²³` of `Σ|a||b|` (the f32
@@ -72,7 +81,13 @@ fn check(amx: Amx, case: &Case, seed: u64) -> Vec<f32> {
     };
     let stride = n + case.out_pad;
     let start = values(m * stride, seed + 2);
+    let row = values(n, seed + 3);
     let mut out = start.clone();
+    let initial = match case.start {
+        Start::Zero => Initial::Zero,
+        Start::Output => Initial::Output,
+        Start::Row => Initial::Row(&row),
+    };
     // SAFETY: the views and the output hold the shapes given.
     unsafe {
         amx.product_into(
@@ -80,7 +95,7 @@ fn check(amx: Amx, case: &Case, seed: u64) -> Vec<f32> {
             n,
             k,
             (out.as_mut_ptr(), stride),
-            case.accumulate,
+            initial,
             a_view,
             b_view,
             case.parallel,
@@ -94,11 +109,13 @@ fn check(amx: Amx, case: &Case, seed: u64) -> Vec<f32> {
                 exact += p;
                 magnitude += p.abs();
             }
-            let before = start[i * stride + j] as f64;
-            if case.accumulate {
-                exact += before;
-                magnitude += before.abs();
-            }
+            let before = match case.start {
+                Start::Zero => 0.0,
+                Start::Output => start[i * stride + j] as f64,
+                Start::Row => row[j] as f64,
+            };
+            exact += before;
+            magnitude += before.abs();
             let got = out[i * stride + j] as f64;
             let bound = (k + 2) as f64 * 2f64.powi(-23) * magnitude + 1e-30;
             assert!(
@@ -135,7 +152,11 @@ fn products_match_f64_over_every_shape_class() {
     for &(m, n, k) in &shapes {
         for a_transposed in [false, true] {
             for b_transposed in [false, true] {
-                for (accumulate, out_pad, parallel) in [(false, 0, false), (true, 5, true)] {
+                for (start, out_pad, parallel) in [
+                    (Start::Zero, 0, false),
+                    (Start::Output, 5, true),
+                    (Start::Row, 3, false),
+                ] {
                     let case = Case {
                         m,
                         n,
@@ -143,7 +164,7 @@ fn products_match_f64_over_every_shape_class() {
                         a_transposed,
                         b_transposed,
                         out_pad,
-                        accumulate,
+                        start,
                         parallel,
                     };
                     check(amx, &case, seed);
@@ -164,7 +185,7 @@ fn results_do_not_depend_on_threads_or_runs() {
         a_transposed: true,
         b_transposed: false,
         out_pad: 0,
-        accumulate: false,
+        start: Start::Zero,
         parallel,
     };
     let one_thread = check(amx, &case(false), 7);
@@ -189,7 +210,7 @@ fn a_packed_weight_gives_the_same_product() {
             n,
             k,
             (direct.as_mut_ptr(), n),
-            false,
+            Initial::Zero,
             View::rows(&a, k),
             View::rows(&b, n),
             false,
@@ -200,7 +221,7 @@ fn a_packed_weight_gives_the_same_product() {
             amx.packed_product_into(
                 m,
                 (packed.as_mut_ptr(), n),
-                false,
+                Initial::Zero,
                 View::rows(&a, k),
                 &weight,
                 true,
@@ -208,6 +229,38 @@ fn a_packed_weight_gives_the_same_product() {
         }
     }
     assert_eq!(direct, packed);
+}
+
+/// Starting from a row gives, bit for bit, what writing the row into every output row and
+/// accumulating gives (the linear layer's bias, both ways).
+#[test]
+fn starting_from_a_row_is_accumulating_onto_it() {
+    let Some(amx) = amx() else { return };
+    for (m, n, k) in [(64, 96, 256), (45, 70, 90), (3, 33, 5)] {
+        let (a, b, bias) = (values(m * k, 21), values(k * n, 22), values(n, 23));
+        let mut from_row = vec![0f32; m * n];
+        let mut accumulated: Vec<f32> = (0..m).flat_map(|_| bias.iter().copied()).collect();
+        // SAFETY: the views and outputs hold the shapes given; `bias` holds `n` values.
+        unsafe {
+            for (out, initial) in [
+                (&mut from_row, Initial::Row(&bias)),
+                (&mut accumulated, Initial::Output),
+            ] {
+                amx.product_into(
+                    m,
+                    n,
+                    k,
+                    (out.as_mut_ptr(), n),
+                    initial,
+                    View::rows(&a, k),
+                    View::rows(&b, n),
+                    true,
+                );
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&from_row), bits(&accumulated), "m {m} n {n} k {k}");
+    }
 }
 
 #[test]
@@ -222,7 +275,7 @@ fn an_empty_inner_dimension_gives_zeros_or_leaves_the_sum() {
             3,
             0,
             (out.as_mut_ptr(), 3),
-            true,
+            Initial::Output,
             View::rows(&a, 0),
             View::rows(&b, 3),
             false,
@@ -233,11 +286,26 @@ fn an_empty_inner_dimension_gives_zeros_or_leaves_the_sum() {
             3,
             0,
             (out.as_mut_ptr(), 3),
-            false,
+            Initial::Zero,
             View::rows(&a, 0),
             View::rows(&b, 3),
             false,
         );
     }
     assert_eq!(out, vec![0f32; 6]);
+    let row = [1f32, 2.0, 3.0];
+    // SAFETY: as above; the row holds 3 values.
+    unsafe {
+        amx.product_into(
+            2,
+            3,
+            0,
+            (out.as_mut_ptr(), 3),
+            Initial::Row(&row),
+            View::rows(&a, 0),
+            View::rows(&b, 3),
+            false,
+        );
+    }
+    assert_eq!(out, vec![1f32, 2.0, 3.0, 1.0, 2.0, 3.0]);
 }

@@ -197,7 +197,7 @@ fn product_into(x: &[f32], w: &Tiled, out: &mut Vec<f32>) {
             amx.packed_product_into(
                 m,
                 (out.as_mut_ptr(), n),
-                false,
+                seqls_amx::Initial::Zero,
                 View::rows(x, k),
                 packed,
                 true,

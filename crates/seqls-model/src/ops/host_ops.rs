@@ -6,7 +6,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Shape, TensorData};
 
 use super::precision::amx;
-use seqls_amx::Amx;
+use seqls_amx::{Amx, Initial};
 
 /// burn-flex's size (`m·n·k`) from which a product runs on the thread pool.
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
@@ -51,7 +51,12 @@ pub(crate) unsafe fn product_into_on(
     let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD;
     if let Some(amx) = tiles {
         // SAFETY: the caller's promise.
-        unsafe { amx.product_into(m, n, k, (out, out_row_stride), accumulate, a, b, parallel) };
+        let initial = if accumulate {
+            Initial::Output
+        } else {
+            Initial::Zero
+        };
+        unsafe { amx.product_into(m, n, k, (out, out_row_stride), initial, a, b, parallel) };
         return;
     }
     let parallelism = if parallel {
@@ -83,6 +88,50 @@ pub(crate) unsafe fn product_into_on(
             parallelism,
         );
     }
+}
+
+/// `bias + a·b` (`a` `[m, k]`, `b` `[k, n]`, `bias` `[n]` added to every row) as a new row-major
+/// `[m, n]` buffer, in the precision of [`super::precision::use_precision`]: on the tiles the bias is
+/// loaded into them as each block's start ([`Initial::Row`]); in f32 it is written into every row,
+/// which the product then adds to. The same sums in the same order either way.
+///
+/// # Safety
+/// `a` and `b` must address `[m, k]` and `[k, n]` elements inside live buffers.
+pub(crate) unsafe fn biased_product(
+    m: usize,
+    n: usize,
+    k: usize,
+    bias: &[f32],
+    a: View,
+    b: View,
+) -> Vec<f32> {
+    assert_eq!(bias.len(), n, "bias [n]");
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD;
+    if let Some(amx) = amx() {
+        // SAFETY: the caller's promise for the operands; `out` has room for `m·n` values, all
+        // written (nothing read), after which its length is set.
+        unsafe {
+            amx.product_into(
+                m,
+                n,
+                k,
+                (out.as_mut_ptr(), n),
+                Initial::Row(bias),
+                a,
+                b,
+                parallel,
+            );
+            out.set_len(m * n);
+        }
+        return out;
+    }
+    for _ in 0..m {
+        out.extend_from_slice(bias);
+    }
+    // SAFETY: the caller's promise; `out` holds `m·n` initialised values.
+    unsafe { product_into_on(None, m, n, k, (out.as_mut_ptr(), n), true, a, b) };
+    out
 }
 
 /// `a·b` (`a` `[m, k]`, `b` `[k, n]`) as a new row-major `[m, n]` buffer, not zero-filled first.

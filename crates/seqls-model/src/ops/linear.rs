@@ -5,11 +5,12 @@
 //! `∂L/∂x = g·Wᵀ`, `∂L/∂W = xᵀ·g`, `∂L/∂b = Σ_rows g` (summed in row order). The three products are
 //! `gemm`-crate calls (the kernels burn-flex runs, on its parallel path above the same size), written
 //! into fresh buffers without zero-filling them first, the bias written into the output before the
-//! product adds to it. burn's composition (a matmul, a broadcast addition, and in the backward pass two
+//! product adds to it (on AMX tiles, loaded into them as each block's start:
+//! [`crate::ops::host_ops::biased_product`]). burn's composition (a matmul, a broadcast addition, and in the backward pass two
 //! matmuls of transposed views and a reduction) allocates each output zero-filled and then copies it
 //! into an aligned buffer. On other backends [`project`] is burn's matmul plus bias.
 
-use crate::ops::host_ops::{View, contiguous, product, product_into, tensor, values};
+use crate::ops::host_ops::{View, biased_product, contiguous, product, tensor, values};
 use crate::tensors::on_cpu;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -57,22 +58,17 @@ impl LinearOps for Flex {
         assert_eq!(k, k_w, "x [N, d_in] · W [d_in, d_out]");
         let bias = values(&bias);
         assert_eq!(bias.len(), n, "bias [d_out]");
-        let mut out: Vec<f32> = Vec::with_capacity(m * n);
-        for _ in 0..m {
-            out.extend_from_slice(bias);
-        }
-        // SAFETY: `x` is `[m, k]`, `W` `[k, n]`, `out` holds `m·n` initialised values.
-        unsafe {
-            product_into(
+        // SAFETY: `x` is `[m, k]`, `W` `[k, n]`.
+        let out = unsafe {
+            biased_product(
                 m,
                 n,
                 k,
-                (out.as_mut_ptr(), n),
-                true,
+                bias,
                 View::rows(values(&x), k),
                 View::rows(values(&weight), n),
-            );
-        }
+            )
+        };
         tensor(out, [m, n])
     }
 }

@@ -1,6 +1,8 @@
 //! The products: operands packed (`pack.rs`), then 32 × 32 output blocks computed on the tiles
 //! (`tiles.rs`) and added to or written over the output, on the thread pool when asked.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use crate::Amx;
@@ -23,6 +25,13 @@ unsafe impl Sync for Out {}
 /// A 32 × 32 f32 block, row-major, for the blocks the output's edge cuts.
 #[repr(C, align(64))]
 struct EdgeBlock([f32; BLOCK * BLOCK]);
+
+thread_local! {
+    /// This thread's edge block, zero-filled once (not at every product: attention's products
+    /// of a few rows are edge blocks only). The rows and columns outside an edge hold what an
+    /// earlier product left there; they are computed and never copied out.
+    static EDGE: RefCell<EdgeBlock> = const { RefCell::new(EdgeBlock([0.0; BLOCK * BLOCK])) };
+}
 
 /// What a product's output starts from before `a·b` is added to it.
 #[derive(Clone, Copy, Debug)]
@@ -168,79 +177,81 @@ pub(crate) unsafe fn blocks(
     out: Out,
     initial: Initial,
 ) {
-    // SAFETY: the caller's promise.
-    let tiles = unsafe { Tiles::load() };
-    let mut edge = EdgeBlock([0.0; BLOCK * BLOCK]);
-    let a_row_bytes = a.lines_per_row * 64;
-    let strip_lines = b.k_tiles * TILE_ROWS;
-    for i in rows {
-        let a_rows = a.lines[i * BLOCK * a.lines_per_row..].as_ptr();
-        for j in cols.clone() {
-            let b_strips = (
-                b.lines[2 * j * strip_lines..].as_ptr(),
-                b.lines[(2 * j + 1) * strip_lines..].as_ptr(),
-            );
-            let (r0, c0) = (i * BLOCK, j * BLOCK);
-            let (height, width) = (BLOCK.min(m - r0), BLOCK.min(n - c0));
-            // SAFETY: `(r0, c0)` lies inside the output.
-            let corner = unsafe { out.ptr.add(r0 * out.row_stride + c0) };
-            let row = |r: usize| {
-                // SAFETY: row `r0 + r < m`, columns `c0..c0 + width ≤ n` of the output.
-                unsafe { std::slice::from_raw_parts_mut(corner.add(r * out.row_stride), width) }
-            };
-            let c_row_bytes = out.row_stride * 4;
-            if height == BLOCK && width == BLOCK {
-                let init = match initial {
-                    Initial::Zero => None,
-                    Initial::Output => Some((corner.cast_const(), c_row_bytes)),
-                    // SAFETY: columns `c0..c0 + 32` of the row (`n` values, the caller's promise).
-                    Initial::Row(values) => Some((unsafe { values.as_ptr().add(c0) }, 0)),
+    EDGE.with_borrow_mut(|edge| {
+        // SAFETY: the caller's promise.
+        let tiles = unsafe { Tiles::load() };
+        let a_row_bytes = a.lines_per_row * 64;
+        let strip_lines = b.k_tiles * TILE_ROWS;
+        for i in rows {
+            let a_rows = a.lines[i * BLOCK * a.lines_per_row..].as_ptr();
+            for j in cols.clone() {
+                let b_strips = (
+                    b.lines[2 * j * strip_lines..].as_ptr(),
+                    b.lines[(2 * j + 1) * strip_lines..].as_ptr(),
+                );
+                let (r0, c0) = (i * BLOCK, j * BLOCK);
+                let (height, width) = (BLOCK.min(m - r0), BLOCK.min(n - c0));
+                // SAFETY: `(r0, c0)` lies inside the output.
+                let corner = unsafe { out.ptr.add(r0 * out.row_stride + c0) };
+                let row = |r: usize| {
+                    // SAFETY: row `r0 + r < m`, columns `c0..c0 + width ≤ n` of the output.
+                    unsafe { std::slice::from_raw_parts_mut(corner.add(r * out.row_stride), width) }
                 };
-                // SAFETY: 32 rows of `a` and two strips of `b` exist (both padded to whole
-                // blocks); the 32 × 32 block of the output at `corner` exists, and so do 32 rows
-                // (or one row read 32 times) of 32 values at `init`.
-                unsafe {
-                    tiles.block(
-                        a_rows,
-                        a_row_bytes,
-                        b_strips,
-                        b.k_tiles,
-                        (corner, c_row_bytes),
-                        init,
-                    )
-                };
-            } else {
-                let c = edge.0.as_mut_ptr();
-                let init = match initial {
-                    Initial::Zero => None,
-                    Initial::Output => {
-                        for r in 0..height {
-                            edge.0[r * BLOCK..][..width].copy_from_slice(row(r));
+                let c_row_bytes = out.row_stride * 4;
+                if height == BLOCK && width == BLOCK {
+                    let init = match initial {
+                        Initial::Zero => None,
+                        Initial::Output => Some((corner.cast_const(), c_row_bytes)),
+                        // SAFETY: columns `c0..c0 + 32` of the row (`n` values, the caller's promise).
+                        Initial::Row(values) => Some((unsafe { values.as_ptr().add(c0) }, 0)),
+                    };
+                    // SAFETY: 32 rows of `a` and two strips of `b` exist (both padded to whole
+                    // blocks); the 32 × 32 block of the output at `corner` exists, and so do 32 rows
+                    // (or one row read 32 times) of 32 values at `init`.
+                    unsafe {
+                        tiles.block(
+                            a_rows,
+                            a_row_bytes,
+                            b_strips,
+                            b.k_tiles,
+                            (corner, c_row_bytes),
+                            init,
+                        )
+                    };
+                } else {
+                    let c = edge.0.as_mut_ptr();
+                    let init = match initial {
+                        Initial::Zero => None,
+                        Initial::Output => {
+                            for r in 0..height {
+                                edge.0[r * BLOCK..][..width].copy_from_slice(row(r));
+                            }
+                            Some((c.cast_const(), BLOCK * 4))
                         }
-                        Some((c.cast_const(), BLOCK * 4))
-                    }
-                    Initial::Row(values) => {
-                        for r in 0..height {
-                            edge.0[r * BLOCK..][..width].copy_from_slice(&values[c0..c0 + width]);
+                        Initial::Row(values) => {
+                            for r in 0..height {
+                                edge.0[r * BLOCK..][..width]
+                                    .copy_from_slice(&values[c0..c0 + width]);
+                            }
+                            Some((c.cast_const(), BLOCK * 4))
                         }
-                        Some((c.cast_const(), BLOCK * 4))
+                    };
+                    // SAFETY: as above, with the scratch block as `C` and its initial values.
+                    unsafe {
+                        tiles.block(
+                            a_rows,
+                            a_row_bytes,
+                            b_strips,
+                            b.k_tiles,
+                            (c, BLOCK * 4),
+                            init,
+                        )
+                    };
+                    for r in 0..height {
+                        row(r).copy_from_slice(&edge.0[r * BLOCK..][..width]);
                     }
-                };
-                // SAFETY: as above, with the scratch block as `C` and its initial values.
-                unsafe {
-                    tiles.block(
-                        a_rows,
-                        a_row_bytes,
-                        b_strips,
-                        b.k_tiles,
-                        (c, BLOCK * 4),
-                        init,
-                    )
-                };
-                for r in 0..height {
-                    row(r).copy_from_slice(&edge.0[r * BLOCK..][..width]);
                 }
             }
         }
-    }
+    })
 }

@@ -28,6 +28,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{Bool, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The score of a forbidden query/key pair (burn's `mask_fill` value in the tensor path).
 const FORBIDDEN: f32 = -1e9;
@@ -96,6 +97,19 @@ struct Sizes {
 }
 
 impl Sizes {
+    /// The sizes of `tq` queries and `tk` keys of width `d`, split into `heads` heads of `d / heads`
+    /// columns, which must cover `d` (every output column belongs to one head's product).
+    fn new(tq: usize, tk: usize, d: usize, heads: usize) -> Self {
+        assert!(heads > 0 && d % heads == 0, "{heads} heads divide d = {d}");
+        Sizes {
+            tq,
+            tk,
+            d,
+            heads,
+            dh: d / heads,
+        }
+    }
+
     /// Elements of one batch row's weights `[H, Tq, Tk]`.
     fn weights(&self) -> usize {
         self.heads * self.tq * self.tk
@@ -103,12 +117,13 @@ impl Sizes {
 }
 
 /// `a·b` (`a` `[m, k]`, `b` `[k, n]`, views of one head's columns or block) written over the `[m, n]`
-/// elements of `out` at row stride `stride`; every operand is checked to lie inside its buffer.
+/// elements of `out` at row stride `stride` (without reading them: `out` may be uninitialised); every
+/// operand is checked to lie inside its buffer.
 fn head_product(
     m: usize,
     n: usize,
     k: usize,
-    (out, stride): (&mut [f32], usize),
+    (out, stride): (&mut [MaybeUninit<f32>], usize),
     a: View,
     b: View,
 ) {
@@ -117,8 +132,26 @@ fn head_product(
         m == 0 || out.len() >= (m - 1) * stride + n,
         "output block in bounds"
     );
-    // SAFETY: all three blocks were checked to lie inside their buffers.
-    unsafe { product_into(m, n, k, (out.as_mut_ptr(), stride), false, a, b) }
+    // SAFETY: all three blocks were checked to lie inside their buffers; the product writes the
+    // output block without reading it.
+    unsafe { product_into(m, n, k, (out.as_mut_ptr().cast(), stride), false, a, b) }
+}
+
+/// `values` as slots to be written over (always sound: writing an `f32` keeps them initialised).
+fn slots(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and only `f32` values are written.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast(), values.len()) }
+}
+
+/// A `[len]` buffer filled by `write` without zero-filling it first: `write` gets the buffer's
+/// uninitialised slots and must write every one of them (here: one head product per head, whose
+/// columns `h·dh..(h + 1)·dh` together cover `d = heads·dh`).
+fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    write(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `write` wrote all `len` slots (the caller's contract above).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Whether query `i` may not attend to key `j` of batch row `b`.
@@ -134,7 +167,7 @@ fn probabilities(q: &[f32], k: &[f32], b: usize, n: Sizes, spec: &AttentionSpec)
         let block = &mut p[h * n.tq * n.tk..(h + 1) * n.tq * n.tk];
         let (qh, kh) = (&q[h * n.dh..], &k[h * n.dh..]);
         let (rows, keys) = (View::rows(qh, n.d), View::transposed(kh, n.d));
-        head_product(n.tq, n.tk, n.dh, (block, n.tk), rows, keys);
+        head_product(n.tq, n.tk, n.dh, (slots(block), n.tk), rows, keys);
         for (i, row) in block.chunks_exact_mut(n.tk).enumerate() {
             for (j, s) in row.iter_mut().enumerate() {
                 *s = if forbidden(spec, b, n.tk, i, j) {
@@ -176,26 +209,21 @@ impl AttentionOps for Flex {
     ) -> FlexTensor {
         let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
         let ([batch, tq, d], [_, tk, _]) = (dims3(&q), dims3(&k));
-        let n = Sizes {
-            tq,
-            tk,
-            d,
-            heads: spec.heads,
-            dh: d / spec.heads,
-        };
+        let n = Sizes::new(tq, tk, d, spec.heads);
         let (q, k, v) = (values(&q), values(&k), values(&v));
-        let mut out = vec![0f32; batch * tq * d];
-        out.par_chunks_mut(tq * d).enumerate().for_each(|(b, out)| {
-            let (qb, kb, vb) = (&q[b * tq * d..], &k[b * tk * d..], &v[b * tk * d..]);
-            let p = probabilities(qb, kb, b, n, &spec);
-            let w = masked(p, b, n, &spec);
-            for h in 0..n.heads {
-                let (wh, vh) = (
-                    View::rows(&w[h * tq * tk..], tk),
-                    View::rows(&vb[h * n.dh..], d),
-                );
-                head_product(tq, n.dh, tk, (&mut out[h * n.dh..], d), wh, vh);
-            }
+        let out = written(batch * tq * d, |out| {
+            out.par_chunks_mut(tq * d).enumerate().for_each(|(b, out)| {
+                let (qb, kb, vb) = (&q[b * tq * d..], &k[b * tk * d..], &v[b * tk * d..]);
+                let p = probabilities(qb, kb, b, n, &spec);
+                let w = masked(p, b, n, &spec);
+                for h in 0..n.heads {
+                    let (wh, vh) = (
+                        View::rows(&w[h * tq * tk..], tk),
+                        View::rows(&vb[h * n.dh..], d),
+                    );
+                    head_product(tq, n.dh, tk, (&mut out[h * n.dh..], d), wh, vh);
+                }
+            })
         });
         tensor(out, [batch, tq, d])
     }
@@ -216,21 +244,20 @@ impl AttentionBackward for Flex {
             contiguous(grad),
         );
         let ([batch, tq, d], [_, tk, _]) = (dims3(&q), dims3(&k));
-        let n = Sizes {
-            tq,
-            tk,
-            d,
-            heads: spec.heads,
-            dh: d / spec.heads,
-        };
+        let n = Sizes::new(tq, tk, d, spec.heads);
         let scale = (1.0 / (n.dh as f64).sqrt()) as f32;
         let (q, k, v, g) = (values(&q), values(&k), values(&v), values(&g));
-        let mut dq = vec![0f32; batch * tq * d];
-        let mut dk = vec![0f32; batch * tk * d];
-        let mut dv = vec![0f32; batch * tk * d];
-        dq.par_chunks_mut(tq * d)
-            .zip(dk.par_chunks_mut(tk * d))
-            .zip(dv.par_chunks_mut(tk * d))
+        let (q_len, k_len) = (batch * tq * d, batch * tk * d);
+        let (mut dq, mut dk, mut dv): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+            Vec::with_capacity(q_len),
+            Vec::with_capacity(k_len),
+            Vec::with_capacity(k_len),
+        );
+        // Every slot is written by one head product (see `written`).
+        dq.spare_capacity_mut()[..q_len]
+            .par_chunks_mut(tq * d)
+            .zip(dk.spare_capacity_mut()[..k_len].par_chunks_mut(tk * d))
+            .zip(dv.spare_capacity_mut()[..k_len].par_chunks_mut(tk * d))
             .enumerate()
             .for_each(|(b, ((dq, dk), dv))| {
                 let (qb, kb, vb) = (&q[b * tq * d..], &k[b * tk * d..], &v[b * tk * d..]);
@@ -242,7 +269,7 @@ impl AttentionBackward for Flex {
                     let (block, cols) = (h * tq * tk, h * n.dh);
                     let (gh, vh) = (View::rows(&gb[cols..], d), View::transposed(&vb[cols..], d));
                     // ∂L/∂W = G·Vᵀ, ∂L/∂V = Wᵀ·G.
-                    head_product(tq, tk, n.dh, (&mut dw[block..], tk), gh, vh);
+                    head_product(tq, tk, n.dh, (slots(&mut dw[block..]), tk), gh, vh);
                     let wt = View::transposed(&w[block..], tk);
                     head_product(tk, n.dh, tq, (&mut dv[cols..], d), wt, gh);
                 }
@@ -286,6 +313,12 @@ impl AttentionBackward for Flex {
                     );
                 }
             });
+        // SAFETY: the heads' products above wrote every element of the three buffers.
+        unsafe {
+            dq.set_len(q_len);
+            dk.set_len(k_len);
+            dv.set_len(k_len);
+        }
         [
             tensor(dq, [batch, tq, d]),
             tensor(dk, [batch, tk, d]),

@@ -197,56 +197,47 @@ pub(crate) unsafe fn blocks(
                     // SAFETY: row `r0 + r < m`, columns `c0..c0 + width ≤ n` of the output.
                     unsafe { std::slice::from_raw_parts_mut(corner.add(r * out.row_stride), width) }
                 };
-                let c_row_bytes = out.row_stride * 4;
-                if height == BLOCK && width == BLOCK {
+                // A whole block is computed in place; one the edge cuts, in the scratch block.
+                let whole = height == BLOCK && width == BLOCK;
+                let (c, c_row_bytes, init) = if whole {
+                    let c_row_bytes = out.row_stride * 4;
                     let init = match initial {
                         Initial::Zero => None,
                         Initial::Output => Some((corner.cast_const(), c_row_bytes)),
                         // SAFETY: columns `c0..c0 + 32` of the row (`n` values, the caller's promise).
                         Initial::Row(values) => Some((unsafe { values.as_ptr().add(c0) }, 0)),
                     };
-                    // SAFETY: 32 rows of `a` and two strips of `b` exist (both padded to whole
-                    // blocks); the 32 × 32 block of the output at `corner` exists, and so do 32 rows
-                    // (or one row read 32 times) of 32 values at `init`.
-                    unsafe {
-                        tiles.block(
-                            a_rows,
-                            a_row_bytes,
-                            b_strips,
-                            b.k_tiles,
-                            (corner, c_row_bytes),
-                            init,
-                        )
-                    };
+                    (corner, c_row_bytes, init)
                 } else {
+                    // The block's starting values into the scratch block, row by row.
+                    for r in 0..height {
+                        let scratch = &mut edge.0[r * BLOCK..][..width];
+                        match initial {
+                            Initial::Zero => break,
+                            Initial::Output => scratch.copy_from_slice(row(r)),
+                            Initial::Row(values) => {
+                                scratch.copy_from_slice(&values[c0..c0 + width])
+                            }
+                        }
+                    }
                     let c = edge.0.as_mut_ptr();
-                    let init = match initial {
-                        Initial::Zero => None,
-                        Initial::Output => {
-                            for r in 0..height {
-                                edge.0[r * BLOCK..][..width].copy_from_slice(row(r));
-                            }
-                            Some((c.cast_const(), BLOCK * 4))
-                        }
-                        Initial::Row(values) => {
-                            for r in 0..height {
-                                edge.0[r * BLOCK..][..width]
-                                    .copy_from_slice(&values[c0..c0 + width]);
-                            }
-                            Some((c.cast_const(), BLOCK * 4))
-                        }
-                    };
-                    // SAFETY: as above, with the scratch block as `C` and its initial values.
-                    unsafe {
-                        tiles.block(
-                            a_rows,
-                            a_row_bytes,
-                            b_strips,
-                            b.k_tiles,
-                            (c, BLOCK * 4),
-                            init,
-                        )
-                    };
+                    let starts = !matches!(initial, Initial::Zero);
+                    (c, BLOCK * 4, starts.then_some((c.cast_const(), BLOCK * 4)))
+                };
+                // SAFETY: 32 rows of `a` and two strips of `b` exist (both padded to whole blocks);
+                // `c` holds a 32 × 32 block (the output's at `corner`, or the scratch block), and
+                // `init` 32 rows (or one row read 32 times) of 32 values.
+                unsafe {
+                    tiles.block(
+                        a_rows,
+                        a_row_bytes,
+                        b_strips,
+                        b.k_tiles,
+                        (c, c_row_bytes),
+                        init,
+                    )
+                };
+                if !whole {
                     for r in 0..height {
                         row(r).copy_from_slice(&edge.0[r * BLOCK..][..width]);
                     }

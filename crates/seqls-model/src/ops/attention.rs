@@ -100,7 +100,10 @@ impl Sizes {
     /// The sizes of `tq` queries and `tk` keys of width `d`, split into `heads` heads of `d / heads`
     /// columns, which must cover `d` (every output column belongs to one head's product).
     fn new(tq: usize, tk: usize, d: usize, heads: usize) -> Self {
-        assert!(heads > 0 && d.is_multiple_of(heads), "{heads} heads divide d = {d}");
+        assert!(
+            heads > 0 && d.is_multiple_of(heads),
+            "{heads} heads divide d = {d}"
+        );
         Sizes {
             tq,
             tk,

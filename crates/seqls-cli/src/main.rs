@@ -71,21 +71,6 @@ enum Command {
     Corpus(corpus::CorpusCommand),
 }
 
-/// Large blocks (256 KiB and more) are kept for reuse by [`block_cache::BlockCache`]; this keeps
-/// glibc from returning the smaller ones to the kernel as well: blocks below 32 MiB (the largest
-/// mmap threshold glibc accepts) come from its heap, which is never trimmed.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_freed_memory() {
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed_memory() {}
-
 /// Rust ignores SIGPIPE, so a write to a closed pipe (`seqls … | head -1`) returns an error that
 /// `println!` turns into a panic. Restoring the default makes `seqls` end quietly there, as Unix tools do.
 #[cfg(unix)]
@@ -114,8 +99,8 @@ fn error_line(err: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    block_cache::keep_freed_memory();
     quiet_on_closed_pipe();
-    keep_freed_memory();
     let matches = Cli::command()
         .mut_subcommand("train", |train| {
             train.mut_arg("resume", |resume| resume.long_help(train::resume_help()))

@@ -122,7 +122,9 @@ unsafe impl GlobalAlloc for BlockCache {
                 ptr
             }
             // SAFETY: as in `alloc`; mimalloc zeroes what `alloc_zeroed` hands out.
-            None => unsafe { MiMalloc.alloc_zeroed(Layout::from_size_align_unchecked(size, ALIGN)) },
+            None => unsafe {
+                MiMalloc.alloc_zeroed(Layout::from_size_align_unchecked(size, ALIGN))
+            },
         }
     }
 

@@ -81,6 +81,17 @@ fn lock() -> std::sync::MutexGuard<'static, Cache> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A freed block of class `index` (`size` bytes) from the cache, if it holds one.
+fn take(index: usize, size: usize) -> Option<*mut u8> {
+    let mut cache = lock();
+    (cache.len[index] > 0).then(|| {
+        cache.len[index] -= 1;
+        let n = cache.len[index];
+        cache.cached_bytes -= size;
+        cache.blocks[index][n] as *mut u8
+    })
+}
+
 // SAFETY: every block handed out is either mimalloc's answer to the same layout rule
 // (class size, page alignment) or a block of that class freed earlier; blocks are returned to
 // mimalloc with exactly the layout they were allocated with.
@@ -89,14 +100,8 @@ unsafe impl GlobalAlloc for BlockCache {
         let Some((index, size)) = class_of(layout.size(), layout.align()) else {
             return unsafe { MiMalloc.alloc(layout) };
         };
-        {
-            let mut cache = lock();
-            if cache.len[index] > 0 {
-                cache.len[index] -= 1;
-                let n = cache.len[index];
-                cache.cached_bytes -= size;
-                return cache.blocks[index][n] as *mut u8;
-            }
+        if let Some(ptr) = take(index, size) {
+            return ptr;
         }
         // SAFETY: size ≥ 256 KiB and ALIGN is a power of two.
         unsafe { MiMalloc.alloc(Layout::from_size_align_unchecked(size, ALIGN)) }
@@ -106,16 +111,7 @@ unsafe impl GlobalAlloc for BlockCache {
         let Some((index, size)) = class_of(layout.size(), layout.align()) else {
             return unsafe { MiMalloc.alloc_zeroed(layout) };
         };
-        let cached = {
-            let mut cache = lock();
-            (cache.len[index] > 0).then(|| {
-                cache.len[index] -= 1;
-                let n = cache.len[index];
-                cache.cached_bytes -= size;
-                cache.blocks[index][n] as *mut u8
-            })
-        };
-        match cached {
+        match take(index, size) {
             Some(ptr) => {
                 // SAFETY: the block holds `size` ≥ layout.size() bytes.
                 unsafe { ptr.write_bytes(0, layout.size()) };

@@ -901,6 +901,10 @@ fn a_distillation_sweep_trains_every_student_and_reports_them() {
         "| seq beam 2 | 0 | 1 |",
         "| references α=0 | – | 1 |",
         "Each student against the student of the same kind",
+        "Each student against the student trained on the references alone with α = 0",
+        "- test: BLEU at beam 2",
+        "the seq beam 2 student of the α = 0.1 teacher",
+        "the references α=0 student",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}");
     }
@@ -912,7 +916,25 @@ fn a_distillation_sweep_trains_every_student_and_reports_them() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["distillation"].as_array().unwrap().len(), 2);
+    // Per kind: the α = 0.1 teacher's student against the α = 0 teacher's (2), and every taught
+    // student against the references-only one (4).
+    let against: Vec<&str> = report["distillation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["baseline"]["against"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        against,
+        [
+            "teacher",
+            "teacher",
+            "references",
+            "references",
+            "references",
+            "references"
+        ]
+    );
     // Everything is finished: a second sweep trains nothing.
     let again = seqls(&[
         "sweep",

@@ -30,19 +30,31 @@ pub(crate) struct StudentResult {
     pub result: RunResult,
 }
 
-/// One student against the same kind's student of the smallest-α teacher, over seeds.
+/// What a student is compared with, seed by seed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "against", rename_all = "kebab-case")]
+pub enum StudentBaseline {
+    /// The student of the same kind taught by the teacher of this α.
+    Teacher { alpha: f64 },
+    /// The student trained on the references alone, with label smoothing `alpha`.
+    References { alpha: f64 },
+}
+
+/// One student against its baseline, over the seeds both have.
 #[derive(Debug, Clone, Serialize)]
 pub struct StudentComparison {
     pub split: String,
     pub kind: String,
-    pub teacher_alpha: f64,
-    pub baseline_teacher_alpha: f64,
+    /// The teacher's α; `None` for a references-only student.
+    pub teacher_alpha: Option<f64>,
+    pub baseline: StudentBaseline,
     pub beam: usize,
     pub seeds: Vec<u64>,
     pub contrast: SeedContrast,
     /// The same contrast in chrF, on the same resamples.
     pub chrf: SeedContrast,
-    /// The bootstrap p-value Holm-adjusted over every student comparison of the report.
+    /// The bootstrap p-value Holm-adjusted over the report's student comparisons with the same kind of
+    /// baseline (one family per question), on every test split.
     pub holm_p_value: f64,
 }
 
@@ -76,18 +88,31 @@ fn cell(x: Option<(f64, f64, usize)>, d: usize) -> String {
     }
 }
 
-/// Writes the distillation section and its figures; returns the comparisons.
-pub(crate) fn write_distillation(
-    md: &mut String,
-    sweep: &Sweep,
-    teachers: &[RunResult],
-    figures: &mut FigureDir,
-) -> Result<Vec<StudentComparison>> {
+/// The finished students of a sweep, their kinds in order of first appearance, and their
+/// comparisons.
+pub(crate) struct Distillation {
+    students: Vec<StudentResult>,
+    kinds: Vec<String>,
+    pub comparisons: Vec<StudentComparison>,
+}
+
+impl Distillation {
+    fn of_kind(&self, kind: &str) -> Vec<&StudentResult> {
+        self.students
+            .iter()
+            .filter(|s| s.job.kind.label() == kind)
+            .collect()
+    }
+}
+
+/// Collects the finished students and estimates both families of comparisons at the comparison beam
+/// on every test split, each family Holm-adjusted over its comparisons; `None` when no student has
+/// finished.
+pub(crate) fn compare_students(sweep: &Sweep) -> Result<Option<Distillation>> {
     let students = collect_students(sweep)?;
     if students.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let compare = sweep.config.sweep.compare_beam;
     let mut kinds: Vec<String> = Vec::new();
     for s in &students {
         let label = s.job.kind.label();
@@ -95,36 +120,96 @@ pub(crate) fn write_distillation(
             kinds.push(label);
         }
     }
+    let mut d = Distillation {
+        students,
+        kinds,
+        comparisons: Vec::new(),
+    };
+    let beam = sweep.config.sweep.compare_beam;
+    let references = StudentKind::Baseline {
+        alpha: sweep.config.distill.student_alpha,
+    }
+    .label();
+    let mut comparisons = Vec::new();
+    for split in &sweep.test_splits {
+        let mut refs = None;
+        for kind in &d.kinds {
+            comparisons.extend(against_smallest_teacher(
+                sweep,
+                split,
+                &d.of_kind(kind),
+                beam,
+                &mut refs,
+            )?);
+        }
+        let base = d.of_kind(&references);
+        for kind in d.kinds.iter().filter(|k| **k != references) {
+            let of_kind = d.of_kind(kind);
+            let mut teachers: Vec<Option<f64>> = Vec::new();
+            for s in &of_kind {
+                if !teachers.contains(&s.job.teacher_alpha) {
+                    teachers.push(s.job.teacher_alpha);
+                }
+            }
+            teachers.sort_by(|a, b| a.unwrap_or(-1.0).total_cmp(&b.unwrap_or(-1.0)));
+            for teacher_alpha in teachers {
+                let system: Vec<&StudentResult> = of_kind
+                    .iter()
+                    .copied()
+                    .filter(|s| s.job.teacher_alpha == teacher_alpha)
+                    .collect();
+                let baseline = StudentBaseline::References {
+                    alpha: sweep.config.distill.student_alpha,
+                };
+                comparisons.extend(compare_groups(
+                    sweep,
+                    split,
+                    beam,
+                    (&system, &base),
+                    baseline,
+                    &mut refs,
+                )?);
+            }
+        }
+    }
+    // Two questions, two families: the teacher's smoothing, and distillation against the references.
+    for teacher_family in [true, false] {
+        let mut family: Vec<&mut StudentComparison> = comparisons
+            .iter_mut()
+            .filter(|c| matches!(c.baseline, StudentBaseline::Teacher { .. }) == teacher_family)
+            .collect();
+        let p: Vec<f64> = family.iter().map(|c| c.contrast.p_value).collect();
+        for (c, adjusted) in family.iter_mut().zip(seqls_eval::holm(&p)) {
+            c.holm_p_value = adjusted;
+        }
+    }
+    d.comparisons = comparisons;
+    Ok(Some(d))
+}
+
+/// Writes the distillation section and its figures.
+pub(crate) fn write_distillation(
+    md: &mut String,
+    sweep: &Sweep,
+    d: &Distillation,
+    teachers: &[RunResult],
+    figures: &mut FigureDir,
+) -> Result<()> {
+    let compare = sweep.config.sweep.compare_beam;
     let alphas = &sweep.config.sweep.alphas;
-    let student_shape = &students[0].job.config.model;
+    let student_shape = &d.students[0].job.config.model;
     writeln!(
         md,
         "## Distillation: is a smoothed teacher a worse teacher?\n\n{} finished students (d = {}, {}+{} layers, FF {}; trained \
          with label smoothing α = {} unless their name says otherwise), each distilled student from one teacher run of the \
          table above with the teacher's seed.\n",
-        students.len(),
+        d.students.len(),
         student_shape.d_model,
         student_shape.encoder_layers,
         student_shape.decoder_layers,
         student_shape.d_ff,
         sweep.config.distill.student_alpha
     )?;
-    let of_kind = |kind: &String| -> Vec<&StudentResult> {
-        students
-            .iter()
-            .filter(|s| &s.job.kind.label() == kind)
-            .collect()
-    };
-    let mut comparisons = Vec::new();
-    for split in &sweep.test_splits {
-        for kind in &kinds {
-            comparisons.extend(compare_kind(sweep, split, &of_kind(kind), compare)?);
-        }
-    }
-    let p: Vec<f64> = comparisons.iter().map(|c| c.contrast.p_value).collect();
-    for (c, adjusted) in comparisons.iter_mut().zip(seqls_eval::holm(&p)) {
-        c.holm_p_value = adjusted;
-    }
     for split in &sweep.test_splits {
         writeln!(md, "### {split}\n")?;
         writeln!(
@@ -132,18 +217,18 @@ pub(crate) fn write_distillation(
             "| student | teacher α | seeds | teacher BLEU b{compare} | teacher H(q)/ln(K−1) | teacher KL(q‖u) | teacher top-5 q | student BLEU b1 | student BLEU b{compare} | student test NLL | student ECE | student oracle gap |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
         )?;
         let mut series: Vec<Series> = Vec::new();
-        for kind in &kinds {
+        for kind in &d.kinds {
             series.push(kind_rows(
                 md,
                 kind,
-                &of_kind(kind),
+                &d.of_kind(kind),
                 teachers,
                 split,
                 compare,
                 alphas,
             )?);
         }
-        comparison_rows(md, &comparisons, split, compare)?;
+        comparison_rows(md, &d.comparisons, split, compare)?;
         writeln!(md)?;
         let chart = LineChart {
             title: format!("{split}: student BLEU (beam {compare}) vs teacher α"),
@@ -165,7 +250,7 @@ pub(crate) fn write_distillation(
          push these toward uniform (ratio → 1, KL → 0). Word-level students learn from that distribution, \
          sequence-level students only from the teacher's beam output.\n"
     )?;
-    Ok(comparisons)
+    Ok(())
 }
 
 /// One kind's rows of the student table on `split` (one per teacher α, means over seeds), and its
@@ -248,30 +333,46 @@ fn kind_rows(
     })
 }
 
-/// The rows of `comparisons` on `split`: each student against its kind's student of the α = 0 teacher.
+/// The tables of `comparisons` on `split`: each student against its kind's student of the smallest-α
+/// teacher, then each student against the references-only student.
 fn comparison_rows(
     md: &mut String,
     comparisons: &[StudentComparison],
     split: &str,
     compare: usize,
 ) -> Result<()> {
-    let of_split: Vec<&StudentComparison> =
-        comparisons.iter().filter(|c| c.split == split).collect();
-    if !of_split.is_empty() {
+    let of_split = |teacher_family: bool| -> Vec<&StudentComparison> {
+        comparisons
+            .iter()
+            .filter(|c| {
+                c.split == split
+                    && matches!(c.baseline, StudentBaseline::Teacher { .. }) == teacher_family
+            })
+            .collect()
+    };
+    for teacher_family in [true, false] {
+        let rows = of_split(teacher_family);
+        let Some(first) = rows.first() else { continue };
+        let against = match first.baseline {
+            StudentBaseline::Teacher { alpha } => {
+                format!("the student of the same kind taught by the α = {alpha} teacher")
+            }
+            StudentBaseline::References { alpha } => {
+                format!("the student trained on the references alone with α = {alpha}")
+            }
+        };
         writeln!(
             md,
-            "\nEach student against the student of the same kind taught by the α = {} teacher, beam {compare} \
-             (Δ BLEU, mean over seeds; crossed bootstrap, t-test and sign-flip test over seeds as above; p (Holm): \
-             adjusted over every student comparison of this report):\n\n\
-             | student | teacher α | seeds | {CONTRAST_HEADER} | p (Holm) | {CHRF_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|---|",
-            of_split[0].baseline_teacher_alpha
+            "\nEach student against {against}, beam {compare} (Δ BLEU, mean over seeds; crossed bootstrap, t-test and \
+             sign-flip test over seeds as above; p (Holm): adjusted over the comparisons of this table on every test set):\n\n\
+             | student | teacher α | seeds | {CONTRAST_HEADER} | p (Holm) | {CHRF_HEADER} |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
         )?;
-        for c in of_split {
+        for c in rows {
             writeln!(
                 md,
                 "| {} | {} | {} | {} | {:.4} | {} |",
                 c.kind,
-                c.teacher_alpha,
+                c.teacher_alpha.map_or("–".to_string(), |a| a.to_string()),
                 c.seeds.len(),
                 contrast_cells(&c.contrast),
                 c.holm_p_value,
@@ -283,11 +384,12 @@ fn comparison_rows(
 }
 
 /// The students of one kind against that kind's student from the smallest-α teacher, per seed.
-fn compare_kind(
+fn against_smallest_teacher(
     sweep: &Sweep,
     split: &str,
     of_kind: &[&StudentResult],
     beam: usize,
+    refs: &mut Option<Vec<Vec<String>>>,
 ) -> Result<Vec<StudentComparison>> {
     let Some(base_alpha) = of_kind
         .iter()
@@ -296,51 +398,86 @@ fn compare_kind(
     else {
         return Ok(Vec::new());
     };
-    let group = |alpha: f64| -> Vec<(u64, RunDir, &SplitResult)> {
+    let taught_by = |alpha: f64| -> Vec<&StudentResult> {
         of_kind
             .iter()
+            .copied()
             .filter(|s| s.job.teacher_alpha == Some(alpha))
-            .filter_map(|s| Some((s.job.seed, s.job.run.clone(), s.result.split(split)?)))
             .collect()
     };
-    let mut refs = None;
-    let base = sentence_stats_of(sweep, &group(base_alpha), split, beam, &mut refs)?;
+    let base = taught_by(base_alpha);
     let mut out = Vec::new();
     for &alpha in &sweep.config.sweep.alphas {
         if alpha == base_alpha {
             continue;
         }
-        let system = sentence_stats_of(sweep, &group(alpha), split, beam, &mut refs)?;
-        let seeds: Vec<u64> = system
-            .iter()
-            .map(|(s, _)| *s)
-            .filter(|s| base.iter().any(|(b, _)| b == s))
-            .collect();
-        if seeds.is_empty() {
-            continue;
-        }
-        fn pick<'a>(seeds: &[u64], v: &'a [(u64, EvalStats)]) -> Vec<&'a EvalStats> {
-            seeds
-                .iter()
-                .filter_map(|s| v.iter().find(|(t, _)| t == s))
-                .map(|(_, x)| x)
-                .collect()
-        }
-        let MetricContrasts {
-            bleu: contrast,
-            chrf,
-        } = contrasts(&[(1.0, pick(&seeds, &system)), (-1.0, pick(&seeds, &base))])?;
-        out.push(StudentComparison {
-            split: split.to_string(),
-            kind: of_kind[0].job.kind.label(),
-            teacher_alpha: alpha,
-            baseline_teacher_alpha: base_alpha,
+        out.extend(compare_groups(
+            sweep,
+            split,
             beam,
-            seeds,
-            contrast,
-            chrf,
-            holm_p_value: 1.0,
-        });
+            (&taught_by(alpha), &base),
+            StudentBaseline::Teacher { alpha: base_alpha },
+            refs,
+        )?);
     }
     Ok(out)
+}
+
+/// The students `system` (one kind, one teacher) against the students `base`, seed by seed, on the
+/// seeds both have; `None` when they share none.
+fn compare_groups(
+    sweep: &Sweep,
+    split: &str,
+    beam: usize,
+    (system, base): (&[&StudentResult], &[&StudentResult]),
+    baseline: StudentBaseline,
+    refs: &mut Option<Vec<Vec<String>>>,
+) -> Result<Option<StudentComparison>> {
+    let Some(first) = system.first() else {
+        return Ok(None);
+    };
+    let stats = |group: &[&StudentResult],
+                 refs: &mut Option<Vec<Vec<String>>>|
+     -> Result<Vec<(u64, EvalStats)>> {
+        let runs: Vec<(u64, RunDir, &SplitResult)> = group
+            .iter()
+            .filter_map(|s| Some((s.job.seed, s.job.run.clone(), s.result.split(split)?)))
+            .collect();
+        sentence_stats_of(sweep, &runs, split, beam, refs)
+    };
+    let system_stats = stats(system, refs)?;
+    let base_stats = stats(base, refs)?;
+    let seeds: Vec<u64> = system_stats
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| base_stats.iter().any(|(b, _)| b == s))
+        .collect();
+    if seeds.is_empty() {
+        return Ok(None);
+    }
+    fn pick<'a>(seeds: &[u64], v: &'a [(u64, EvalStats)]) -> Vec<&'a EvalStats> {
+        seeds
+            .iter()
+            .filter_map(|s| v.iter().find(|(t, _)| t == s))
+            .map(|(_, x)| x)
+            .collect()
+    }
+    let MetricContrasts {
+        bleu: contrast,
+        chrf,
+    } = contrasts(&[
+        (1.0, pick(&seeds, &system_stats)),
+        (-1.0, pick(&seeds, &base_stats)),
+    ])?;
+    Ok(Some(StudentComparison {
+        split: split.to_string(),
+        kind: first.job.kind.label(),
+        teacher_alpha: first.job.teacher_alpha,
+        baseline,
+        beam,
+        seeds,
+        contrast,
+        chrf,
+        holm_p_value: 1.0,
+    }))
 }

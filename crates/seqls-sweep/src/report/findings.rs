@@ -4,6 +4,9 @@
 
 use crate::error::{Result, SweepError};
 use crate::report::comparisons::Comparison;
+use crate::report::distill::{StudentBaseline, StudentComparison};
+use crate::students::StudentKind;
+use seqls_eval::SeedContrast;
 use std::path::Path;
 
 /// Marks the primary contrast and Holm-adjusts the bootstrap p-values of all the others (one
@@ -30,57 +33,92 @@ pub(crate) fn adjust(comparisons: &mut [Comparison], primary: Option<&seqls_run:
 /// "lower" only when its 95% interval excludes zero and its p-value (Holm-adjusted unless it is
 /// the primary contrast) is below 0.05; otherwise "no detectable difference", with the smallest
 /// effect the seeds could detect. Each sentence also gives the chrF difference with its interval, so
-/// that a reader sees where the second metric disagrees.
-pub fn findings(comparisons: &[Comparison]) -> String {
+/// that a reader sees where the second metric disagrees. The α comparisons come first (the primary
+/// contrast leading), then the students' (`students`, Holm-adjusted as their own family).
+pub fn findings(comparisons: &[Comparison], students: &[StudentComparison]) -> String {
     let mut out = String::new();
     let mut sorted: Vec<&Comparison> = comparisons.iter().collect();
     sorted.sort_by_key(|c| !c.primary);
     for c in sorted {
-        let c_ = &c.contrast;
-        let p = c.holm_p_value.unwrap_or(c_.p_value);
-        let excludes_zero = c_.ci.0 > 0.0 || c_.ci.1 < 0.0;
-        let seeds = match c.seeds.len() {
-            1 => "1 seed (the interval holds the test-set variance only)".to_string(),
-            n => format!("{n} seeds"),
-        };
-        let numbers = format!(
-            "Δ = {:+.2} [{:+.2}, {:+.2}], {seeds}, p = {:.4}{}; chrF Δ = {:+.2} [{:+.2}, {:+.2}]",
-            c_.delta,
-            c_.ci.0,
-            c_.ci.1,
-            p,
-            if c.primary {
-                ", the primary contrast"
-            } else {
-                ", Holm-adjusted"
-            },
-            c.chrf.delta,
-            c.chrf.ci.0,
-            c.chrf.ci.1,
-        );
-        let (system, baseline) = (
-            format!("α = {}", c.alpha),
-            format!("α = {}", c.baseline_alpha),
-        );
         let measure = match c.kind.as_str() {
             "beam-gain" => format!("the gain of beam {} over greedy", c.beam),
             _ => format!("BLEU at beam {}", c.beam),
         };
-        let sentence = if excludes_zero && p < 0.05 {
-            let verb = if c_.delta > 0.0 { "higher" } else { "lower" };
-            format!("{measure}: {verb} with {system} than with {baseline} ({numbers})")
-        } else {
-            format!(
-                "{measure}, {system} against {baseline}: no detectable difference ({numbers}; the smallest \
-                 effect detectable with 80% power is {:.2})",
-                c_.min_detectable_bootstrap
-            )
+        out.push_str(&sentence(
+            &c.split,
+            &measure,
+            (
+                &format!("α = {}", c.alpha),
+                &format!("α = {}", c.baseline_alpha),
+            ),
+            (&c.contrast, &c.chrf, c.seeds.len()),
+            c.holm_p_value,
+        ));
+    }
+    for c in students {
+        let student = |teacher_alpha: Option<f64>| match teacher_alpha {
+            Some(a) => format!("the {} student of the α = {a} teacher", c.kind),
+            None => format!("the {} student", c.kind),
         };
-        let sentence = format!("- {}: {sentence}.", c.split);
-        out.push_str(&sentence);
-        out.push('\n');
+        let baseline = match c.baseline {
+            StudentBaseline::Teacher { alpha } => student(Some(alpha)),
+            StudentBaseline::References { alpha } => {
+                format!("the {} student", StudentKind::Baseline { alpha }.label())
+            }
+        };
+        out.push_str(&sentence(
+            &c.split,
+            &format!("BLEU at beam {}", c.beam),
+            (&student(c.teacher_alpha), &baseline),
+            (&c.contrast, &c.chrf, c.seeds.len()),
+            Some(c.holm_p_value),
+        ));
     }
     out
+}
+
+/// One line of the Findings: `measure` of `system` against `baseline` on `split`, with the BLEU
+/// contrast, its chrF twin and the number of seeds; `holm_p_value` is `None` for the primary
+/// contrast, whose own p-value is then used.
+fn sentence(
+    split: &str,
+    measure: &str,
+    (system, baseline): (&str, &str),
+    (bleu, chrf, seeds): (&SeedContrast, &SeedContrast, usize),
+    holm_p_value: Option<f64>,
+) -> String {
+    let p = holm_p_value.unwrap_or(bleu.p_value);
+    let excludes_zero = bleu.ci.0 > 0.0 || bleu.ci.1 < 0.0;
+    let seeds = match seeds {
+        1 => "1 seed (the interval holds the test-set variance only)".to_string(),
+        n => format!("{n} seeds"),
+    };
+    let numbers = format!(
+        "Δ = {:+.2} [{:+.2}, {:+.2}], {seeds}, p = {:.4}{}; chrF Δ = {:+.2} [{:+.2}, {:+.2}]",
+        bleu.delta,
+        bleu.ci.0,
+        bleu.ci.1,
+        p,
+        if holm_p_value.is_none() {
+            ", the primary contrast"
+        } else {
+            ", Holm-adjusted"
+        },
+        chrf.delta,
+        chrf.ci.0,
+        chrf.ci.1,
+    );
+    let sentence = if excludes_zero && p < 0.05 {
+        let verb = if bleu.delta > 0.0 { "higher" } else { "lower" };
+        format!("{measure}: {verb} with {system} than with {baseline} ({numbers})")
+    } else {
+        format!(
+            "{measure}, {system} against {baseline}: no detectable difference ({numbers}; the smallest \
+             effect detectable with 80% power is {:.2})",
+            bleu.min_detectable_bootstrap
+        )
+    };
+    format!("- {split}: {sentence}.\n")
 }
 
 /// The markers around the generated Findings in `report.md` and in a study's `README.md`.
@@ -131,7 +169,7 @@ mod tests {
             .map(|c| c.holm_p_value.unwrap())
             .collect();
         assert_eq!(p, vec![0.003, 0.06, 0.2]);
-        let text = findings(&comparisons);
+        let text = findings(&comparisons, &[]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
@@ -164,13 +202,56 @@ mod tests {
         adjust(&mut comparisons, Some(&primary));
         assert!(comparisons[1].primary && comparisons[1].holm_p_value.is_none());
         assert_eq!(comparisons[0].holm_p_value, Some(0.02));
-        let text = findings(&comparisons);
+        let text = findings(&comparisons, &[]);
         assert!(
             text.lines()
                 .next()
                 .unwrap()
                 .contains("the primary contrast"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn student_sentences_name_the_student_and_its_baseline_and_follow_the_same_rule() {
+        let student = |teacher_alpha, baseline, bleu| StudentComparison {
+            split: "t".into(),
+            kind: "word T=2 β=0.5".into(),
+            teacher_alpha,
+            baseline,
+            beam: 4,
+            seeds: vec![1, 2, 3],
+            contrast: bleu,
+            chrf: contrast(-0.3, (-0.6, 0.0), 0.05),
+            holm_p_value: 0.02,
+        };
+        let students = vec![
+            student(
+                Some(0.2),
+                StudentBaseline::Teacher { alpha: 0.0 },
+                contrast(-1.1, (-1.8, -0.4), 0.004),
+            ),
+            student(
+                None,
+                StudentBaseline::References { alpha: 0.0 },
+                contrast(0.4, (-0.2, 1.0), 0.01),
+            ),
+        ];
+        let text = findings(&[], &students);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "- t: BLEU at beam 4: lower with the word T=2 β=0.5 student of the α = 0.2 teacher than with the \
+             word T=2 β=0.5 student of the α = 0 teacher (Δ = -1.10 [-1.80, -0.40], 3 seeds, p = 0.0200, \
+             Holm-adjusted; chrF Δ = -0.30 [-0.60, +0.00])."
+        );
+        // The interval includes zero: no verb, whatever the p-value.
+        assert!(
+            lines[1].contains(
+                "the word T=2 β=0.5 student against the references α=0 student: no detectable difference"
+            ),
+            "{}",
+            lines[1]
         );
     }
 

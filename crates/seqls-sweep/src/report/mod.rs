@@ -24,7 +24,7 @@ mod tables;
 
 pub use collect::{BeamResult, EpochResult, RunResult, SplitResult, collect};
 pub use comparisons::{Comparison, MetricContrasts};
-pub use distill::StudentComparison;
+pub use distill::{StudentBaseline, StudentComparison};
 
 use crate::driver::Sweep;
 use crate::error::{Result, SweepError};
@@ -185,7 +185,11 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
         comparisons_all.extend(comparisons(&sweep, &runs, split)?);
     }
     findings::adjust(&mut comparisons_all, grid.primary.as_ref());
-    let findings = findings::findings(&comparisons_all);
+    let distillation = distill::compare_students(&sweep)?;
+    let student_comparisons = distillation
+        .as_ref()
+        .map_or(&[][..], |d| d.comparisons.as_slice());
+    let findings = findings::findings(&comparisons_all, student_comparisons);
     if let Some(p) = &grid.primary
         && !comparisons_all.iter().any(|c| c.primary)
     {
@@ -200,7 +204,8 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
         writeln!(
             md,
             "## Findings\n\nGenerated from the comparisons below: \"higher\" or \"lower\" only where the 95% interval \
-             excludes zero and the p-value is below 0.05 (Holm-adjusted over every comparison but the primary one).\n\n\
+             excludes zero and the p-value is below 0.05 (Holm-adjusted within its family: the α comparisons but the \
+             primary one; the students against the smallest-α teacher's; the students against the references-only student).\n\n\
              {}\n{findings}{}\n",
             findings::FINDINGS_BEGIN,
             findings::FINDINGS_END
@@ -223,7 +228,9 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
     };
     writeln!(md)?;
     let search = search::write_search(&mut md, &sweep, &mut figure_dir)?;
-    let distillation = distill::write_distillation(&mut md, &sweep, &runs, &mut figure_dir)?;
+    if let Some(d) = &distillation {
+        distill::write_distillation(&mut md, &sweep, d, &runs, &mut figure_dir)?;
+    }
     cost::write_cost(&mut md, &sweep, &runs, &search)?;
     let figures = figure_dir.written;
     figure_list(&mut md, &figures)?;
@@ -240,7 +247,7 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
             "runs": runs,
             "comparisons": comparisons_all,
             "search": search,
-            "distillation": distillation,
+            "distillation": student_comparisons,
             "figures": figures,
         }))?
         .as_bytes(),

@@ -1,14 +1,32 @@
 //! What the CLI tests that train the tiny synthetic model share.
 #![allow(dead_code)] // each test binary uses its part
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
+/// The binary under test.
+pub const SEQLS: &str = env!("CARGO_BIN_EXE_seqls");
+
+/// Runs `seqls` with `args` (standard input closed); its output and exit status.
 pub fn seqls(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqls"))
+    Command::new(SEQLS).args(args).output().expect("run seqls")
+}
+
+/// Runs `seqls` with `args` and `input` as its standard input.
+pub fn seqls_with_input(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(SEQLS)
         .args(args)
-        .output()
-        .expect("run seqls")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start seqls");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(input);
+    }
+    child.wait_with_output().expect("run seqls")
 }
 
 pub fn ok(o: Output) -> String {
@@ -78,4 +96,33 @@ pub fn assert_mostly_identical(a: &str, b: &str, percent: usize, what: &str) {
         "{what}: only {same} of {} identical",
         a.len()
     );
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes `bytes` to `dir/name`; its path.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Every file under `dir` with its contents (recursively; the lock file's holder record excluded).
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = vec![];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else if path.file_name().is_some_and(|n| n != ".lock") {
+            out.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+        }
+    }
+    out.sort();
+    out
 }

@@ -293,6 +293,15 @@ pub struct LineChart {
     pub log2_x: bool,
 }
 
+/// The head room above the data, as a multiple of the data's y range, that an upper-right legend of
+/// `rows` series needs: each row takes about 16 px and the box 16 px more of the plot's 340 px, so the
+/// legend covers a share `f = (16·rows + 16)/340` of the height, and the axis must extend `f/(1 − f)`
+/// of the data's range above it; at least 0.3.
+fn legend_headroom(rows: usize) -> f64 {
+    let share = ((16 * rows + 16) as f64 / 340.0).min(0.7);
+    (share / (1.0 - share)).max(0.3)
+}
+
 fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
@@ -323,8 +332,8 @@ impl Figure for LineChart {
                 [p.1 - e, p.1 + e]
             })
         }));
-        // Head room for the legend (upper right).
-        let yr = yr.start..yr.end + 0.3 * (yr.end - yr.start);
+        // Head room for the legend (upper right), so that no point lies under it.
+        let yr = yr.start..yr.end + legend_headroom(self.series.len()) * (yr.end - yr.start);
         let x_ticks = if self.log2_x {
             (xr.end.floor() - xr.start.ceil()) as usize + 1
         } else {
@@ -461,6 +470,61 @@ impl Figure for Scatter {
 mod tests {
     use super::*;
     use seqls_eval::calibration::calibration;
+
+    /// The numbers of the attributes `names` of every `<tag …>` element of an SVG text.
+    fn elements(svg: &str, tag: &str, names: &[&str]) -> Vec<Vec<f64>> {
+        svg.split(&format!("<{tag} "))
+            .skip(1)
+            .map(|e| {
+                names
+                    .iter()
+                    .map(|n| {
+                        let e = format!(" {e}");
+                        let v = e.split(&format!(" {n}=\"")).nth(1).unwrap();
+                        v[..v.find('"').unwrap()].parse().unwrap()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_point_lies_under_the_legend() {
+        let dir = tempfile::tempdir().unwrap();
+        for rows in 1..=8 {
+            // Every series rises to the top at the right edge, where the legend is.
+            let series = (0..rows)
+                .map(|i| Series {
+                    label: format!("a series named {i}"),
+                    points: vec![(0.0, 20.0 + i as f64), (0.2, 30.0 - 0.1 * i as f64)],
+                    errors: vec![],
+                })
+                .collect();
+            let chart = LineChart {
+                title: "t".into(),
+                x_label: "x".into(),
+                y_label: "y".into(),
+                series,
+                log2_x: false,
+            };
+            let [_, svg] = save(&chart, &dir.path().join(format!("c{rows}"))).unwrap();
+            let svg = std::fs::read_to_string(svg).unwrap();
+            let legend = elements(&svg, "rect", &["x", "y", "width", "height"])
+                .into_iter()
+                .find(|r| r[0] > 0.0)
+                .expect("a legend box");
+            let points = elements(&svg, "circle", &["cx", "cy", "r"]);
+            assert!(points.len() >= 2 * rows, "{rows} rows");
+            for p in points {
+                let inside_x = p[0] + p[2] >= legend[0] && p[0] - p[2] <= legend[0] + legend[2];
+                let inside_y = p[1] + p[2] >= legend[1] && p[1] - p[2] <= legend[1] + legend[3];
+                assert!(
+                    !(inside_x && inside_y),
+                    "{rows} rows: point {p:?} under {legend:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_figure_writes_a_png_and_an_svg() {

@@ -144,32 +144,13 @@ pub(crate) fn compare_students(sweep: &Sweep) -> Result<Option<Distillation>> {
         }
         let base = d.of_kind(&references);
         for kind in d.kinds.iter().filter(|k| **k != references) {
-            let of_kind = d.of_kind(kind);
-            let mut teachers: Vec<Option<f64>> = Vec::new();
-            for s in &of_kind {
-                if !teachers.contains(&s.job.teacher_alpha) {
-                    teachers.push(s.job.teacher_alpha);
-                }
-            }
-            teachers.sort_by(|a, b| a.unwrap_or(-1.0).total_cmp(&b.unwrap_or(-1.0)));
-            for teacher_alpha in teachers {
-                let system: Vec<&StudentResult> = of_kind
-                    .iter()
-                    .copied()
-                    .filter(|s| s.job.teacher_alpha == teacher_alpha)
-                    .collect();
-                let baseline = StudentBaseline::References {
-                    alpha: sweep.config.distill.student_alpha,
-                };
-                comparisons.extend(compare_groups(
-                    sweep,
-                    split,
-                    beam,
-                    (&system, &base),
-                    baseline,
-                    &mut refs,
-                )?);
-            }
+            comparisons.extend(against_references(
+                sweep,
+                split,
+                (&d.of_kind(kind), &base),
+                beam,
+                &mut refs,
+            )?);
         }
     }
     // Two questions, two families: the teacher's smoothing, and distillation against the references.
@@ -417,6 +398,40 @@ fn against_smallest_teacher(
             beam,
             (&taught_by(alpha), &base),
             StudentBaseline::Teacher { alpha: base_alpha },
+            refs,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The students of one kind, teacher by teacher (or, for a references-only kind, all of them), against
+/// the references-only students `base` with the students' own α, per seed.
+fn against_references(
+    sweep: &Sweep,
+    split: &str,
+    (of_kind, base): (&[&StudentResult], &[&StudentResult]),
+    beam: usize,
+    refs: &mut Option<Vec<Vec<String>>>,
+) -> Result<Vec<StudentComparison>> {
+    let teachers: Vec<Option<f64>> = match of_kind.first().map(|s| &s.job.kind) {
+        Some(StudentKind::Baseline { .. }) => vec![None],
+        _ => sweep.config.sweep.alphas.iter().map(|&a| Some(a)).collect(),
+    };
+    let mut out = Vec::new();
+    for teacher_alpha in teachers {
+        let system: Vec<&StudentResult> = of_kind
+            .iter()
+            .copied()
+            .filter(|s| s.job.teacher_alpha == teacher_alpha)
+            .collect();
+        out.extend(compare_groups(
+            sweep,
+            split,
+            beam,
+            (&system, base),
+            StudentBaseline::References {
+                alpha: sweep.config.distill.student_alpha,
+            },
             refs,
         )?);
     }

@@ -201,12 +201,16 @@ pub fn write_report(dir: &Path, device: &Device) -> Result<String> {
         )?;
     }
     if !findings.is_empty() {
+        let adjusted = if student_comparisons.is_empty() {
+            "Holm-adjusted over every comparison but the primary one"
+        } else {
+            "Holm-adjusted within its family: the α comparisons but the primary one; the students against \
+             the smallest-α teacher's; the students against the references-only student"
+        };
         writeln!(
             md,
             "## Findings\n\nGenerated from the comparisons below: \"higher\" or \"lower\" only where the 95% interval \
-             excludes zero and the p-value is below 0.05 (Holm-adjusted within its family: the α comparisons but the \
-             primary one; the students against the smallest-α teacher's; the students against the references-only student).\n\n\
-             {}\n{findings}{}\n",
+             excludes zero and the p-value is below 0.05 ({adjusted}).\n\n{}\n{findings}{}\n",
             findings::FINDINGS_BEGIN,
             findings::FINDINGS_END
         )?;

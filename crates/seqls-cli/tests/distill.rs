@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{seqls, stderr};
+use common::{seqls, stderr, sweep};
 
 /// Sequence-level distillation data: a tiny teacher translates its training sources; an interrupted
 /// run continues to the same files; a finished one is reused; another search is refused; a student
@@ -114,15 +114,7 @@ fn a_distillation_sweep_trains_every_student_and_reports_them() {
     let dir = tempfile::tempdir().unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny-distill.toml");
     let out_dir = dir.path().to_str().unwrap();
-    let out = seqls(&[
-        "sweep",
-        "--config",
-        config,
-        "--out",
-        out_dir,
-        "--threads",
-        "1",
-    ]);
+    let out = sweep(config, out_dir);
     assert!(out.status.success(), "{}", stderr(&out));
     for student in [
         "word-T2-w0.5-a0-s1",
@@ -204,15 +196,7 @@ fn a_distillation_sweep_trains_every_student_and_reports_them() {
         ]
     );
     // Everything is finished: a second sweep trains nothing.
-    let again = seqls(&[
-        "sweep",
-        "--config",
-        config,
-        "--out",
-        out_dir,
-        "--threads",
-        "1",
-    ]);
+    let again = sweep(config, out_dir);
     assert!(again.status.success());
     assert!(
         !stderr(&again).contains("== training"),

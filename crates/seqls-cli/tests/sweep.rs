@@ -3,22 +3,14 @@
 
 mod common;
 
-use common::{seqls, stderr};
+use common::{seqls, stderr, sweep};
 
 #[test]
 fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     let dir = tempfile::tempdir().unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny-sweep.toml");
     let out_dir = dir.path().to_str().unwrap();
-    let out = seqls(&[
-        "sweep",
-        "--config",
-        config,
-        "--out",
-        out_dir,
-        "--threads",
-        "1",
-    ]);
+    let out = sweep(config, out_dir);
     assert!(out.status.success(), "{}", stderr(&out));
     for f in [
         "report.md",
@@ -190,15 +182,7 @@ fn tiny_sweep_runs_end_to_end_and_skips_finished_work() {
     }
 
     // A second run finds every job finished and only rewrites the report.
-    let again = seqls(&[
-        "sweep",
-        "--config",
-        config,
-        "--out",
-        out_dir,
-        "--threads",
-        "1",
-    ]);
+    let again = sweep(config, out_dir);
     assert!(again.status.success());
     assert!(
         !stderr(&again).contains("== training"),

@@ -126,3 +126,8 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Runs `seqls sweep --config <config> --out <out> --threads 1`.
+pub fn sweep(config: &str, out: &str) -> Output {
+    seqls(&["sweep", "--config", config, "--out", out, "--threads", "1"])
+}

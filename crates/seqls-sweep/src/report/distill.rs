@@ -142,7 +142,8 @@ pub(crate) fn compare_students(sweep: &Sweep) -> Result<Option<Distillation>> {
                 &mut refs,
             )?);
         }
-        let base = d.of_kind(&references);
+        // The references-only students' statistics, read once for every kind compared with them.
+        let base = group_stats(sweep, split, beam, &d.of_kind(&references), &mut refs)?;
         for kind in d.kinds.iter().filter(|k| **k != references) {
             comparisons.extend(against_references(
                 sweep,
@@ -386,7 +387,7 @@ fn against_smallest_teacher(
             .filter(|s| s.job.teacher_alpha == Some(alpha))
             .collect()
     };
-    let base = taught_by(base_alpha);
+    let base = group_stats(sweep, split, beam, &taught_by(base_alpha), refs)?;
     let mut out = Vec::new();
     for &alpha in &sweep.config.sweep.alphas {
         if alpha == base_alpha {
@@ -405,11 +406,11 @@ fn against_smallest_teacher(
 }
 
 /// The students of one kind, teacher by teacher (or, for a references-only kind, all of them), against
-/// the references-only students `base` with the students' own α, per seed.
+/// the statistics `base` of the references-only students with the students' own α, per seed.
 fn against_references(
     sweep: &Sweep,
     split: &str,
-    (of_kind, base): (&[&StudentResult], &[&StudentResult]),
+    (of_kind, base): (&[&StudentResult], &[(u64, EvalStats)]),
     beam: usize,
     refs: &mut Option<Vec<Vec<String>>>,
 ) -> Result<Vec<StudentComparison>> {
@@ -438,30 +439,35 @@ fn against_references(
     Ok(out)
 }
 
-/// The students `system` (one kind, one teacher) against the students `base`, seed by seed, on the
-/// seeds both have; `None` when they share none.
+/// The per-sentence statistics of the students `group` at `beam` on `split`, by seed.
+fn group_stats(
+    sweep: &Sweep,
+    split: &str,
+    beam: usize,
+    group: &[&StudentResult],
+    refs: &mut Option<Vec<Vec<String>>>,
+) -> Result<Vec<(u64, EvalStats)>> {
+    let runs: Vec<(u64, RunDir, &SplitResult)> = group
+        .iter()
+        .filter_map(|s| Some((s.job.seed, s.job.run.clone(), s.result.split(split)?)))
+        .collect();
+    sentence_stats_of(sweep, &runs, split, beam, refs)
+}
+
+/// The students `system` (one kind, one teacher) against the baseline students' statistics
+/// `base_stats`, seed by seed, on the seeds both have; `None` when they share none.
 fn compare_groups(
     sweep: &Sweep,
     split: &str,
     beam: usize,
-    (system, base): (&[&StudentResult], &[&StudentResult]),
+    (system, base_stats): (&[&StudentResult], &[(u64, EvalStats)]),
     baseline: StudentBaseline,
     refs: &mut Option<Vec<Vec<String>>>,
 ) -> Result<Option<StudentComparison>> {
     let Some(first) = system.first() else {
         return Ok(None);
     };
-    let stats = |group: &[&StudentResult],
-                 refs: &mut Option<Vec<Vec<String>>>|
-     -> Result<Vec<(u64, EvalStats)>> {
-        let runs: Vec<(u64, RunDir, &SplitResult)> = group
-            .iter()
-            .filter_map(|s| Some((s.job.seed, s.job.run.clone(), s.result.split(split)?)))
-            .collect();
-        sentence_stats_of(sweep, &runs, split, beam, refs)
-    };
-    let system_stats = stats(system, refs)?;
-    let base_stats = stats(base, refs)?;
+    let system_stats = group_stats(sweep, split, beam, system, refs)?;
     let seeds: Vec<u64> = system_stats
         .iter()
         .map(|(s, _)| *s)
@@ -482,7 +488,7 @@ fn compare_groups(
         chrf,
     } = contrasts(&[
         (1.0, pick(&seeds, &system_stats)),
-        (-1.0, pick(&seeds, &base_stats)),
+        (-1.0, pick(&seeds, base_stats)),
     ])?;
     Ok(Some(StudentComparison {
         split: split.to_string(),

@@ -397,6 +397,10 @@ fn malformed_input_to_every_command_is_refused_cleanly() {
             &["unknown split \"test_2017_flickr\"", "train, val and test"],
         ),
         case(&["report", &p("empty-report")], &["empty-report"]),
+        case(
+            &["sweep", "--out", &sweep_out, "--status"],
+            &["never-swept", "no sweep here", "--plan"],
+        ),
         case(&["bench", "train", "--shape", "XXL"], &["XXL"]),
     ];
     let mut stdin_case = case(&["decode", "--model", &model], &["<stdin>:2", "UTF-8"]);

@@ -115,7 +115,7 @@ impl Sweep {
                     .map_err(|source| SweepError::JobConfig {
                         alpha,
                         seed,
-                        source,
+                        source: Box::new(source),
                     })?;
             }
         }
@@ -166,7 +166,7 @@ impl Sweep {
                 .validate()
                 .map_err(|source| SweepError::StudentConfig {
                     student: student.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         Ok(sweep)

@@ -36,7 +36,9 @@ pub enum SweepError {
     JobConfig {
         alpha: f64,
         seed: u64,
-        source: seqls_run::RunError,
+        /// Boxed (here and in `StudentConfig`): a `RunError` is over 100 bytes, and every
+        /// `Result` of the crate would carry it.
+        source: Box<seqls_run::RunError>,
     },
     #[error("sweep beam {beam}: {source}")]
     BeamConfig {
@@ -59,7 +61,7 @@ pub enum SweepError {
     #[error("distillation student {student}: {source}")]
     StudentConfig {
         student: String,
-        source: seqls_run::RunError,
+        source: Box<seqls_run::RunError>,
     },
     #[error(
         "{} holds the translations of another teacher or search ({} with {search}): choose another --out",

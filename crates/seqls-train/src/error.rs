@@ -68,7 +68,8 @@ pub enum TrainError {
     #[error("train.teacher {}: {source}", .dir.display())]
     TeacherLoad {
         dir: PathBuf,
-        source: seqls_run::RunError,
+        /// Boxed: a `RunError` is over 100 bytes, and every `Result` of the crate would carry it.
+        source: Box<seqls_run::RunError>,
     },
     #[error(
         "train.teacher {}: its tokenizer has {teacher} ids but the student's data.vocab_size is {student}: a student uses its teacher's tokenizer, so set data.vocab_size = {teacher}",

@@ -35,7 +35,7 @@ impl Teacher {
             run.load_model(&device.clone().inner())
                 .map_err(|source| TrainError::TeacherLoad {
                     dir: dir.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         if tokenizer.vocab_size() != config.data.vocab_size {
             return Err(TrainError::TeacherVocab {

@@ -33,7 +33,7 @@ impl LengthPenalty {
     /// `gnmt-0.6`.
     pub fn label(self) -> String {
         match self {
-            LengthPenalty::Power(a) if a == 0.0 => "none".into(),
+            LengthPenalty::Power(0.0) => "none".into(),
             LengthPenalty::Power(a) => format!("power-{a}"),
             LengthPenalty::Gnmt(a) => format!("gnmt-{a}"),
         }

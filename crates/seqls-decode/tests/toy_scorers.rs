@@ -81,12 +81,7 @@ fn nbest_is_sorted_distinct_and_scores_are_sums_of_token_log_probs() {
         ..SearchConfig::default()
     };
     let sources: Vec<u64> = (0..12).collect();
-    let out = beam_search(
-        &mut HashScorer::new(12, &sources),
-        &vec![4; 12],
-        &cfg,
-        SPECIAL,
-    );
+    let out = beam_search(&mut HashScorer::new(12, &sources), &[4; 12], &cfg, SPECIAL);
     for nbest in out {
         assert_eq!(nbest.len(), 6);
         for w in nbest.windows(2) {

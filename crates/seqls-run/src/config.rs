@@ -313,15 +313,6 @@ impl SearchAnalysisConfig {
     }
 }
 
-/// A ranking as files and tables name it: `none` (unnormalised), `power-1`, `gnmt-0.6`.
-pub fn ranking_label(ranking: LengthPenalty) -> String {
-    match ranking {
-        LengthPenalty::Power(a) if a == 0.0 => "none".into(),
-        LengthPenalty::Power(a) => format!("power-{a}"),
-        LengthPenalty::Gnmt(a) => format!("gnmt-{a}"),
-    }
-}
-
 /// `[distill]`: the distillation study of `seqls sweep` (off unless `kinds` is non-empty). Every run of
 /// the sweep (each α and seed) is a teacher; for each, students of the shape `student` are trained:
 /// `word` (word-level KD at every temperature × weight), `seq` (on the teacher's beam-`seq_beam`
@@ -477,15 +468,15 @@ impl ExperimentConfig {
                 ConfigError::out_of_range("train.clip_norm", "≥ 0 (0 = off)", t.clip_norm).into(),
             );
         }
-        if let Some(average_last) = self.distill.average_last {
-            if average_last > t.keep_last {
-                return Err(ConfigError::AverageMoreThanKept {
-                    key: "distill.average_last",
-                    average_last,
-                    keep_last: t.keep_last,
-                }
-                .into());
+        if let Some(average_last) = self.distill.average_last
+            && average_last > t.keep_last
+        {
+            return Err(ConfigError::AverageMoreThanKept {
+                key: "distill.average_last",
+                average_last,
+                keep_last: t.keep_last,
             }
+            .into());
         }
         if let Some(search) = &self.sweep.search {
             search.validate()?;

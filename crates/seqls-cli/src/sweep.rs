@@ -104,13 +104,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         .out
         .unwrap_or_else(|| PathBuf::from("sweeps").join(&config.name));
     if args.status {
-        if !out.join("sweep.toml").is_file() {
-            bail!(
-                "{}: no sweep here yet (no sweep.toml); `seqls sweep --config F --out {0}` starts one, \
-                 and `--plan` lists its jobs",
-                out.display()
-            );
-        }
         return print_status(&Sweep::open(&out)?);
     }
     if args.dry_run && args.backend != Backend::Slurm {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ok, seqls};
+use common::{ok, seqls, sweep};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -68,15 +68,7 @@ fn tiny_sweep_page_opens_in_chromium_and_its_filter_works() {
     let dir = tempfile::tempdir().unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tiny-sweep.toml");
     let out = dir.path().to_str().unwrap();
-    ok(seqls(&[
-        "sweep",
-        "--config",
-        config,
-        "--out",
-        out,
-        "--threads",
-        "1",
-    ]));
+    ok(sweep(config, out));
     let page = dir.path().join("report.html");
     let html = std::fs::read_to_string(&page).unwrap();
     // Self-contained: no external script, style, image or link to fetch (the SVG namespace is a name).

@@ -94,7 +94,11 @@ impl Sweep {
 
     /// Opens a sweep directory written by [`Sweep::create`] (the corpus need not be present).
     pub fn open(dir: &Path) -> Result<Sweep> {
-        let config = ExperimentConfig::load(&dir.join("sweep.toml"))?;
+        let file = dir.join("sweep.toml");
+        if !file.is_file() {
+            return Err(SweepError::NotASweep(dir.to_path_buf()));
+        }
+        let config = ExperimentConfig::load(&file)?;
         Sweep::with_config(dir, config, false)
     }
 

@@ -99,6 +99,11 @@ pub enum SweepError {
     Config(#[from] seqls_run::ConfigError),
     #[error("{}: no finished runs with evaluations yet", .0.display())]
     NoFinishedRuns(PathBuf),
+    #[error(
+        "{dir}: no sweep here yet (no sweep.toml); `seqls sweep --config F --out {dir}` starts one, and `--plan` lists its jobs",
+        dir = .0.display()
+    )]
+    NotASweep(PathBuf),
     #[error("{}: the findings end marker comes before the begin marker", .0.display())]
     FindingsMarkers(PathBuf),
     #[error(

@@ -133,25 +133,44 @@ pub(crate) fn compare_students(sweep: &Sweep) -> Result<Option<Distillation>> {
     let mut comparisons = Vec::new();
     for split in &sweep.test_splits {
         let mut refs = None;
+        // Every group's per-sentence statistics, read once for both families.
+        let mut groups = Vec::new();
         for kind in &d.kinds {
+            let of_kind = d.of_kind(kind);
+            let teachers: Vec<Option<f64>> = match of_kind.first().map(|s| &s.job.kind) {
+                Some(StudentKind::Baseline { .. }) => vec![None],
+                _ => sweep.config.sweep.alphas.iter().map(|&a| Some(a)).collect(),
+            };
+            for teacher_alpha in teachers {
+                let members: Vec<&StudentResult> = of_kind
+                    .iter()
+                    .copied()
+                    .filter(|s| s.job.teacher_alpha == teacher_alpha)
+                    .collect();
+                groups.push(StudentGroup {
+                    kind: kind.clone(),
+                    teacher_alpha,
+                    stats: group_stats(sweep, split, beam, &members, &mut refs)?,
+                });
+            }
+        }
+        for kind in &d.kinds {
+            let smallest = d
+                .of_kind(kind)
+                .iter()
+                .filter_map(|s| s.job.teacher_alpha)
+                .min_by(f64::total_cmp);
             comparisons.extend(against_smallest_teacher(
-                sweep,
-                split,
-                &d.of_kind(kind),
-                beam,
-                &mut refs,
+                split, beam, &groups, kind, smallest,
             )?);
         }
-        // The references-only students' statistics, read once for every kind compared with them.
-        let base = group_stats(sweep, split, beam, &d.of_kind(&references), &mut refs)?;
-        for kind in d.kinds.iter().filter(|k| **k != references) {
-            comparisons.extend(against_references(
-                sweep,
-                split,
-                (&d.of_kind(kind), &base),
-                beam,
-                &mut refs,
-            )?);
+        if let Some(base) = groups.iter().find(|g| g.kind == references) {
+            let baseline = StudentBaseline::References {
+                alpha: sweep.config.distill.student_alpha,
+            };
+            for system in groups.iter().filter(|g| g.kind != references) {
+                comparisons.extend(compare_groups(split, beam, (system, base), baseline)?);
+            }
         }
     }
     // Two questions, two families: the teacher's smoothing, and distillation against the references.
@@ -365,76 +384,34 @@ fn comparison_rows(
     Ok(())
 }
 
-/// The students of one kind against that kind's student from the smallest-α teacher, per seed.
-fn against_smallest_teacher(
-    sweep: &Sweep,
-    split: &str,
-    of_kind: &[&StudentResult],
-    beam: usize,
-    refs: &mut Option<Vec<Vec<String>>>,
-) -> Result<Vec<StudentComparison>> {
-    let Some(base_alpha) = of_kind
-        .iter()
-        .filter_map(|s| s.job.teacher_alpha)
-        .min_by(f64::total_cmp)
-    else {
-        return Ok(Vec::new());
-    };
-    let taught_by = |alpha: f64| -> Vec<&StudentResult> {
-        of_kind
-            .iter()
-            .copied()
-            .filter(|s| s.job.teacher_alpha == Some(alpha))
-            .collect()
-    };
-    let base = group_stats(sweep, split, beam, &taught_by(base_alpha), refs)?;
-    let mut out = Vec::new();
-    for &alpha in &sweep.config.sweep.alphas {
-        if alpha == base_alpha {
-            continue;
-        }
-        out.extend(compare_groups(
-            sweep,
-            split,
-            beam,
-            (&taught_by(alpha), &base),
-            StudentBaseline::Teacher { alpha: base_alpha },
-            refs,
-        )?);
-    }
-    Ok(out)
+/// The students of one kind and one teacher (`teacher_alpha`; `None` for a references-only kind), with
+/// their per-sentence statistics at the comparison beam, by seed.
+struct StudentGroup {
+    kind: String,
+    teacher_alpha: Option<f64>,
+    stats: Vec<(u64, EvalStats)>,
 }
 
-/// The students of one kind, teacher by teacher (or, for a references-only kind, all of them), against
-/// the statistics `base` of the references-only students with the students' own α, per seed.
-fn against_references(
-    sweep: &Sweep,
+/// The groups of `kind` against that kind's group taught by the smallest-α teacher (`smallest`, of
+/// the kind's finished students), per seed.
+fn against_smallest_teacher(
     split: &str,
-    (of_kind, base): (&[&StudentResult], &[(u64, EvalStats)]),
     beam: usize,
-    refs: &mut Option<Vec<Vec<String>>>,
+    groups: &[StudentGroup],
+    kind: &str,
+    smallest: Option<f64>,
 ) -> Result<Vec<StudentComparison>> {
-    let teachers: Vec<Option<f64>> = match of_kind.first().map(|s| &s.job.kind) {
-        Some(StudentKind::Baseline { .. }) => vec![None],
-        _ => sweep.config.sweep.alphas.iter().map(|&a| Some(a)).collect(),
+    let Some(base_alpha) = smallest else {
+        return Ok(Vec::new());
+    };
+    let of_kind = || groups.iter().filter(|g| g.kind == kind);
+    let Some(base) = of_kind().find(|g| g.teacher_alpha == Some(base_alpha)) else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for teacher_alpha in teachers {
-        let system: Vec<&StudentResult> = of_kind
-            .iter()
-            .copied()
-            .filter(|s| s.job.teacher_alpha == teacher_alpha)
-            .collect();
-        out.extend(compare_groups(
-            sweep,
-            split,
-            beam,
-            (&system, base),
-            StudentBaseline::References {
-                alpha: sweep.config.distill.student_alpha,
-            },
-            refs,
-        )?);
+    for system in of_kind().filter(|g| g.teacher_alpha != Some(base_alpha)) {
+        let baseline = StudentBaseline::Teacher { alpha: base_alpha };
+        out.extend(compare_groups(split, beam, (system, base), baseline)?);
     }
     Ok(out)
 }
@@ -454,24 +431,19 @@ fn group_stats(
     sentence_stats_of(sweep, &runs, split, beam, refs)
 }
 
-/// The students `system` (one kind, one teacher) against the baseline students' statistics
-/// `base_stats`, seed by seed, on the seeds both have; `None` when they share none.
+/// The group `system` against the group `base`, seed by seed, on the seeds both have; `None` when
+/// they share none.
 fn compare_groups(
-    sweep: &Sweep,
     split: &str,
     beam: usize,
-    (system, base_stats): (&[&StudentResult], &[(u64, EvalStats)]),
+    (system, base): (&StudentGroup, &StudentGroup),
     baseline: StudentBaseline,
-    refs: &mut Option<Vec<Vec<String>>>,
 ) -> Result<Option<StudentComparison>> {
-    let Some(first) = system.first() else {
-        return Ok(None);
-    };
-    let system_stats = group_stats(sweep, split, beam, system, refs)?;
-    let seeds: Vec<u64> = system_stats
+    let seeds: Vec<u64> = system
+        .stats
         .iter()
         .map(|(s, _)| *s)
-        .filter(|s| base_stats.iter().any(|(b, _)| b == s))
+        .filter(|s| base.stats.iter().any(|(b, _)| b == s))
         .collect();
     if seeds.is_empty() {
         return Ok(None);
@@ -487,13 +459,13 @@ fn compare_groups(
         bleu: contrast,
         chrf,
     } = contrasts(&[
-        (1.0, pick(&seeds, &system_stats)),
-        (-1.0, pick(&seeds, base_stats)),
+        (1.0, pick(&seeds, &system.stats)),
+        (-1.0, pick(&seeds, &base.stats)),
     ])?;
     Ok(Some(StudentComparison {
         split: split.to_string(),
-        kind: first.job.kind.label(),
-        teacher_alpha: first.job.teacher_alpha,
+        kind: system.kind.clone(),
+        teacher_alpha: system.teacher_alpha,
         baseline,
         beam,
         seeds,
